@@ -1,0 +1,209 @@
+//! Per-worker, per-port counters. Each worker owns its own cache-aligned block and is the only
+//! writer of it, so an increment is a plain load and store (no atomic read-modify-write, no
+//! shared cache line); the control thread reads them with relaxed loads and sums over workers.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a packet was dropped. Every drop has exactly one reason; names are what operators see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DropReason {
+    /// A header that does not parse: short, bad version or header length, bad total length.
+    Malformed,
+    /// IPv4 header checksum wrong.
+    IpChecksum,
+    /// ICMP checksum wrong.
+    IcmpChecksum,
+    /// An IPv4 fragment addressed to the appliance itself (it reassembles nothing).
+    Fragment,
+    /// Neither for one of this port's addresses nor for its MAC.
+    NotForUs,
+    /// A source that cannot be real: multicast/broadcast MAC or IP, 0.0.0.0, our own address.
+    MartianSource,
+    /// An EtherType rvs does not handle here (IPv6, 802.1Q until the VLAN path, ...).
+    UnsupportedEthertype,
+    /// An IPv4 protocol or ICMP type the appliance does not answer itself.
+    UnsupportedProtocol,
+    /// ARP that is not a request for one of our addresses (replies, gratuitous ARP).
+    ArpNotRequest,
+    /// A chained (multi-segment) mbuf; rvs handles single-segment packets.
+    MultiSegment,
+    /// The TX queue refused the packet (device ring full).
+    TxFull,
+}
+
+impl DropReason {
+    pub const COUNT: usize = 11;
+    pub const ALL: [DropReason; Self::COUNT] = [
+        DropReason::Malformed,
+        DropReason::IpChecksum,
+        DropReason::IcmpChecksum,
+        DropReason::Fragment,
+        DropReason::NotForUs,
+        DropReason::MartianSource,
+        DropReason::UnsupportedEthertype,
+        DropReason::UnsupportedProtocol,
+        DropReason::ArpNotRequest,
+        DropReason::MultiSegment,
+        DropReason::TxFull,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::IpChecksum => "ip_checksum",
+            DropReason::IcmpChecksum => "icmp_checksum",
+            DropReason::Fragment => "fragment",
+            DropReason::NotForUs => "not_for_us",
+            DropReason::MartianSource => "martian_source",
+            DropReason::UnsupportedEthertype => "unsupported_ethertype",
+            DropReason::UnsupportedProtocol => "unsupported_protocol",
+            DropReason::ArpNotRequest => "arp_not_request",
+            DropReason::MultiSegment => "multi_segment",
+            DropReason::TxFull => "tx_full",
+        }
+    }
+}
+
+/// A counter with one writer. `add` is a relaxed load and store: correct only because the
+/// owning worker is the sole writer; readers may see a value one burst old.
+#[derive(Debug, Default)]
+#[repr(transparent)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One worker's counters for one port, on their own cache lines.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct PortCounters {
+    pub rx_packets: Counter,
+    pub rx_bytes: Counter,
+    pub tx_packets: Counter,
+    pub tx_bytes: Counter,
+    pub arp_replies: Counter,
+    pub icmp_echo_replies: Counter,
+    pub drops: [Counter; DropReason::COUNT],
+}
+
+impl PortCounters {
+    #[inline]
+    pub fn drop(&self, reason: DropReason) {
+        self.drops[reason as usize].add(1);
+    }
+
+    pub fn read(&self) -> PortTotals {
+        let mut drops = [0; DropReason::COUNT];
+        for (out, c) in drops.iter_mut().zip(&self.drops) {
+            *out = c.get();
+        }
+        PortTotals {
+            rx_packets: self.rx_packets.get(),
+            rx_bytes: self.rx_bytes.get(),
+            tx_packets: self.tx_packets.get(),
+            tx_bytes: self.tx_bytes.get(),
+            arp_replies: self.arp_replies.get(),
+            icmp_echo_replies: self.icmp_echo_replies.get(),
+            drops,
+        }
+    }
+}
+
+/// One worker's counters: one block per port, indexed by the port's position in the config.
+#[derive(Debug)]
+pub struct WorkerCounters {
+    pub ports: Box<[PortCounters]>,
+}
+
+impl WorkerCounters {
+    pub fn new(ports: usize) -> Self {
+        WorkerCounters {
+            ports: (0..ports).map(|_| PortCounters::default()).collect(),
+        }
+    }
+}
+
+/// Plain values read from counters; adds up over workers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortTotals {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub arp_replies: u64,
+    pub icmp_echo_replies: u64,
+    pub drops: [u64; DropReason::COUNT],
+}
+
+impl PortTotals {
+    pub fn add(&mut self, other: &PortTotals) {
+        self.rx_packets += other.rx_packets;
+        self.rx_bytes += other.rx_bytes;
+        self.tx_packets += other.tx_packets;
+        self.tx_bytes += other.tx_bytes;
+        self.arp_replies += other.arp_replies;
+        self.icmp_echo_replies += other.icmp_echo_replies;
+        for (a, b) in self.drops.iter_mut().zip(other.drops) {
+            *a += b;
+        }
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    pub fn drop_count(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize]
+    }
+
+    /// `(name, count)` for every reason with a non-zero count.
+    pub fn nonzero_drops(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        DropReason::ALL
+            .iter()
+            .map(|r| (r.name(), self.drops[*r as usize]))
+            .filter(|(_, n)| *n != 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_dense_and_named_once() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+    }
+
+    #[test]
+    fn totals_add_up() {
+        let c = PortCounters::default();
+        c.rx_packets.add(3);
+        c.drop(DropReason::TxFull);
+        c.drop(DropReason::TxFull);
+        let mut t = c.read();
+        t.add(&c.read());
+        assert_eq!(t.rx_packets, 6);
+        assert_eq!(t.drop_count(DropReason::TxFull), 4);
+        assert_eq!(t.nonzero_drops().collect::<Vec<_>>(), vec![("tx_full", 4)]);
+        assert_eq!(std::mem::align_of::<PortCounters>(), 64);
+    }
+}
