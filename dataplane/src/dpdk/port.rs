@@ -88,6 +88,36 @@ impl Port {
         })
     }
 
+    /// Creates a `net_ring` ethdev whose queue i receives from `rx[i]` and transmits into
+    /// `tx[i]`: a port the caller can feed and drain in-process (tests, benchmarks).
+    pub fn from_rings(
+        name: &str,
+        rx: &[&super::MbufRing],
+        tx: &[&super::MbufRing],
+    ) -> Result<u16, DpdkError> {
+        let cname = CString::new(name).map_err(|_| DpdkError::new("port name has a NUL", 22))?;
+        let rx_rings: Vec<*mut dpdk_sys::rte_ring> = rx.iter().map(|r| r.as_ptr()).collect();
+        let tx_rings: Vec<*mut dpdk_sys::rte_ring> = tx.iter().map(|r| r.as_ptr()).collect();
+        // SAFETY: valid name and ring arrays for the call; the ring PMD keeps the ring pointers,
+        // so the caller keeps the rings alive as long as the port (documented above).
+        let ret = unsafe {
+            dpdk_sys::rte_eth_from_rings(
+                cname.as_ptr(),
+                rx_rings.as_ptr(),
+                rx_rings.len() as u32,
+                tx_rings.as_ptr(),
+                tx_rings.len() as u32,
+                0,
+            )
+        };
+        if ret < 0 {
+            return Err(DpdkError::from_rte_errno(format!(
+                "rte_eth_from_rings({name})"
+            )));
+        }
+        Ok(ret as u16)
+    }
+
     /// The port id of an existing ethdev by name (`net_ring0`, `0000:03:00.0`).
     pub fn find(name: &str) -> Option<u16> {
         let cname = CString::new(name).ok()?;

@@ -1,0 +1,332 @@
+//! DPDK in-process: two `net_ring` ports carry packets through a pinned worker, and mbuf
+//! ownership is checked against the mempool's own accounting (nothing leaked, nothing freed
+//! twice).
+//!
+//! EAL can be initialised once per process, so the cases run in one test, in order, under one
+//! EAL that is cleaned up at the end (also when a case fails: the `Eal` is dropped while
+//! unwinding). Hugepages are used when the machine has them free, else `--no-huge`;
+//! `RVS_TEST_HUGEPAGES=0|1` forces the choice.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use dataplane::counters::{DropReason, WorkerCounters};
+use dataplane::dpdk::{Burst, Eal, EalArgs, Mbuf, MbufRing, Mempool, Port, PortSettings};
+use dataplane::engine::{PortAddrs, Snapshot};
+use dataplane::wire::{arp, ethernet, icmp, ipv4};
+use dataplane::worker::{self, WorkerQueues};
+
+const MAC: [[u8; 6]; 2] = [[0x02, 0xaa, 0, 0, 0, 1], [0x02, 0xaa, 0, 0, 0, 2]];
+const PEER_MAC: [u8; 6] = [0x02, 0xcc, 0, 0, 0, 0x0a];
+const OWN: [Ipv4Addr; 2] = [
+    Ipv4Addr::new(198, 51, 100, 1),
+    Ipv4Addr::new(203, 0, 113, 1),
+];
+const PEER: [Ipv4Addr; 2] = [
+    Ipv4Addr::new(198, 51, 100, 10),
+    Ipv4Addr::new(203, 0, 113, 11),
+];
+
+fn hugepages_free() -> bool {
+    match std::env::var("RVS_TEST_HUGEPAGES").as_deref() {
+        Ok("0") => return false,
+        Ok("1") => return true,
+        _ => {}
+    }
+    let free = std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let mounted = std::fs::read_to_string("/proc/mounts").is_ok_and(|m| m.contains(" hugetlbfs "));
+    free >= 128 && mounted
+}
+
+fn arp_request(port: usize) -> Vec<u8> {
+    let mut f = vec![0u8; 60];
+    ethernet::Repr {
+        dst: ethernet::BROADCAST,
+        src: PEER_MAC,
+        ethertype: ethernet::ETHERTYPE_ARP,
+    }
+    .emit(&mut ethernet::Frame::new_unchecked(&mut f[..]));
+    arp::Repr {
+        operation: arp::OP_REQUEST,
+        sender_mac: PEER_MAC,
+        sender_ip: PEER[port],
+        target_mac: [0; 6],
+        target_ip: OWN[port],
+    }
+    .emit(&mut arp::Packet::new_unchecked(&mut f[14..42]));
+    f
+}
+
+fn echo_request(port: usize, dst: Ipv4Addr, seq: u16) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + 20 + 8 + 56];
+    ethernet::Repr {
+        dst: MAC[port],
+        src: PEER_MAC,
+        ethertype: ethernet::ETHERTYPE_IPV4,
+    }
+    .emit(&mut ethernet::Frame::new_unchecked(&mut f[..]));
+    ipv4::Repr {
+        src: PEER[port],
+        dst,
+        protocol: ipv4::PROTO_ICMP,
+        ttl: 64,
+        tos: 0,
+        ident: seq,
+        dont_fragment: true,
+        payload_len: 64,
+    }
+    .emit(&mut f[14..]);
+    let mut echo = icmp::Packet::new_unchecked(&mut f[34..]);
+    echo.set_msg_type(icmp::TYPE_ECHO_REQUEST);
+    echo.set_echo(0x1234, seq);
+    echo.fill_checksum();
+    f
+}
+
+fn inject(pool: &Mempool, ring: &MbufRing, frame: &[u8]) {
+    let mbuf = pool.alloc_with(frame).expect("mbuf for an injected frame");
+    ring.enqueue(mbuf).expect("room in the injection ring");
+}
+
+/// Drains `ring` until `want` frames came out or 10 s passed.
+fn collect(ring: &MbufRing, want: usize) -> Vec<Mbuf> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut out = Vec::new();
+    let mut burst = Burst::new();
+    while out.len() < want && Instant::now() < deadline {
+        if ring.dequeue_burst(&mut burst) == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        out.extend(burst.drain());
+    }
+    out
+}
+
+#[test]
+fn dpdk_in_process() {
+    let mut args = EalArgs::new(format!("rvs-test-{}", std::process::id()));
+    args.memory_mb = 256;
+    args.hugepages = hugepages_free();
+    let eal = Eal::init(&args).unwrap_or_else(|e| panic!("EAL init ({:?}): {e}", args.to_args()));
+    let pool = Mempool::new("test_pool", 2047, 32, 2048, -1).expect("mempool");
+
+    mbuf_ownership(&pool);
+    two_ring_ports_through_a_worker(&pool);
+
+    assert_eq!(pool.in_use(), 0, "every mbuf returned to the pool");
+    drop(pool);
+    let runtime_dir = eal.runtime_dir().map(ToOwned::to_owned);
+    drop(eal);
+    if let Some(dir) = runtime_dir {
+        assert!(!dir.exists(), "runtime directory {} removed", dir.display());
+    }
+}
+
+/// Mbufs come back to the pool exactly once, whatever path they take.
+fn mbuf_ownership(pool: &Mempool) {
+    let total = pool.size();
+    let start = pool.available();
+    {
+        let held: Vec<Mbuf> = (0..100).map(|_| pool.alloc().expect("alloc")).collect();
+        assert_eq!(pool.in_use(), 100);
+        drop(held);
+    }
+    assert_eq!(pool.available(), start);
+
+    // A burst frees what it still holds, also after a partial drain.
+    let mut burst = Burst::new();
+    for _ in 0..10 {
+        burst.push(pool.alloc().unwrap()).unwrap();
+    }
+    let first: Vec<Mbuf> = burst.drain().take(3).collect();
+    assert_eq!(pool.in_use(), 3, "the rest of a dropped drain is freed");
+    drop(first);
+    for _ in 0..dataplane::dpdk::BURST_SIZE {
+        burst.push(pool.alloc().unwrap()).unwrap();
+    }
+    assert!(
+        burst.push(pool.alloc().unwrap()).is_err(),
+        "a full burst gives the mbuf back"
+    );
+    assert_eq!(
+        pool.in_use(),
+        32,
+        "the refused mbuf was freed with the Err, the burst holds 32"
+    );
+    drop(burst);
+    assert_eq!(pool.in_use(), 0);
+
+    // Through a ring and back; what is left in a ring is freed with it.
+    let ring = MbufRing::new("test_own", 64).unwrap();
+    let mbuf = pool.alloc_with(&[1, 2, 3]).unwrap();
+    assert_eq!(mbuf.data(), &[1, 2, 3]);
+    ring.enqueue(mbuf).unwrap();
+    ring.enqueue(pool.alloc().unwrap()).unwrap();
+    let mut out = Burst::new();
+    assert_eq!(ring.dequeue_burst(&mut out), 2);
+    assert_eq!(out.iter().next().unwrap().data(), &[1, 2, 3]);
+    drop(out);
+    ring.enqueue(pool.alloc().unwrap()).unwrap();
+    drop(ring);
+    assert_eq!(pool.in_use(), 0);
+    assert_eq!(pool.available(), total);
+}
+
+fn two_ring_ports_through_a_worker(pool: &Mempool) {
+    let to_rvs = [
+        MbufRing::new("p0_in", 256).unwrap(),
+        MbufRing::new("p1_in", 256).unwrap(),
+    ];
+    let from_rvs = [
+        MbufRing::new("p0_out", 256).unwrap(),
+        MbufRing::new("p1_out", 256).unwrap(),
+    ];
+    let settings = PortSettings {
+        rx_queues: 1,
+        tx_queues: 1,
+        rx_descriptors: 256,
+        tx_descriptors: 256,
+        promiscuous: false,
+    };
+    let mut ports: Vec<Port> = (0..2)
+        .map(|i| {
+            let id = Port::from_rings(&format!("net_ring_test{i}"), &[&to_rvs[i]], &[&from_rvs[i]])
+                .unwrap();
+            let mut port = Port::configure(id, &settings, pool).unwrap();
+            port.start().unwrap();
+            port
+        })
+        .collect();
+    assert!(
+        ports.iter().all(|p| p.link().up),
+        "ring ports report link up"
+    );
+    assert_eq!(ports[0].device_info().driver, "net_ring");
+
+    let snapshot = Snapshot {
+        ports: (0..2)
+            .map(|i| PortAddrs {
+                mac: MAC[i],
+                ipv4: vec![OWN[i]],
+            })
+            .collect(),
+    };
+    let counters = WorkerCounters::new(2);
+    let stop = AtomicBool::new(false);
+    let core = core_affinity::get_core_ids()
+        .and_then(|c| c.last().map(|c| c.id))
+        .unwrap_or(0);
+
+    std::thread::scope(|scope| {
+        let (mut rx, mut tx) = (Vec::new(), Vec::new());
+        for port in &ports {
+            let (r, t) = port.take_queues().expect("queues taken once");
+            rx.extend(r);
+            tx.extend(t);
+        }
+        assert!(ports[0].take_queues().is_none(), "a queue has one owner");
+        let worker = scope.spawn(|| {
+            worker::run_pinned(core, WorkerQueues { rx, tx }, &snapshot, &counters, &stop)
+        });
+
+        // Port 0: an ARP request, 5 echoes, and 3 frames that must be dropped.
+        inject(pool, &to_rvs[0], &arp_request(0));
+        for seq in 0..5 {
+            inject(pool, &to_rvs[0], &echo_request(0, OWN[0], seq));
+        }
+        inject(
+            pool,
+            &to_rvs[0],
+            &echo_request(0, Ipv4Addr::new(198, 51, 100, 77), 9),
+        );
+        inject(pool, &to_rvs[0], &arp_request(0)[..30]);
+        inject(pool, &to_rvs[0], &echo_request(0, OWN[1], 10));
+        // Port 1: an ARP request and an echo for its own address.
+        inject(pool, &to_rvs[1], &arp_request(1));
+        inject(pool, &to_rvs[1], &echo_request(1, OWN[1], 1));
+
+        let out0 = collect(&from_rvs[0], 6);
+        let out1 = collect(&from_rvs[1], 2);
+        // Give a wrongly forwarded frame time to show up before we stop.
+        std::thread::sleep(Duration::from_millis(100));
+        stop.store(true, Ordering::Relaxed);
+        worker
+            .join()
+            .expect("worker thread")
+            .expect("worker registered with EAL");
+
+        assert_eq!(out0.len(), 6, "ARP reply + 5 echo replies on port 0");
+        assert_eq!(out1.len(), 2, "ARP reply + echo reply on port 1");
+        assert!(
+            from_rvs[0].is_empty() && from_rvs[1].is_empty(),
+            "nothing else was sent"
+        );
+
+        let reply = arp::Packet::new_checked(&out0[0].data()[14..]).unwrap();
+        assert_eq!(reply.operation(), arp::OP_REPLY);
+        assert_eq!((reply.sender_mac(), reply.sender_ip()), (MAC[0], OWN[0]));
+        for (seq, mbuf) in out0[1..].iter().enumerate() {
+            let eth = ethernet::Frame::new_checked(mbuf.data()).unwrap();
+            assert_eq!((eth.dst(), eth.src()), (PEER_MAC, MAC[0]));
+            let ip = ipv4::Packet::new_checked(eth.payload()).unwrap();
+            assert!(ip.verify_checksum());
+            assert_eq!((ip.src(), ip.dst()), (OWN[0], PEER[0]));
+            let echo = icmp::Packet::new_checked(ip.payload()).unwrap();
+            assert!(echo.verify_checksum());
+            assert_eq!(
+                (echo.msg_type(), echo.seq()),
+                (icmp::TYPE_ECHO_REPLY, seq as u16),
+                "in order"
+            );
+        }
+        let reply = arp::Packet::new_checked(&out1[0].data()[14..]).unwrap();
+        assert_eq!((reply.sender_mac(), reply.sender_ip()), (MAC[1], OWN[1]));
+        drop(out0);
+        drop(out1);
+    });
+
+    let p0 = counters.ports[0].read();
+    let p1 = counters.ports[1].read();
+    assert_eq!(
+        (
+            p0.rx_packets,
+            p0.tx_packets,
+            p0.arp_replies,
+            p0.icmp_echo_replies
+        ),
+        (9, 6, 1, 5)
+    );
+    assert_eq!(
+        p0.drop_count(DropReason::NotForUs),
+        2,
+        "echo to a foreign address and to port 1's"
+    );
+    assert_eq!(p0.drop_count(DropReason::Malformed), 1, "truncated ARP");
+    assert_eq!(p0.dropped(), 3);
+    assert_eq!(
+        (
+            p1.rx_packets,
+            p1.tx_packets,
+            p1.arp_replies,
+            p1.icmp_echo_replies,
+            p1.dropped()
+        ),
+        (2, 2, 1, 1, 0)
+    );
+    assert_eq!(p0.rx_bytes, 60 * 2 + 98 * 7 - 30, "bytes as received");
+    assert_eq!(p0.tx_bytes, 60 + 98 * 5);
+
+    // The device's own counters agree with the worker's.
+    let dev0 = ports[0].stats();
+    assert_eq!((dev0.rx_packets, dev0.tx_packets), (9, 6));
+    for port in &mut ports {
+        port.stop();
+    }
+    drop(ports);
+    drop(to_rvs);
+    drop(from_rvs);
+}
