@@ -1,0 +1,393 @@
+//! rvsd: the rvs daemon. Starts EAL, opens the configured ports, runs one pinned worker per
+//! configured core, and keeps the control thread for signals, link watch and statistics.
+//!
+//! Exit codes: 0 clean stop, 1 runtime failure (EAL, a worker), 2 configuration error (one
+//! line, `FILE:LINE:COLUMN: reason`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use control::config::{self, LoadedConfig, Step};
+use control::{snapshot, stats};
+use dataplane::counters::WorkerCounters;
+use dataplane::dpdk::{self, Eal, EalArgs, Mempool, Port, PortSettings, BURST_SIZE};
+use dataplane::worker::{self, WorkerQueues};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use tracing::{error, info, warn};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rvsd",
+    version,
+    about = "rvs: a DPDK layer-4 load balancer (the daemon)"
+)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["config", "check_config"])))]
+struct Args {
+    /// Run with this configuration file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Check this configuration file and exit (0 if it is valid).
+    #[arg(long, value_name = "FILE")]
+    check_config: Option<PathBuf>,
+}
+
+enum Failure {
+    Config(config::ConfigError),
+    Runtime(String),
+}
+
+impl From<config::ConfigError> for Failure {
+    fn from(e: config::ConfigError) -> Self {
+        Failure::Config(e)
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(file) = args.check_config {
+        return match config::load(&file) {
+            Ok(loaded) => {
+                println!(
+                    "{}: ok ({} ports, {} workers on cores {:?})",
+                    file.display(),
+                    loaded.config.ports.len(),
+                    loaded.config.workers.len(),
+                    loaded.config.workers
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let file = args
+        .config
+        .expect("clap requires --config or --check-config");
+    let loaded = match config::load(&file) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RVS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match run(&loaded) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Config(e)) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            error!("{e}");
+            eprintln!("rvsd: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Enough mbufs for every RX/TX descriptor, every worker's cache and bursts in flight, doubled.
+fn mbufs_needed(loaded: &LoadedConfig, cache: u32) -> u32 {
+    let c = &loaded.config;
+    let workers = c.workers.len() as u32;
+    let rings: u32 = c
+        .ports
+        .iter()
+        .map(|p| {
+            workers * u32::from(p.rx_descriptors) + (workers + 1) * u32::from(p.tx_descriptors)
+        })
+        .sum();
+    let in_flight = (workers + 1) * (cache + 2 * BURST_SIZE as u32 * c.ports.len() as u32);
+    // A power of two minus one is what the ring under the mempool uses best.
+    ((rings + in_flight) * 2).next_power_of_two() - 1
+}
+
+fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
+    let c = &loaded.config;
+    info!(
+        "rvsd {} on {} ({} link), config {}",
+        env!("CARGO_PKG_VERSION"),
+        dpdk::version(),
+        dpdk::LINK_MODE,
+        loaded.file.display()
+    );
+
+    // Signals first, so that a SIGTERM during start-up is not lost nor fatal.
+    let (events, inbox) = mpsc::channel::<i32>();
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1, SIGHUP])
+        .map_err(|e| Failure::Runtime(format!("cannot install signal handlers: {e}")))?;
+    let signal_handle = signals.handle();
+    let signal_thread = std::thread::Builder::new()
+        .name("rvs-signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if events.send(signal).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| Failure::Runtime(format!("cannot start the signal thread: {e}")))?;
+
+    let mut eal_args = EalArgs::new(
+        c.eal
+            .file_prefix
+            .clone()
+            .unwrap_or_else(|| format!("rvs-{}", std::process::id())),
+    );
+    eal_args.memory_mb = c.eal.memory_mb;
+    eal_args.hugepages = c.eal.hugepages;
+    eal_args.control_cpus = match c.control_core {
+        Some(core) => vec![core],
+        None => config::available_cores(),
+    };
+    eal_args.pci_allow = c
+        .ports
+        .iter()
+        .filter(|p| p.is_pci())
+        .map(|p| p.device.clone())
+        .collect();
+    eal_args.extra = c.eal.extra_args.clone();
+    let eal = Eal::init(&eal_args).map_err(|e| {
+        let hint = if c.eal.hugepages {
+            " (no hugepages? run scripts/setup.sh, or set eal.hugepages: false)"
+        } else {
+            ""
+        };
+        Failure::Runtime(format!("{e}{hint}"))
+    })?;
+
+    let cache = c.mempool.cache.unwrap_or(256).min(512);
+    let mbufs = c
+        .mempool
+        .mbufs
+        .unwrap_or_else(|| mbufs_needed(loaded, cache));
+    let pool = Mempool::new("rvs_mbufs", mbufs, cache, 2048 + 128, -1).map_err(|e| {
+        Failure::Config(loaded.error_at(
+            &[Step::Field("mempool")],
+            format!(
+                "{e}: {mbufs} mbufs do not fit in eal.memory_mb = {}",
+                c.eal.memory_mb
+            ),
+        ))
+    })?;
+    info!("mempool: {} mbufs, {} cached per lcore", pool.size(), cache);
+
+    let workers = c.workers.len() as u16;
+    let mut ports = Vec::with_capacity(c.ports.len());
+    for (i, pc) in c.ports.iter().enumerate() {
+        let at = [Step::Field("ports"), Step::Index(i), Step::Field("device")];
+        let id = Port::probe(&pc.device)
+            .map_err(|e| loaded.error_at(&at, format!("port {:?}: {}", pc.name, e)))?;
+        let info =
+            Port::info(id).map_err(|e| loaded.error_at(&at, format!("port {:?}: {e}", pc.name)))?;
+        if info.max_rx_queues < workers || info.max_tx_queues < workers {
+            let hint = if pc.device_name().starts_with("net_af_packet") {
+                format!(" (add qpairs={workers} to the device string)")
+            } else {
+                String::new()
+            };
+            return Err(loaded
+                .error_at(
+                    &at,
+                    format!(
+                        "port {:?}: driver {} has {} RX / {} TX queues, {} workers need one each{hint}",
+                        pc.name, info.driver, info.max_rx_queues, info.max_tx_queues, workers
+                    ),
+                )
+                .into());
+        }
+        // The control thread gets its own TX queue where the driver has one to spare.
+        let tx_queues = if info.max_tx_queues > workers {
+            workers + 1
+        } else {
+            workers
+        };
+        let settings = PortSettings {
+            rx_queues: workers,
+            tx_queues,
+            rx_descriptors: pc.rx_descriptors,
+            tx_descriptors: pc.tx_descriptors,
+            promiscuous: pc.promiscuous,
+        };
+        let mut port = Port::configure(id, &settings, &pool)
+            .map_err(|e| loaded.error_at(&at, format!("port {:?}: {e}", pc.name)))?;
+        port.start()
+            .map_err(|e| loaded.error_at(&at, format!("port {:?}: {e}", pc.name)))?;
+        let mac = port.mac();
+        let link = port.link();
+        info!(
+            "port {} = {} ({}, id {}): mac {}, {} RX / {} TX queues, {} RSS, link {}{}",
+            pc.name,
+            pc.device,
+            info.driver,
+            id,
+            format_mac(&mac),
+            settings.rx_queues,
+            settings.tx_queues,
+            if info.rss_offloads != 0 { "with" } else { "no" },
+            if link.up { "up" } else { "down" },
+            if link.up {
+                format!(" {} Mb/s", link.speed_mbps)
+            } else {
+                String::new()
+            },
+        );
+        for a in &pc.addresses {
+            info!("port {}: address {}", pc.name, a);
+        }
+        ports.push(port);
+    }
+
+    let macs: Vec<[u8; 6]> = ports.iter().map(Port::mac).collect();
+    let snapshot = snapshot::build(c, &macs);
+    let counters: Vec<WorkerCounters> = c
+        .workers
+        .iter()
+        .map(|_| WorkerCounters::new(ports.len()))
+        .collect();
+    let stop = AtomicBool::new(false);
+
+    let result = std::thread::scope(|scope| {
+        // Worker w owns RX queue w and TX queue w of every port.
+        let mut per_worker: Vec<WorkerQueues<'_>> = c
+            .workers
+            .iter()
+            .map(|_| WorkerQueues {
+                rx: Vec::new(),
+                tx: Vec::new(),
+            })
+            .collect();
+        for port in &ports {
+            let (rx, tx) = port.take_queues().expect("queues are taken once, here");
+            for (w, q) in rx.into_iter().enumerate() {
+                per_worker[w].rx.push(q);
+            }
+            for (w, q) in tx.into_iter().enumerate().take(c.workers.len()) {
+                per_worker[w].tx.push(q);
+            }
+        }
+        let mut handles = Vec::new();
+        for ((core, queues), counters) in c.workers.iter().zip(per_worker).zip(&counters) {
+            let (snapshot, stop) = (&snapshot, &stop);
+            let handle = std::thread::Builder::new()
+                .name(format!("rvs-worker-{core}"))
+                .spawn_scoped(scope, move || {
+                    worker::run_pinned(*core, queues, snapshot, counters, stop)
+                });
+            match handle {
+                Ok(h) => handles.push((*core, h)),
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(format!("cannot start the worker for core {core}: {e}"));
+                }
+            }
+            info!("worker on core {core} started");
+        }
+        info!("rvsd running: SIGUSR1 logs counters, SIGINT/SIGTERM stop");
+
+        let views = || -> Vec<stats::PortView<'_>> {
+            c.ports
+                .iter()
+                .zip(&ports)
+                .map(|(pc, p)| stats::PortView {
+                    name: &pc.name,
+                    link: p.link(),
+                    device: p.stats(),
+                })
+                .collect()
+        };
+        let mut links: Vec<bool> = ports.iter().map(|p| p.link().up).collect();
+        let interval = Duration::from_millis(c.stats_interval_ms);
+        let mut next_tick = Instant::now() + interval;
+        let outcome = loop {
+            if let Some((core, _)) = handles.iter().find(|(_, h)| h.is_finished()) {
+                break Err(format!("the worker on core {core} stopped unexpectedly"));
+            }
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match inbox.recv_timeout(wait) {
+                Ok(SIGINT | SIGTERM) => {
+                    info!("stopping");
+                    break Ok(());
+                }
+                Ok(SIGUSR1) => {
+                    let report = stats::gather(&views(), &c.workers, &counters);
+                    info!("counters:\n{}", report.table());
+                }
+                Ok(SIGHUP) => warn!(
+                    "SIGHUP: live reload is not implemented yet; the running configuration stays"
+                ),
+                Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    break Err("the signal thread died".to_owned())
+                }
+            }
+            if Instant::now() >= next_tick {
+                next_tick += interval;
+                for ((pc, port), was_up) in c.ports.iter().zip(&ports).zip(links.iter_mut()) {
+                    let link = port.link();
+                    if link.up != *was_up {
+                        *was_up = link.up;
+                        warn!(
+                            "port {}: link {}",
+                            pc.name,
+                            if link.up { "up" } else { "down" }
+                        );
+                    }
+                }
+                if let Some(path) = &c.stats_file {
+                    let report = stats::gather(&views(), &c.workers, &counters);
+                    if let Err(e) = report.write_json(path) {
+                        warn!("cannot write {}: {e}", path.display());
+                    }
+                }
+            }
+        };
+        stop.store(true, Ordering::Relaxed);
+        let mut failure = outcome.err();
+        for (core, handle) in handles {
+            match handle.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failure = Some(format!("worker on core {core}: {e}")),
+                Err(_) => failure = Some(format!("worker on core {core} panicked")),
+            }
+        }
+        let report = stats::gather(&views(), &c.workers, &counters);
+        info!("final counters:\n{}", report.table());
+        if let Some(path) = &c.stats_file {
+            if let Err(e) = report.write_json(path) {
+                warn!("cannot write {}: {e}", path.display());
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    });
+
+    signal_handle.close();
+    let _ = signal_thread.join();
+    for port in &mut ports {
+        port.stop();
+    }
+    drop(ports);
+    drop(pool);
+    drop(eal);
+    info!("stopped: ports closed, DPDK memory released");
+    result.map_err(Failure::Runtime)
+}
+
+fn format_mac(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}

@@ -1,0 +1,562 @@
+//! The rvsd configuration: one RON file. This module owns its schema (serde, unknown fields
+//! refused), its validation, and errors that point at `FILE:LINE:COLUMN` with a reason.
+
+pub mod locate;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer};
+
+pub use locate::{locate, Location, Step};
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// How DPDK's EAL is started.
+    #[serde(default)]
+    pub eal: EalConfig,
+    /// CPU cores, one worker each; the worker polls one RX queue of every port.
+    pub workers: Vec<usize>,
+    /// Pin the control thread to this core; by default it may run on any core (it sleeps when
+    /// idle, so on a small machine it does not take a worker's time).
+    #[serde(default)]
+    pub control_core: Option<usize>,
+    #[serde(default)]
+    pub mempool: MempoolConfig,
+    /// The appliance's ports, in the order workers index them.
+    pub ports: Vec<PortConfig>,
+    /// Counters as JSON, rewritten every `stats_interval_ms` and at exit.
+    #[serde(default)]
+    pub stats_file: Option<PathBuf>,
+    #[serde(default = "defaults::stats_interval_ms")]
+    pub stats_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EalConfig {
+    /// Upper bound of DPDK memory, MiB.
+    #[serde(default = "defaults::memory_mb")]
+    pub memory_mb: u32,
+    /// `false` runs on ordinary pages (`--no-huge --no-shconf`): slower, for labs and tests.
+    #[serde(default = "defaults::yes")]
+    pub hugepages: bool,
+    /// Distinct per DPDK process on a machine; default `rvs-<pid>`.
+    #[serde(default)]
+    pub file_prefix: Option<String>,
+    /// Passed to EAL as they are (e.g. `["--log-level=pmd.net.af_packet:debug"]`).
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+}
+
+impl Default for EalConfig {
+    fn default() -> Self {
+        EalConfig {
+            memory_mb: defaults::memory_mb(),
+            hugepages: true,
+            file_prefix: None,
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MempoolConfig {
+    /// Packet buffers; default: enough for every descriptor ring and worker cache, doubled.
+    #[serde(default)]
+    pub mbufs: Option<u32>,
+    /// Per-worker mbuf cache.
+    #[serde(default)]
+    pub cache: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// What operators and counters call the port.
+    pub name: String,
+    /// A PCI address (`0000:03:00.0`, bound to vfio-pci) or a vdev string
+    /// (`net_af_packet0,iface=lb0`, `net_memif0,role=server,...`, `net_tap0`, `net_null0`).
+    pub device: String,
+    /// The appliance's own IPv4 addresses on this port (`198.51.100.1/24`; `/32` if no prefix).
+    #[serde(default)]
+    pub addresses: Vec<Ipv4Cidr>,
+    #[serde(default)]
+    pub promiscuous: bool,
+    #[serde(default = "defaults::descriptors")]
+    pub rx_descriptors: u16,
+    #[serde(default = "defaults::descriptors")]
+    pub tx_descriptors: u16,
+}
+
+impl PortConfig {
+    /// The name EAL gives the device: the devargs up to the first comma.
+    pub fn device_name(&self) -> &str {
+        dataplane::dpdk::port::device_name(&self.device)
+    }
+
+    pub fn is_pci(&self) -> bool {
+        is_pci_address(self.device_name())
+    }
+}
+
+mod defaults {
+    pub fn memory_mb() -> u32 {
+        512
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn descriptors() -> u16 {
+        1024
+    }
+    pub fn stats_interval_ms() -> u64 {
+        1000
+    }
+}
+
+/// An IPv4 address with its prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ipv4Cidr {
+    pub addr: Ipv4Addr,
+    pub prefix_len: u8,
+}
+
+impl FromStr for Ipv4Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: Ipv4Addr = addr.parse().map_err(|_| {
+            format!("{s:?} is not an IPv4 address (expected e.g. \"198.51.100.1/24\")")
+        })?;
+        let prefix_len = match prefix {
+            None => 32,
+            Some(p) => match p.parse::<u8>() {
+                Ok(n) if n <= 32 => n,
+                _ => return Err(format!("{s:?}: prefix length must be 0..=32")),
+            },
+        };
+        Ok(Ipv4Cidr { addr, prefix_len })
+    }
+}
+
+impl fmt::Display for Ipv4Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix_len)
+    }
+}
+
+impl<'de> Deserialize<'de> for Ipv4Cidr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+fn is_pci_address(name: &str) -> bool {
+    // dddd:bb:dd.f or bb:dd.f
+    let parts: Vec<&str> = name.split([':', '.']).collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_hexdigit());
+    match parts.as_slice() {
+        [d, b, s, f] => hex(d, 4) && hex(b, 2) && hex(s, 2) && hex(f, 1),
+        [b, s, f] => hex(b, 2) && hex(s, 2) && hex(f, 1),
+        _ => false,
+    }
+}
+
+/// A configuration error: where (when known) and why. Displays as `FILE:LINE:COLUMN: reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub location: Option<Location>,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.location {
+            Some(l) => write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                l.line,
+                l.column,
+                self.reason
+            ),
+            None => write!(f, "{}: {}", self.file.display(), self.reason),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A parsed file with its source kept, so that later errors (a port that does not open) can
+/// still be placed.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub file: PathBuf,
+    pub source: String,
+    pub config: Config,
+}
+
+impl LoadedConfig {
+    /// An error about the value at `path` (or, if it is not written, its nearest parent).
+    pub fn error_at(&self, path: &[Step<'_>], reason: impl Into<String>) -> ConfigError {
+        let location = (0..=path.len())
+            .rev()
+            .find_map(|n| locate(&self.source, &path[..n]));
+        ConfigError {
+            file: self.file.clone(),
+            location,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Reads, parses and validates a file.
+pub fn load(file: &Path) -> Result<LoadedConfig, ConfigError> {
+    let source = std::fs::read_to_string(file).map_err(|e| ConfigError {
+        file: file.to_owned(),
+        location: None,
+        reason: format!("cannot read: {e}"),
+    })?;
+    parse(file, source)
+}
+
+/// Parses and validates `source` as if read from `file`.
+pub fn parse(file: &Path, source: String) -> Result<LoadedConfig, ConfigError> {
+    let options =
+        ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+    let config: Config = options.from_str(&source).map_err(|e| ConfigError {
+        file: file.to_owned(),
+        location: Some(Location {
+            line: e.span.start.line,
+            column: e.span.start.col,
+        }),
+        reason: e.code.to_string(),
+    })?;
+    let loaded = LoadedConfig {
+        file: file.to_owned(),
+        source,
+        config,
+    };
+    validate(&loaded, &available_cores())?;
+    Ok(loaded)
+}
+
+/// The cores this process may run on.
+pub fn available_cores() -> Vec<usize> {
+    core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect()
+}
+
+/// What cannot be said by the schema alone.
+pub fn validate(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), ConfigError> {
+    use Step::{Field, Index};
+    let c = &loaded.config;
+    let cores_text = || {
+        cores
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+
+    if c.workers.is_empty() {
+        return Err(loaded.error_at(&[Field("workers")], "at least one worker core is needed"));
+    }
+    let mut seen = HashSet::new();
+    for (i, core) in c.workers.iter().enumerate() {
+        if !cores.contains(core) {
+            return Err(loaded.error_at(
+                &[Field("workers"), Index(i)],
+                format!(
+                    "core {core} does not exist or is not allowed (this process may use cores {})",
+                    cores_text()
+                ),
+            ));
+        }
+        if !seen.insert(core) {
+            return Err(loaded.error_at(
+                &[Field("workers"), Index(i)],
+                format!("core {core} is listed twice"),
+            ));
+        }
+    }
+    if let Some(core) = c.control_core {
+        if !cores.contains(&core) {
+            return Err(loaded.error_at(
+                &[Field("control_core")],
+                format!(
+                    "core {core} does not exist or is not allowed (cores {})",
+                    cores_text()
+                ),
+            ));
+        }
+    }
+    if c.eal.memory_mb < 64 {
+        return Err(loaded.error_at(
+            &[Field("eal"), Field("memory_mb")],
+            "at least 64 MiB are needed",
+        ));
+    }
+    if let Some(prefix) = &c.eal.file_prefix {
+        if prefix.is_empty()
+            || !prefix
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+        {
+            return Err(loaded.error_at(
+                &[Field("eal"), Field("file_prefix")],
+                "file_prefix must be non-empty letters, digits, '-', '_' or '.'",
+            ));
+        }
+    }
+    if c.stats_interval_ms < 100 {
+        return Err(loaded.error_at(
+            &[Field("stats_interval_ms")],
+            "stats_interval_ms must be at least 100",
+        ));
+    }
+
+    if c.ports.is_empty() {
+        return Err(loaded.error_at(&[Field("ports")], "at least one port is needed"));
+    }
+    let mut names = HashSet::new();
+    let mut devices = HashSet::new();
+    let mut addresses = HashSet::new();
+    for (i, port) in c.ports.iter().enumerate() {
+        let at = |field| [Field("ports"), Index(i), Field(field)];
+        if port.name.is_empty() || !names.insert(port.name.as_str()) {
+            return Err(loaded.error_at(
+                &at("name"),
+                format!("port name {:?} is empty or used twice", port.name),
+            ));
+        }
+        let device = port.device_name();
+        if device.is_empty() {
+            return Err(loaded.error_at(&at("device"), "device is empty"));
+        }
+        if !port.is_pci() && !device.starts_with("net_") {
+            return Err(loaded.error_at(
+                &at("device"),
+                format!("{device:?} is neither a PCI address (0000:03:00.0) nor a vdev (net_af_packet0,iface=...)"),
+            ));
+        }
+        if !devices.insert(device) {
+            return Err(loaded.error_at(
+                &at("device"),
+                format!("device {device:?} is used by two ports"),
+            ));
+        }
+        for (j, cidr) in port.addresses.iter().enumerate() {
+            let a = cidr.addr;
+            let path = [Field("ports"), Index(i), Field("addresses"), Index(j)];
+            if a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback() {
+                return Err(
+                    loaded.error_at(&path, format!("{a} cannot be an address of the appliance"))
+                );
+            }
+            if !addresses.insert(a) {
+                return Err(loaded.error_at(&path, format!("address {a} is configured twice")));
+            }
+        }
+        for (field, value) in [
+            ("rx_descriptors", port.rx_descriptors),
+            ("tx_descriptors", port.tx_descriptors),
+        ] {
+            if !(64..=16384).contains(&value) {
+                return Err(loaded.error_at(&at(field), format!("{field} must be in 64..=16384")));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"(
+    eal: (memory_mb: 256, hugepages: false),
+    workers: [0],
+    ports: [
+        (
+            name: "client",
+            device: "net_ring0",
+            addresses: ["198.51.100.1/24"],
+        ),
+    ],
+)
+"#;
+
+    fn check(source: &str) -> Result<LoadedConfig, String> {
+        let loaded = LoadedConfig {
+            file: "t.ron".into(),
+            source: source.to_owned(),
+            config: ron::Options::default()
+                .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+                .from_str(source)
+                .map_err(|e| {
+                    format!(
+                        "t.ron:{}:{}: {}",
+                        e.span.start.line, e.span.start.col, e.code
+                    )
+                })?,
+        };
+        validate(&loaded, &[0, 1]).map_err(|e| e.to_string())?;
+        Ok(loaded)
+    }
+
+    #[test]
+    fn good_config_parses_with_defaults() {
+        let c = check(GOOD).unwrap().config;
+        assert_eq!(c.workers, vec![0]);
+        assert_eq!(
+            c.ports[0].addresses,
+            vec![Ipv4Cidr {
+                addr: Ipv4Addr::new(198, 51, 100, 1),
+                prefix_len: 24
+            }]
+        );
+        assert_eq!(c.ports[0].rx_descriptors, 1024);
+        assert!(!c.eal.hugepages);
+        assert_eq!(c.stats_file, None);
+    }
+
+    #[test]
+    fn implicit_some() {
+        let c = check(&GOOD.replace(
+            "workers: [0],",
+            "workers: [0], stats_file: \"/tmp/s.json\", control_core: 1,",
+        ))
+        .unwrap()
+        .config;
+        assert_eq!(c.stats_file, Some(PathBuf::from("/tmp/s.json")));
+        assert_eq!(c.control_core, Some(1));
+    }
+
+    #[test]
+    fn unknown_field_is_placed() {
+        let err = check(
+            &GOOD
+                .replace("promiscuous", "x")
+                .replace("name: \"client\",", "name: \"client\", colour: 3,"),
+        )
+        .unwrap_err();
+        assert!(err.starts_with("t.ron:6:29: "), "{err}");
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn bad_address_is_placed() {
+        let err = check(&GOOD.replace("198.51.100.1/24", "198.51.100.300/24")).unwrap_err();
+        assert!(err.starts_with("t.ron:8:"), "{err}");
+        assert!(
+            err.contains("198.51.100.300/24") && err.contains("not an IPv4 address"),
+            "{err}"
+        );
+        let err = check(&GOOD.replace("198.51.100.1/24", "198.51.100.1/33")).unwrap_err();
+        assert!(err.contains("prefix length"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_placed() {
+        let err = check(&GOOD.replace("memory_mb: 256", "memory_mb: \"lots\"")).unwrap_err();
+        assert!(err.starts_with("t.ron:2:"), "{err}");
+    }
+
+    #[test]
+    fn semantic_errors_are_placed() {
+        let cases = [
+            (
+                GOOD.replace("workers: [0]", "workers: [0, 9]"),
+                "t.ron:3:18: core 9 does not exist",
+            ),
+            (
+                GOOD.replace("workers: [0]", "workers: [1, 1]"),
+                "t.ron:3:18: core 1 is listed twice",
+            ),
+            (
+                GOOD.replace("workers: [0]", "workers: []"),
+                "t.ron:3:14: at least one worker",
+            ),
+            (
+                GOOD.replace("net_ring0", "eth0"),
+                "t.ron:7:21: \"eth0\" is neither a PCI address",
+            ),
+            (
+                GOOD.replace("198.51.100.1/24", "224.0.0.1"),
+                "t.ron:8:25: 224.0.0.1 cannot be",
+            ),
+            (
+                GOOD.replace("memory_mb: 256", "memory_mb: 16"),
+                "t.ron:2:22: at least 64 MiB",
+            ),
+            (
+                GOOD.replace("workers: [0],", "workers: [0], control_core: 5,"),
+                "t.ron:3:33: core 5",
+            ),
+        ];
+        for (source, want) in cases {
+            let err = check(&source).unwrap_err();
+            assert!(err.starts_with(want), "got {err:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn duplicate_devices_and_addresses() {
+        let two = GOOD.replace(
+            "    ],\n)",
+            "        (name: \"b\", device: \"net_ring0,x=1\", addresses: [\"198.51.100.1\"]),\n    ],\n)",
+        );
+        let err = check(&two).unwrap_err();
+        assert!(
+            err.starts_with("t.ron:10:29: device \"net_ring0\" is used by two ports"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn pci_addresses() {
+        assert!(is_pci_address("0000:03:00.0"));
+        assert!(is_pci_address("03:00.1"));
+        assert!(!is_pci_address("net_ring0"));
+        assert!(!is_pci_address("0000:03:00"));
+    }
+
+    #[test]
+    fn example_configs_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "ron") {
+                let source = std::fs::read_to_string(&path).unwrap();
+                let config: Config = ron::Options::default()
+                    .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+                    .from_str(&source)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert!(!config.ports.is_empty());
+                seen += 1;
+            }
+        }
+        assert!(
+            seen >= 2,
+            "configs/ has the lab and the bare-metal template"
+        );
+    }
+}

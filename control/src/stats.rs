@@ -1,0 +1,233 @@
+//! Counters gathered for people and tools: per port (summed over workers), per worker and
+//! port, and the devices' own counters beside them. Written as JSON to the stats file and as
+//! a table to the log.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use dataplane::counters::{DropReason, PortTotals, WorkerCounters};
+use dataplane::dpdk::{LinkStatus, PortStats};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub ports: Vec<PortReport>,
+    pub workers: Vec<WorkerReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PortReport {
+    pub name: String,
+    pub link_up: bool,
+    pub speed_mbps: u32,
+    #[serde(flatten)]
+    pub counters: Counters,
+    /// What the device itself counted (rx_missed: dropped for want of a free descriptor).
+    pub device: DeviceCounters,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerReport {
+    pub core: usize,
+    pub ports: Vec<Counters>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Counters {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub arp_replies: u64,
+    pub icmp_echo_replies: u64,
+    pub dropped: u64,
+    /// Every reason, zero or not, so tools can rely on the keys.
+    pub drops: std::collections::BTreeMap<&'static str, u64>,
+}
+
+impl From<&PortTotals> for Counters {
+    fn from(t: &PortTotals) -> Self {
+        Counters {
+            rx_packets: t.rx_packets,
+            rx_bytes: t.rx_bytes,
+            tx_packets: t.tx_packets,
+            tx_bytes: t.tx_bytes,
+            arp_replies: t.arp_replies,
+            icmp_echo_replies: t.icmp_echo_replies,
+            dropped: t.dropped(),
+            drops: DropReason::ALL
+                .iter()
+                .map(|r| (r.name(), t.drop_count(*r)))
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceCounters {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_missed: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_no_mbuf: u64,
+}
+
+impl From<&PortStats> for DeviceCounters {
+    fn from(s: &PortStats) -> Self {
+        DeviceCounters {
+            rx_packets: s.rx_packets,
+            tx_packets: s.tx_packets,
+            rx_missed: s.rx_missed,
+            rx_errors: s.rx_errors,
+            tx_errors: s.tx_errors,
+            rx_no_mbuf: s.rx_no_mbuf,
+        }
+    }
+}
+
+/// One port as the control thread sees it.
+pub struct PortView<'a> {
+    pub name: &'a str,
+    pub link: LinkStatus,
+    pub device: PortStats,
+}
+
+/// Reads every worker's counters (`workers[i]` runs on `cores[i]`).
+pub fn gather(ports: &[PortView<'_>], cores: &[usize], workers: &[WorkerCounters]) -> Report {
+    let per_worker: Vec<Vec<PortTotals>> = workers
+        .iter()
+        .map(|w| w.ports.iter().map(|p| p.read()).collect())
+        .collect();
+    let ports = ports
+        .iter()
+        .enumerate()
+        .map(|(i, view)| {
+            let mut total = PortTotals::default();
+            for w in &per_worker {
+                total.add(&w[i]);
+            }
+            PortReport {
+                name: view.name.to_owned(),
+                link_up: view.link.up,
+                speed_mbps: view.link.speed_mbps,
+                counters: Counters::from(&total),
+                device: DeviceCounters::from(&view.device),
+            }
+        })
+        .collect();
+    let workers = cores
+        .iter()
+        .zip(&per_worker)
+        .map(|(core, totals)| WorkerReport {
+            core: *core,
+            ports: totals.iter().map(Counters::from).collect(),
+        })
+        .collect();
+    Report { ports, workers }
+}
+
+impl Report {
+    /// A table for the log: one line per port and worker, then the non-zero drop reasons.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:<12} {:>6} {:>12} {:>12} {:>10} {:>10} {:>10}",
+            "port", "worker", "rx_packets", "tx_packets", "arp_reply", "echo_reply", "dropped"
+        );
+        for (i, port) in self.ports.iter().enumerate() {
+            let c = &port.counters;
+            let _ = writeln!(
+                out,
+                "{:<12} {:>6} {:>12} {:>12} {:>10} {:>10} {:>10}",
+                port.name,
+                "all",
+                c.rx_packets,
+                c.tx_packets,
+                c.arp_replies,
+                c.icmp_echo_replies,
+                c.dropped
+            );
+            for w in &self.workers {
+                let c = &w.ports[i];
+                let _ = writeln!(
+                    out,
+                    "{:<12} {:>6} {:>12} {:>12} {:>10} {:>10} {:>10}",
+                    "",
+                    w.core,
+                    c.rx_packets,
+                    c.tx_packets,
+                    c.arp_replies,
+                    c.icmp_echo_replies,
+                    c.dropped
+                );
+            }
+            let reasons: Vec<String> = c
+                .drops
+                .iter()
+                .filter(|(_, n)| **n != 0)
+                .map(|(r, n)| format!("{r}={n}"))
+                .collect();
+            if !reasons.is_empty() {
+                let _ = writeln!(out, "{:<12} drops: {}", "", reasons.join(" "));
+            }
+            let d = &port.device;
+            let _ = writeln!(
+                out,
+                "{:<12} device: rx={} tx={} rx_missed={} rx_errors={} tx_errors={} rx_no_mbuf={} link={}",
+                "",
+                d.rx_packets,
+                d.tx_packets,
+                d.rx_missed,
+                d.rx_errors,
+                d.tx_errors,
+                d.rx_no_mbuf,
+                if port.link_up { "up" } else { "down" }
+            );
+        }
+        out
+    }
+
+    /// Writes the JSON report to `path` atomically (temporary file, then rename).
+    pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(&tmp, text + "\n")?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_over_workers_and_names_every_reason() {
+        let workers = [WorkerCounters::new(1), WorkerCounters::new(1)];
+        workers[0].ports[0].rx_packets.add(2);
+        workers[1].ports[0].rx_packets.add(3);
+        workers[1].ports[0].drop(DropReason::Malformed);
+        let view = PortView {
+            name: "p",
+            link: LinkStatus {
+                up: true,
+                speed_mbps: 10000,
+                full_duplex: true,
+            },
+            device: PortStats::default(),
+        };
+        let report = gather(&[view], &[1, 2], &workers);
+        assert_eq!(report.ports[0].counters.rx_packets, 5);
+        assert_eq!(report.ports[0].counters.drops["malformed"], 1);
+        assert_eq!(report.ports[0].counters.drops.len(), DropReason::COUNT);
+        assert_eq!(report.workers[1].ports[0].rx_packets, 3);
+        let json: serde_json::Value = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["ports"][0]["rx_packets"], 5);
+        assert_eq!(json["ports"][0]["dropped"], 1);
+        assert!(report.table().contains("malformed=1"));
+    }
+}
