@@ -71,6 +71,8 @@ impl EalArgs {
         }
         // Telemetry would open a socket under the runtime directory; rvs has its own API.
         args.push("--no-telemetry".to_owned());
+        // EAL's start-up banner is noise in an operator's log; its warnings and errors stay.
+        args.push("--log-level=lib.eal:notice".to_owned());
         args.extend(self.extra.iter().cloned());
         args
     }

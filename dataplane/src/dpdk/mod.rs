@@ -34,6 +34,14 @@ impl DpdkError {
         }
     }
 
+    /// A failure DPDK gave no reason for (errno 0); the driver usually logged one itself.
+    pub fn without_reason(what: impl Into<String>) -> Self {
+        DpdkError {
+            what: what.into(),
+            errno: 0,
+        }
+    }
+
     /// For calls that report failure through `rte_errno`.
     pub fn from_rte_errno(what: impl Into<String>) -> Self {
         // SAFETY: rvs_errno reads this thread's rte_errno; no preconditions.
@@ -51,6 +59,9 @@ impl DpdkError {
 
 impl fmt::Display for DpdkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.errno == 0 {
+            return f.write_str(&self.what);
+        }
         write!(f, "{}: {} (errno {})", self.what, self.reason(), self.errno)
     }
 }

@@ -79,7 +79,16 @@ impl Port {
         let cargs = CString::new(devargs).map_err(|_| DpdkError::new("devargs has a NUL", 22))?;
         // SAFETY: EAL is initialised; cargs is a valid C string for the call.
         let ret = unsafe { dpdk_sys::rte_dev_probe(cargs.as_ptr()) };
-        check(ret, || format!("cannot open device {devargs:?}"))?;
+        match ret {
+            0.. => {}
+            // -1 is the bus's "the driver refused": the driver logged its own reason above.
+            -1 => {
+                return Err(DpdkError::without_reason(format!(
+                    "cannot open device {devargs:?} (the driver refused it; its reason is logged above)"
+                )))
+            }
+            _ => return Err(DpdkError::new(format!("cannot open device {devargs:?}"), ret)),
+        }
         Port::find(name).ok_or_else(|| {
             DpdkError::new(
                 format!("device {devargs:?} probed but is not an ethernet port"),

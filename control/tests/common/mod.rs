@@ -1,0 +1,217 @@
+//! Shared by the tests that run the real rvsd binary: a lab of network namespaces and an rvsd
+//! process, each torn down by `Drop` (also when an assertion fails and the test unwinds).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned()
+}
+
+pub fn rvsd_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rvsd"))
+}
+
+/// Whether DPDK may use hugepages here (else the tests run EAL with --no-huge).
+pub fn hugepages_free() -> bool {
+    match std::env::var("RVS_TEST_HUGEPAGES").as_deref() {
+        Ok("0") => return false,
+        Ok("1") => return true,
+        _ => {}
+    }
+    let free = std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    free >= 256 && std::fs::read_to_string("/proc/mounts").is_ok_and(|m| m.contains(" hugetlbfs "))
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("rvs-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    out
+}
+
+/// Runs a command inside network namespace `ns`.
+pub fn in_ns(ns: &str, program: &str, args: &[&str]) -> Output {
+    run(Command::new("ip")
+        .args(["netns", "exec", ns, program])
+        .args(args))
+}
+
+/// The lab of `scripts/lab.sh`, brought down on drop.
+pub struct Lab {
+    pub name: String,
+}
+
+impl Lab {
+    pub fn up(name: &str) -> Lab {
+        let script = repo_root().join("scripts/lab.sh");
+        // A lab of that name left by a killed run of this test is ours to remove.
+        let _ = run(Command::new(&script).args(["down", name]));
+        let out = run(Command::new(&script).args(["up", name]));
+        assert!(
+            out.status.success(),
+            "lab.sh up {name} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Lab {
+            name: name.to_owned(),
+        }
+    }
+
+    pub fn ns(&self, role: &str) -> String {
+        format!("{}-{role}", self.name)
+    }
+
+    /// A counter of interface `iface` in namespace `role` (`tx_packets`, `rx_packets`, ...).
+    pub fn iface_counter(&self, role: &str, iface: &str, counter: &str) -> u64 {
+        let out = in_ns(
+            &self.ns(role),
+            "cat",
+            &[&format!("/sys/class/net/{iface}/statistics/{counter}")],
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("interface counter")
+    }
+
+    pub fn mac(&self, iface: &str) -> String {
+        let out =
+            run(Command::new(repo_root().join("scripts/lab.sh")).args(["mac", &self.name, iface]));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/lab.sh"))
+            .args(["down", &self.name])
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+/// An rvsd process; SIGTERM then, if it lingers, SIGKILL on drop.
+pub struct Rvsd {
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Rvsd {
+    /// Starts rvsd with `config`, in network namespace `ns` if given, logging to `log`.
+    pub fn start(ns: Option<&str>, config: &Path, log: &Path) -> Rvsd {
+        let log_file = std::fs::File::create(log).expect("log file");
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(rvsd_binary());
+                c
+            }
+            None => Command::new(rvsd_binary()),
+        };
+        cmd.arg("--config").arg(config).env("RVS_LOG", "info");
+        cmd.stdout(log_file.try_clone().expect("log fd"))
+            .stderr(log_file)
+            .stdin(Stdio::null());
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start rvsd: {e}"));
+        Rvsd {
+            child: Some(child),
+            log: log.to_owned(),
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log shows `needle`, or the process exits, or `timeout`.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.log_text().contains(needle) {
+                return true;
+            }
+            if let Some(child) = self.child.as_mut() {
+                if child.try_wait().ok().flatten().is_some() {
+                    return self.log_text().contains(needle);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    pub fn signal(&self, signal: i32) {
+        if let Some(child) = &self.child {
+            // `ip netns exec` execs rvsd in place, so the child's pid is rvsd's.
+            let _ = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(child.id().to_string())
+                .status();
+        }
+    }
+
+    /// SIGTERM and wait up to `timeout` for the exit.
+    pub fn stop(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.signal(15);
+        self.wait(timeout)
+    }
+
+    pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Rvsd {
+    fn drop(&mut self) {
+        if self.child.is_some() && self.stop(Duration::from_secs(5)).is_none() {
+            if let Some(mut child) = self.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
