@@ -132,6 +132,26 @@ impl Link {
     }
 }
 
+/// Whether the C toolchain the final link uses can find `file` (its own search path, as
+/// `cc -print-file-name` reports it, plus the -L directories DPDK names).
+fn linker_finds(file: &str, link_dirs: &[String]) -> bool {
+    if link_dirs
+        .iter()
+        .any(|d| std::path::Path::new(d).join(file).exists())
+    {
+        return true;
+    }
+    let cc = env::var("CC").unwrap_or_else(|_| "cc".into());
+    std::process::Command::new(cc)
+        .arg(format!("-print-file-name={file}"))
+        .output()
+        .map(|o| {
+            let path = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+            path != file && std::path::Path::new(&path).exists()
+        })
+        .unwrap_or(false)
+}
+
 fn pkg_config_words(args: &[&str]) -> Vec<String> {
     let output = std::process::Command::new(env::var("PKG_CONFIG").unwrap_or("pkg-config".into()))
         .args(args)
@@ -196,15 +216,27 @@ fn link_static() {
                     system_libs.push(name);
                 }
             }
-            "-pthread" => {
-                if !system_libs.iter().any(|l| l == "pthread") {
-                    system_libs.push("pthread".into());
-                }
+            "-pthread" if !system_libs.iter().any(|l| l == "pthread") => {
+                system_libs.push("pthread".into())
             }
             _ => {}
         }
     }
+    let link_dirs: Vec<String> = words
+        .iter()
+        .filter_map(|w| w.strip_prefix("-L").map(str::to_owned))
+        .collect();
     for lib in system_libs {
+        let found = ["so", "a"]
+            .iter()
+            .any(|ext| linker_finds(&format!("lib{lib}.{ext}"), &link_dirs));
+        if !found {
+            eprintln!(
+                "dpdk-sys: static DPDK needs lib{lib} for linking; install its -dev package \
+                 (e.g. apt-get install lib{lib}-dev, or run scripts/setup.sh), or build with RVS_DPDK_LINK=shared"
+            );
+            exit(1);
+        }
         println!("cargo:rustc-link-lib=dylib={lib}");
     }
 }

@@ -191,7 +191,7 @@ lab_up() {
     cat <<EOF
 lab '$NAME' up: $(lab_names | tr '\n' ' ')
   rvsd:    run in netns $L; port 0 = lb0 (client side, $mac0), port 1 = lb1 (server side, $mac1)
-           e.g. ip netns exec $L <rvsd> --vdev=net_af_packet0,iface=lb0 --vdev=net_af_packet1,iface=lb1 ...
+           e.g. ip netns exec $L target/release/rvsd --config configs/lab.ron  (ports net_af_packet0,iface=lb0 and net_af_packet1,iface=lb1)
            rvsd owns 198.51.100.1 (port 0) and 203.0.113.1 (port 1); the kernel has no address on lb0/lb1
   client:  $C cl0 198.51.100.10/24, default via 198.51.100.1
   servers: $NAME-rs1/2/3 eth0 203.0.113.11/12/13 /24, default via 203.0.113.1 (bridge br0 in $S)

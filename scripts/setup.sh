@@ -22,6 +22,7 @@ esac
 
 PACKAGES=(
     libdpdk-dev dpdk dpdk-dev pkg-config clang libclang-dev gcc
+    libsystemd-dev
     iproute2 iputils-ping arping ethtool python3 curl procps kmod
 )
 HUGEPAGES=${RVS_HUGEPAGES:-1024}

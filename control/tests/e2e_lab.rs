@@ -20,10 +20,10 @@ fn count(v: &serde_json::Value) -> u64 {
 
 #[test]
 fn ping_and_arping_are_answered_over_dpdk() {
-    let name = format!("e2e{}", std::process::id());
+    let name = format!("e2e{}", common::run_tag());
     let lab = Lab::up(&name);
     let tmp = TempDir::new("e2e");
-    let prefix = format!("rvs-e2e-{}", std::process::id());
+    let prefix = format!("rvs-e2e-{}", common::run_tag());
     let stats = tmp.path("stats.json");
     let config = tmp.path("lab.ron");
     let source = std::fs::read_to_string(common::repo_root().join("configs/lab.ron"))

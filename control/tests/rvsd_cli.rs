@@ -116,7 +116,7 @@ fn missing_file_is_one_line() {
 #[test]
 fn port_that_cannot_be_opened_is_placed_and_cleaned_up() {
     let tmp = TempDir::new("cli-port");
-    let prefix = format!("rvs-cli-port-{}", std::process::id());
+    let prefix = format!("rvs-cli-port-{}", common::run_tag());
     let file = tmp.path("port.ron");
     let source =
         ring_config(&prefix).replace("\"net_ring0\"", "\"net_af_packet0,iface=rvsnosuch0\"");
@@ -142,7 +142,7 @@ fn port_that_cannot_be_opened_is_placed_and_cleaned_up() {
 fn stops_cleanly_on_sigint_and_sigterm() {
     for (signal, name) in [(2, "sigint"), (15, "sigterm")] {
         let tmp = TempDir::new(&format!("cli-{name}"));
-        let prefix = format!("rvs-cli-{name}-{}", std::process::id());
+        let prefix = format!("rvs-cli-{name}-{}", common::run_tag());
         let file = tmp.path("ring.ron");
         std::fs::write(
             &file,

@@ -46,19 +46,22 @@ pub fn run(
         counters.ports.len(),
         "one counter block per port"
     );
-    let ports = queues.rx.len();
     let mut rx = Burst::new();
-    let mut pending: Vec<Burst> = (0..ports).map(|_| Burst::new()).collect();
+    let mut pending: Vec<Burst> = queues.tx.iter().map(|_| Burst::new()).collect();
 
     while !stop.load(Ordering::Relaxed) {
         let mut received = 0;
-        for port in 0..ports {
-            let n = queues.rx[port].rx_burst(&mut rx);
+        let lanes = queues
+            .rx
+            .iter_mut()
+            .zip(&mut queues.tx)
+            .zip(pending.iter_mut().zip(counters.ports.iter()));
+        for (port, ((rx_queue, tx_queue), (out, port_counters))) in lanes.enumerate() {
+            let n = rx_queue.rx_burst(&mut rx);
             if n == 0 {
                 continue;
             }
             received += n;
-            let port_counters = &counters.ports[port];
             let mut bytes = 0u64;
             for mut mbuf in rx.drain() {
                 bytes += u64::from(mbuf.pkt_len());
@@ -72,10 +75,10 @@ pub fn run(
                             Answer::Arp => port_counters.arp_replies.add(1),
                             Answer::IcmpEcho => port_counters.icmp_echo_replies.add(1),
                         }
-                        if let Err(mbuf) = pending[port].push(mbuf) {
-                            flush(&mut queues.tx[port], &mut pending[port], port_counters);
+                        if let Err(mbuf) = out.push(mbuf) {
+                            flush(tx_queue, out, port_counters);
                             // An empty burst always has room.
-                            let _ = pending[port].push(mbuf);
+                            let _ = out.push(mbuf);
                         }
                     }
                     Verdict::Drop(reason) => port_counters.drop(reason),
@@ -84,13 +87,14 @@ pub fn run(
             port_counters.rx_packets.add(n as u64);
             port_counters.rx_bytes.add(bytes);
         }
-        for port in 0..ports {
-            if !pending[port].is_empty() {
-                flush(
-                    &mut queues.tx[port],
-                    &mut pending[port],
-                    &counters.ports[port],
-                );
+        for ((tx_queue, out), port_counters) in queues
+            .tx
+            .iter_mut()
+            .zip(&mut pending)
+            .zip(counters.ports.iter())
+        {
+            if !out.is_empty() {
+                flush(tx_queue, out, port_counters);
             }
         }
         if received == 0 {

@@ -14,8 +14,19 @@ pub fn repo_root() -> PathBuf {
         .to_owned()
 }
 
+/// The rvsd under test: this build's, or `RVS_BIN` (the test command points it at the
+/// statically linked release binary for a second pass).
 pub fn rvsd_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_rvsd"))
+    match std::env::var_os("RVS_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_rvsd")),
+    }
+}
+
+/// Names the labs and DPDK prefixes of this run (`RVS_TEST_RUN` from scripts/test.sh, so
+/// that its trap can find what a killed test left), else the test process's pid.
+pub fn run_tag() -> String {
+    std::env::var("RVS_TEST_RUN").unwrap_or_else(|_| format!("p{}", std::process::id()))
 }
 
 /// Whether DPDK may use hugepages here (else the tests run EAL with --no-huge).

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Every rvs test, from a fresh machine: set-up (packages, hugepages), formatting and lints,
+# unit tests, the in-process DPDK test, the rvsd CLI tests, the end-to-end lab, and the
+# release (static) build with its own smoke test. Run as root (namespaces, hugepages).
+#
+# Usage: scripts/test.sh
+set -euo pipefail
+
+SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd -- "$SCRIPT_DIR/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+. "$SCRIPT_DIR/lib/common.sh"
+cd "$ROOT"
+
+require_root
+"$SCRIPT_DIR/setup.sh"
+
+# A test process killed outright cannot run its own clean-up: whatever it left in the
+# namespaces and DPDK directories named after this run is removed here.
+export RVS_TEST_RUN="t$$"
+cleanup() {
+    local ns pid
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^e2e${RVS_TEST_RUN}-" || true); do
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do
+            kill -TERM "$pid" 2>/dev/null || true
+        done
+    done
+    if ip netns list 2>/dev/null | grep -q "^e2e${RVS_TEST_RUN}-"; then
+        sleep 1
+        "$SCRIPT_DIR/lab.sh" down "e2e${RVS_TEST_RUN}" >/dev/null || true
+    fi
+    rm -rf /var/run/dpdk/rvs-*"${RVS_TEST_RUN}"* /dev/hugepages/rvs-*"${RVS_TEST_RUN}"* 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "release build (DPDK linked statically)"
+cargo build --release --workspace --quiet
+ls -l target/release/rvsd | awk '{printf "rvsd release binary: %.1f MB\n", $5 / 1e6}'
+
+step "release binary (static DPDK): CLI and end-to-end lab again, with its own drivers"
+RVS_BIN="$ROOT/target/release/rvsd" cargo test -p control --test rvsd_cli --test e2e_lab --quiet
+
+step "tests (unit, DPDK in-process, rvsd CLI, end-to-end lab)"
+cargo test --workspace --no-fail-fast
