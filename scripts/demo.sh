@@ -17,6 +17,7 @@ LAB=rvsdemo
 WORK=$(mktemp -d /tmp/rvs-demo.XXXXXX)
 RVSD_PID=
 
+# shellcheck disable=SC2317  # called by the trap
 cleanup() {
     if [[ -n $RVSD_PID ]] && kill -0 "$RVSD_PID" 2>/dev/null; then
         kill -TERM "$RVSD_PID" 2>/dev/null || true
@@ -64,6 +65,6 @@ sed -n '/counters:/,$p' "$WORK/rvsd.log" | tail -n +2
 
 printf '\n\033[1mstopping rvsd (SIGTERM)\033[0m\n'
 kill -TERM "$RVSD_PID"
-wait "$RVSD_PID" && echo "rvsd exited 0" || die "rvsd exited with status $?"
+if wait "$RVSD_PID"; then echo "rvsd exited 0"; else die "rvsd exited with status $?"; fi
 RVSD_PID=
 grep "stopped:" "$WORK/rvsd.log"

@@ -18,6 +18,7 @@ require_root
 # A test process killed outright cannot run its own clean-up: whatever it left in the
 # namespaces and DPDK directories named after this run is removed here.
 export RVS_TEST_RUN="t$$"
+# shellcheck disable=SC2317  # called by the trap
 cleanup() {
     local ns pid
     for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^e2e${RVS_TEST_RUN}-" || true); do
@@ -30,10 +31,21 @@ cleanup() {
         "$SCRIPT_DIR/lab.sh" down "e2e${RVS_TEST_RUN}" >/dev/null || true
     fi
     rm -rf /var/run/dpdk/rvs-*"${RVS_TEST_RUN}"* /dev/hugepages/rvs-*"${RVS_TEST_RUN}"* 2>/dev/null || true
+    rm -f -- "${LOG:-}"
 }
 trap cleanup EXIT INT TERM
 
 step() { printf '\n== %s\n' "$*"; }
+
+# Every cargo test run is logged so the closing line can add up all of them.
+LOG=$(mktemp /tmp/rvs-test.XXXXXX.log)
+tests() {
+    set +e
+    cargo test "$@" 2>&1 | tee -a "$LOG"
+    local status=${PIPESTATUS[0]}
+    set -e
+    return "$status"
+}
 
 step "format and lints"
 cargo fmt --all -- --check
@@ -41,10 +53,16 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "release build (DPDK linked statically)"
 cargo build --release --workspace --quiet
-ls -l target/release/rvsd | awk '{printf "rvsd release binary: %.1f MB\n", $5 / 1e6}'
+echo "rvsd release binary: $(stat -c %s target/release/rvsd) bytes"
 
 step "release binary (static DPDK): CLI and end-to-end lab again, with its own drivers"
-RVS_BIN="$ROOT/target/release/rvsd" cargo test -p control --test rvsd_cli --test e2e_lab --quiet
+status=0
+RVS_BIN="$ROOT/target/release/rvsd" tests -p control --test rvsd_cli --test e2e_lab || status=1
 
 step "tests (unit, DPDK in-process, rvsd CLI, end-to-end lab)"
-cargo test --workspace --no-fail-fast
+tests --workspace --no-fail-fast || status=1
+
+# One closing line over every run above.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "\nrvs: %d passed, %d failed\n", p, f }' "$LOG"
+exit "$status"
