@@ -30,16 +30,10 @@ const PEER: [Ipv4Addr; 2] = [
 
 fn hugepages_free() -> bool {
     match std::env::var("RVS_TEST_HUGEPAGES").as_deref() {
-        Ok("0") => return false,
-        Ok("1") => return true,
-        _ => {}
+        Ok("0") => false,
+        Ok("1") => true,
+        _ => dataplane::dpdk::eal::free_hugepages() >= 128,
     }
-    let free = std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(0);
-    let mounted = std::fs::read_to_string("/proc/mounts").is_ok_and(|m| m.contains(" hugetlbfs "));
-    free >= 128 && mounted
 }
 
 fn arp_request(port: usize) -> Vec<u8> {

@@ -32,15 +32,10 @@ pub fn run_tag() -> String {
 /// Whether DPDK may use hugepages here (else the tests run EAL with --no-huge).
 pub fn hugepages_free() -> bool {
     match std::env::var("RVS_TEST_HUGEPAGES").as_deref() {
-        Ok("0") => return false,
-        Ok("1") => return true,
-        _ => {}
+        Ok("0") => false,
+        Ok("1") => true,
+        _ => dataplane::dpdk::eal::free_hugepages() >= 256,
     }
-    let free = std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(0);
-    free >= 256 && std::fs::read_to_string("/proc/mounts").is_ok_and(|m| m.contains(" hugetlbfs "))
 }
 
 /// A scratch directory removed on drop.

@@ -10,6 +10,19 @@ use super::DpdkError;
 
 static EAL_STARTED: AtomicBool = AtomicBool::new(false);
 
+/// Free 2 MiB hugepages, if hugetlbfs is mounted (0 otherwise): whether `hugepages: true`
+/// can work here.
+pub fn free_hugepages() -> u64 {
+    let mounted = std::fs::read_to_string("/proc/mounts").is_ok_and(|m| m.contains(" hugetlbfs "));
+    if !mounted {
+        return 0;
+    }
+    std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// What rvs tells EAL. Built from the config; `to_args` renders the command line.
 #[derive(Debug, Clone)]
 pub struct EalArgs {
