@@ -2,12 +2,16 @@
 //!
 //! - [`wire`]: zero-copy header views.
 //! - [`engine`]: the sans-IO packet engine (bytes + snapshot + counters -> verdict).
+//! - [`flow`]: endpoints, flow keys, forwarding modes.
+//! - [`conn`]: the per-worker connection table (IPVS states, timeouts, expiry).
 //! - [`counters`]: per-worker, per-port counters with named drop reasons.
 //! - [`dpdk`]: the safe DPDK layer (the only `unsafe` code outside `dpdk-sys`).
 //! - [`worker`]: the run-to-completion loop on one pinned core.
 
+pub mod conn;
 pub mod counters;
 pub mod dpdk;
 pub mod engine;
+pub mod flow;
 pub mod wire;
 pub mod worker;

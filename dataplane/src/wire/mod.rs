@@ -8,6 +8,8 @@ pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
+pub mod tcp;
+pub mod udp;
 
 use std::fmt;
 

@@ -1,0 +1,1 @@
+//! Placeholder: the connection table is being written.
