@@ -1,23 +1,38 @@
 #!/usr/bin/env bash
-# Network-namespace lab for rvs: client -- [lb: rvsd] -- bridge -- 3 servers.
+# Network-namespace lab for rvs: client -- [lb: rvsd] -- servers, plus a router (gw) for the
+# direct return path of the DR and TUN modes.
 #
-#   NAME-client  cl0 198.51.100.10/24, default via 198.51.100.1 (rvsd port 0)
-#       | veth
-#   NAME-lb      lb0 (port 0, client side), lb1 (port 1, server side):
-#                up, promisc, no IPv4 address, IPv6 disabled; rvsd attaches
-#                to them with DPDK net_af_packet.
-#       | veth
-#   NAME-sw      bridge br0: sw-lb, sw-rs1, sw-rs2, sw-rs3 (STP off)
-#       | veth x3
-#   NAME-rs1..3  eth0 203.0.113.11-13/24, default via 203.0.113.1 (rvsd port 1)
+#   NAME-client  cl0 198.51.100.10/24, default via 198.51.100.1 (rvsd port 0); rp_filter 0
+#       | veth (cl0 -- sw-cl)
+#   NAME-sw      bridge brc (client network 198.51.100.0/24): sw-cl, sw-lbc, sw-gwc
+#                bridge br0 (server network 203.0.113.0/24):  sw-lb, sw-gw, sw-rs1..3
+#                (STP off, forward delay 0, multicast snooping off, no bridge netfilter)
+#       | veth (lb0 -- sw-lbc)                      | veth (lb1 -- sw-lb)
+#   NAME-lb      lb0 (port 0, client side), lb1 (port 1, server side): up, promisc, no IPv4
+#                address; rvsd attaches with DPDK net_af_packet and owns 198.51.100.1 (lb0),
+#                203.0.113.1 (lb1), the VIP 198.51.100.100 and the FULLNAT local addresses
+#                203.0.113.201/.202 (lb1).
+#   NAME-gw      gw0 198.51.100.254/24 (veth to sw-gwc), gw1 203.0.113.254/24 (veth to sw-gw);
+#                ip_forward 1, rp_filter 0, no redirects, arp_ignore 1 / arp_announce 2.
+#   NAME-rs1..3  eth0 203.0.113.11-13/24 (veth to sw-rsN); rp_filter 0. Per mode:
+#                  nat, fullnat: default via 203.0.113.1 (rvsd); no VIP; arp_ignore/announce 0
+#                  dr:           default via 203.0.113.254 (gw); VIP 198.51.100.100/32 on lo;
+#                                arp_ignore 1, arp_announce 2 (all, eth0)
+#                  tun:          as dr, plus a user-space IP-in-IP decapsulator
+#                                (lab/tun_decap.py) feeding tun0 (rp_filter 0)
 #
-# IPv6 is disabled in every namespace so that the kernel emits no RS/MLD/DAD
-# frames (tests count frames). TX checksum offload is off on every veth so
-# that AF_PACKET readers see complete checksums.
+# IPv6 is disabled in every namespace so that the kernel emits no RS/MLD/DAD frames (tests
+# count frames); nothing in the lab sends a frame on its own. TX checksum offload is off on
+# every veth so that AF_PACKET readers see complete checksums.
 #
 # Usage: scripts/lab.sh up|down|status [NAME]
-#        scripts/lab.sh mac [NAME] IFACE     (MAC of IFACE in NAME-lb)
-# NAME defaults to $RVS_LAB, else "rvs". State: /run/rvs-lab/NAME.state
+#        scripts/lab.sh mac [NAME] IFACE                   (MAC of IFACE in NAME-lb)
+#        scripts/lab.sh mode [NAME] nat|fullnat|dr|tun     (reconfigure the real servers)
+#        scripts/lab.sh servers [NAME] start|stop|status   (HTTP :80 and UDP echo :9000)
+# NAME defaults to $RVS_LAB, else "rvs".
+# State: /run/rvs-lab/NAME.state (the namespaces), /run/rvs-lab/NAME.d/ (mode, pid files and
+# logs of the processes the lab started, tun-rsN.json of the decapsulators). `down` stops those
+# processes by their recorded pid (checked against the start time) and removes everything.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
@@ -26,13 +41,22 @@ SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 
 STATE_DIR=/run/rvs-lab
 NETNS_DIR=/run/netns
-ROLES=(client lb sw rs1 rs2 rs3)
+LAB_PY=$SCRIPT_DIR/lab
+ROLES=(client lb sw gw rs1 rs2 rs3)
+MODES="nat fullnat dr tun"
+VIP=198.51.100.100
+LB_CLIENT_IP=198.51.100.1
+LB_SERVER_IP=203.0.113.1
+GW_CLIENT_IP=198.51.100.254
+GW_SERVER_IP=203.0.113.254
 
 usage() {
     cat <<EOF
 usage: $RVS_PROG up|down|status [NAME]
-       $RVS_PROG mac [NAME] IFACE   (MAC of IFACE inside NAME-lb)
-NAME defaults to \$RVS_LAB, else "rvs".
+       $RVS_PROG mac [NAME] IFACE                  (MAC of IFACE inside NAME-lb)
+       $RVS_PROG mode [NAME] nat|fullnat|dr|tun    (reconfigure the real servers for a mode)
+       $RVS_PROG servers [NAME] start|stop|status  (HTTP :80 and UDP echo :9000 on each server)
+NAME defaults to \$RVS_LAB, else "rvs". State in $STATE_DIR/NAME.state and $STATE_DIR/NAME.d/.
 EOF
 }
 
@@ -86,6 +110,194 @@ iface_mac() { # NS IFACE
     echo "$mac"
 }
 
+# nsctl NS KEY=VALUE... : sysctl inside a namespace.
+nsctl() {
+    local ns=$1
+    shift
+    ip netns exec "$ns" sysctl -qw "$@" >/dev/null
+}
+
+require_lab() {
+    local r
+    for r in "${ROLES[@]}"; do
+        ns_exists "$NAME-$r" || die "lab '$NAME' is not up (no namespace $NAME-$r); run '$0 up $NAME'"
+    done
+    mkdir -p "$RUN"
+}
+
+# --- processes started by the lab ---------------------------------------------
+# Each is recorded as RUN/KEY.proc: "PID STARTTIME NS KEY" (STARTTIME: field 22 of
+# /proc/PID/stat). A pid is only ever signalled if its start time still matches.
+
+proc_starttime() { # PID -> start time, fails if gone or a zombie
+    local stat rest f=()
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    rest=${stat##*) }
+    read -r -a f <<<"$rest"
+    ((${#f[@]} > 19)) || return 1
+    [[ ${f[0]} != Z && ${f[0]} != X ]] || return 1
+    echo "${f[19]}"
+}
+
+proc_is() { # PID STARTTIME
+    local cur
+    [[ $1 =~ ^[0-9]+$ && $2 =~ ^[0-9]+$ ]] || return 1
+    cur=$(proc_starttime "$1") || return 1
+    [[ $cur == "$2" ]]
+}
+
+proc_alive() { # KEY
+    local pid st rest
+    [[ -f $RUN/$1.proc ]] || return 1
+    read -r pid st rest <"$RUN/$1.proc" || true
+    proc_is "${pid:-}" "${st:-}"
+}
+
+proc_pid() { # KEY
+    local pid rest
+    read -r pid rest <"$RUN/$1.proc" 2>/dev/null || true
+    echo "${pid:-?}"
+}
+
+# start_proc NS KEY SCRIPT ARGS... : run python3 SCRIPT ARGS --pidfile RUN/KEY.pid in NS,
+# detached (own session, stdin /dev/null, output to RUN/KEY.log); wait until the program has
+# written its pid file (it does so once ready). No-op if KEY is already running.
+start_proc() {
+    local ns=$1 key=$2
+    shift 2
+    local pidf=$RUN/$key.pid procf=$RUN/$key.proc log=$RUN/$key.log pid="" st launcher i
+    if proc_alive "$key"; then return 0; fi
+    rm -f -- "$pidf" "$procf"
+    setsid ip netns exec "$ns" python3 "$@" --pidfile "$pidf" </dev/null >>"$log" 2>&1 &
+    launcher=$!
+    for ((i = 0; i < 100; i++)); do # up to 10 s
+        if [[ -s $pidf ]]; then break; fi
+        kill -0 "$launcher" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [[ -s $pidf ]]; then pid=$(<"$pidf"); fi
+    if [[ ! $pid =~ ^[0-9]+$ ]] || ! st=$(proc_starttime "$pid"); then
+        kill -TERM "$launcher" 2>/dev/null || true
+        die "could not start $key in $ns: $(tail -n 5 "$log" 2>/dev/null | tr '\n' ' ')"
+    fi
+    echo "$pid $st $ns $key" >"$procf"
+}
+
+# stop_procs KEY... : SIGTERM to those still running, up to 5 s, then SIGKILL, up to 2 s more;
+# forget them. Fails if one survives.
+stop_procs() {
+    local key pid st rest i live=() left=() failed=0
+    for key in "$@"; do
+        [[ -f $RUN/$key.proc ]] || continue
+        read -r pid st rest <"$RUN/$key.proc" || true
+        if proc_is "${pid:-}" "${st:-}"; then
+            kill -TERM "$pid" 2>/dev/null || true
+            live+=("$key $pid $st")
+        fi
+    done
+    for ((i = 0; i < 70 && ${#live[@]}; i++)); do
+        if ((i == 50)); then
+            for key in "${live[@]}"; do
+                read -r key pid st <<<"$key"
+                warn "$key (pid $pid) did not stop on SIGTERM; sending SIGKILL"
+                kill -KILL "$pid" 2>/dev/null || true
+            done
+        fi
+        sleep 0.1
+        left=()
+        for key in "${live[@]}"; do
+            read -r _ pid st <<<"$key"
+            if proc_is "$pid" "$st"; then left+=("$key"); fi
+        done
+        live=("${left[@]}")
+    done
+    for key in "${live[@]}"; do
+        read -r key pid st <<<"$key"
+        warn "could not stop $key (pid $pid)"
+        failed=1
+    done
+    for key in "$@"; do
+        if ((failed)) && [[ " ${live[*]} " == *" $key "* ]]; then continue; fi
+        rm -f -- "$RUN/$key.proc" "$RUN/$key.pid" "$RUN/$key.pid.tmp"
+    done
+    return "$failed"
+}
+
+stop_all_procs() {
+    local f keys=()
+    [[ -d $RUN ]] || return 0
+    for f in "$RUN"/*.proc; do
+        [[ -e $f ]] || continue
+        keys+=("$(basename -- "$f" .proc)")
+    done
+    ((${#keys[@]} == 0)) || stop_procs "${keys[@]}"
+}
+
+# --- modes ---------------------------------------------------------------------
+
+has_vip() { # NS
+    [[ -n $(ip -n "$1" -4 -o addr show dev lo to "$VIP/32" 2>/dev/null) ]]
+}
+
+apply_mode() { # MODE
+    local mode=$1 i ns via ign ann
+    case $mode in
+        nat | fullnat) via=$LB_SERVER_IP ign=0 ann=0 ;;
+        dr | tun) via=$GW_SERVER_IP ign=1 ann=2 ;;
+        *) die "unknown mode '$mode' (one of: $MODES)" ;;
+    esac
+    have python3 || [[ $mode != tun ]] || die "python3 is needed for the tun mode's decapsulators"
+    if [[ $mode != tun ]]; then stop_procs decap-rs1 decap-rs2 decap-rs3; fi
+    for i in 1 2 3; do
+        ns=$NAME-rs$i
+        ip -n "$ns" route replace default via "$via" dev eth0
+        case $mode in
+            dr | tun) has_vip "$ns" || ip -n "$ns" addr add "$VIP/32" dev lo ;;
+            *) if has_vip "$ns"; then ip -n "$ns" addr del "$VIP/32" dev lo; fi ;;
+        esac
+        nsctl "$ns" "net.ipv4.conf.all.arp_ignore=$ign" "net.ipv4.conf.eth0.arp_ignore=$ign" \
+            "net.ipv4.conf.all.arp_announce=$ann" "net.ipv4.conf.eth0.arp_announce=$ann"
+        if [[ $mode == tun ]]; then
+            start_proc "$ns" "decap-rs$i" "$LAB_PY/tun_decap.py" "$RUN/tun-rs$i.json" --dev tun0
+            nsctl "$ns" net.ipv4.conf.tun0.rp_filter=0
+        fi
+    done
+    echo "$mode" >"$RUN/mode"
+}
+
+current_mode() {
+    if [[ -f $RUN/mode ]]; then cat -- "$RUN/mode"; else echo "nat"; fi
+}
+
+# --- servers ---------------------------------------------------------------------
+
+servers_start() {
+    local i
+    have python3 || die "python3 is needed for the servers"
+    for i in 1 2 3; do
+        start_proc "$NAME-rs$i" "http-rs$i" "$LAB_PY/http_server.py" "rs$i" --port 80
+        start_proc "$NAME-rs$i" "udp-rs$i" "$LAB_PY/udp_echo.py" "rs$i" --port 9000
+    done
+}
+
+servers_stop() {
+    stop_procs http-rs1 udp-rs1 http-rs2 udp-rs2 http-rs3 udp-rs3
+}
+
+procs_status() {
+    local f key
+    [[ -d $RUN ]] || return 0
+    for f in "$RUN"/*.proc; do
+        [[ -e $f ]] || continue
+        key=$(basename -- "$f" .proc)
+        if proc_alive "$key"; then
+            echo "  $key: running, pid $(proc_pid "$key") (log $RUN/$key.log)"
+        else
+            echo "  $key: NOT running (was pid $(proc_pid "$key"); log $RUN/$key.log)"
+        fi
+    done
+}
+
 # --- up ----------------------------------------------------------------------
 
 CREATED=()
@@ -96,10 +308,12 @@ up_cleanup() {
     trap - EXIT INT TERM
     if ((rc != 0)); then
         warn "'up $NAME' failed (exit $rc); removing what it made"
+        stop_all_procs || true
         for ((i = ${#CREATED[@]} - 1; i >= 0; i--)); do
             ip netns del "${CREATED[i]}" 2>/dev/null || warn "could not delete namespace ${CREATED[i]}"
         done
         if ((STATE_WRITTEN)); then rm -f -- "$STATE"; fi
+        if [[ -d $RUN ]]; then rm -rf -- "$RUN"; fi
     fi
     exit "$rc"
 }
@@ -112,8 +326,7 @@ mkns() { # NS
     STATE_WRITTEN=1
     # No IPv6 at all: no router solicitations, MLD reports or DAD probes.
     if [[ -d /proc/sys/net/ipv6 ]]; then
-        ip netns exec "$ns" sysctl -qw \
-            net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+        nsctl "$ns" net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
     fi
     ip -n "$ns" link set lo up
 }
@@ -127,13 +340,36 @@ mkveth() {
     fi
 }
 
+# mkbridge NS BR PORT... : a plain learning bridge, no STP, no multicast snooping.
+mkbridge() {
+    local ns=$1 br=$2 p
+    shift 2
+    ip -n "$ns" link add name "$br" type bridge stp_state 0 forward_delay 0 mcast_snooping 0
+    for p in "$@"; do
+        ip -n "$ns" link set "$p" master "$br" up
+    done
+    ip -n "$ns" link set "$br" up
+}
+
+# rp_filter off: replies from the VIP come back from the gw's MAC (client), and the servers
+# receive the client's address on tun0 (TUN mode). Namespaces inherit the host's IPv4 sysctls.
+no_rp_filter() { # NS IFACE...
+    local ns=$1 i args=(net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0)
+    shift
+    for i in "$@"; do args+=("net.ipv4.conf.$i.rp_filter=0"); done
+    nsctl "$ns" "${args[@]}"
+}
+
 lab_up() {
-    local existing=() ns r i C L S
+    local existing=() ns r i C L S G
     for ns in $(lab_names); do
         if ns_exists "$ns"; then existing+=("$ns"); fi
     done
     if ((${#existing[@]})); then
         die "lab '$NAME' already exists (${existing[*]}); run '$0 down $NAME' first"
+    fi
+    if [[ -e $RUN ]]; then
+        die "state of an earlier lab '$NAME' remains in $RUN; run '$0 down $NAME' first"
     fi
 
     mkdir -p "$STATE_DIR"
@@ -142,14 +378,18 @@ lab_up() {
     trap 'exit 143' TERM
     : >"$STATE"
     STATE_WRITTEN=1
+    mkdir -p "$RUN"
 
-    C=$NAME-client L=$NAME-lb S=$NAME-sw
+    C=$NAME-client L=$NAME-lb S=$NAME-sw G=$NAME-gw
     for r in "${ROLES[@]}"; do
         mkns "$NAME-$r"
     done
 
-    mkveth "$C" cl0 "$L" lb0
+    mkveth "$C" cl0 "$S" sw-cl
+    mkveth "$L" lb0 "$S" sw-lbc
+    mkveth "$G" gw0 "$S" sw-gwc
     mkveth "$L" lb1 "$S" sw-lb
+    mkveth "$G" gw1 "$S" sw-gw
     for i in 1 2 3; do
         mkveth "$NAME-rs$i" eth0 "$S" "sw-rs$i"
     done
@@ -158,30 +398,41 @@ lab_up() {
     ip -n "$L" link set lb0 promisc on up
     ip -n "$L" link set lb1 promisc on up
 
-    # Switch: plain learning bridge, no STP, no netfilter on bridged frames.
+    # Switch: two plain learning bridges, no STP, no netfilter on bridged frames.
     for r in iptables ip6tables arptables; do
         if ip netns exec "$S" test -e "/proc/sys/net/bridge/bridge-nf-call-$r"; then
-            ip netns exec "$S" sysctl -qw "net.bridge.bridge-nf-call-$r=0"
+            nsctl "$S" "net.bridge.bridge-nf-call-$r=0"
         fi
     done
-    ip -n "$S" link add name br0 type bridge stp_state 0 forward_delay 0
-    for ns in sw-lb sw-rs1 sw-rs2 sw-rs3; do
-        ip -n "$S" link set "$ns" master br0 up
-    done
-    ip -n "$S" link set br0 up
+    mkbridge "$S" brc sw-cl sw-lbc sw-gwc
+    mkbridge "$S" br0 sw-lb sw-gw sw-rs1 sw-rs2 sw-rs3
 
     # Client.
+    no_rp_filter "$C" cl0
     ip -n "$C" addr add 198.51.100.10/24 dev cl0
     ip -n "$C" link set cl0 up
-    ip -n "$C" route add default via 198.51.100.1 dev cl0
+    ip -n "$C" route add default via "$LB_CLIENT_IP" dev cl0
 
-    # Real servers.
+    # Router for the direct return path (DR, TUN). It answers ARP only for its own address
+    # on each leg and never for the VIP; it sends nothing unless it forwards.
+    no_rp_filter "$G" gw0 gw1
+    nsctl "$G" net.ipv4.ip_forward=1 \
+        net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.default.send_redirects=0 \
+        net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+    ip -n "$G" addr add "$GW_CLIENT_IP/24" dev gw0
+    ip -n "$G" addr add "$GW_SERVER_IP/24" dev gw1
+    ip -n "$G" link set gw0 up
+    ip -n "$G" link set gw1 up
+
+    # Real servers (NAT mode to begin with).
     for i in 1 2 3; do
         ns=$NAME-rs$i
+        no_rp_filter "$ns" eth0 lo
         ip -n "$ns" addr add "203.0.113.1$i/24" dev eth0
         ip -n "$ns" link set eth0 up
-        ip -n "$ns" route add default via 203.0.113.1 dev eth0
+        ip -n "$ns" route add default via "$LB_SERVER_IP" dev eth0
     done
+    apply_mode nat
 
     local mac0 mac1
     mac0=$(iface_mac "$L" lb0)
@@ -193,9 +444,11 @@ lab '$NAME' up: $(lab_names | tr '\n' ' ')
   rvsd:    run in netns $L; port 0 = lb0 (client side, $mac0), port 1 = lb1 (server side, $mac1)
            e.g. ip netns exec $L target/release/rvsd --config configs/lab.ron  (ports net_af_packet0,iface=lb0 and net_af_packet1,iface=lb1)
            rvsd owns 198.51.100.1 (port 0) and 203.0.113.1 (port 1); the kernel has no address on lb0/lb1
-  client:  $C cl0 198.51.100.10/24, default via 198.51.100.1
-  servers: $NAME-rs1/2/3 eth0 203.0.113.11/12/13 /24, default via 203.0.113.1 (bridge br0 in $S)
-  state:   $STATE   teardown: $0 down $NAME
+  client:  $C cl0 198.51.100.10/24, default via $LB_CLIENT_IP (bridge brc in $S)
+  gw:      $G gw0 $GW_CLIENT_IP/24, gw1 $GW_SERVER_IP/24, forwarding (return path of dr/tun)
+  servers: $NAME-rs1/2/3 eth0 203.0.113.11/12/13 /24, default via $LB_SERVER_IP (bridge br0 in $S)
+  mode:    nat   ($0 mode $NAME nat|fullnat|dr|tun; servers: $0 servers $NAME start)
+  state:   $STATE, $RUN/   teardown: $0 down $NAME
 EOF
 }
 
@@ -204,10 +457,11 @@ EOF
 lab_down() {
     local nss=() ns pids failed=0
     mapfile -t nss < <(lab_namespaces)
-    if ((${#nss[@]} == 0)) && [[ ! -f $STATE ]]; then
+    if ((${#nss[@]} == 0)) && [[ ! -f $STATE && ! -d $RUN ]]; then
         note "lab '$NAME' does not exist; nothing to do"
         return 0
     fi
+    stop_all_procs || failed=1
     for ns in "${nss[@]}"; do
         ns_exists "$ns" || continue
         pids=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ') || true
@@ -220,9 +474,10 @@ lab_down() {
         fi
     done
     if ((failed)); then
-        die "some namespaces of lab '$NAME' could not be removed; state kept in $STATE"
+        die "some processes or namespaces of lab '$NAME' could not be removed; state kept in $STATE and $RUN"
     fi
     rm -f -- "$STATE"
+    rm -rf -- "$RUN"
     note "lab '$NAME' down (${#nss[@]} namespaces removed)"
 }
 
@@ -237,6 +492,9 @@ lab_status() {
         present=$((present + 1))
         echo "== $ns"
         ip -n "$ns" -br addr
+        case $ns in
+            "$NAME"-rs[123] | "$NAME"-client) ip -n "$ns" route show default | sed 's/^/   route: /' ;;
+        esac
     done
     if ((present == 0)); then
         echo "lab '$NAME' is not up"
@@ -246,6 +504,9 @@ lab_status() {
         echo "== rvsd ports in $NAME-lb: lb0 $(iface_mac "$NAME-lb" lb0 2>/dev/null || echo '?')" \
             "(client side), lb1 $(iface_mac "$NAME-lb" lb1 2>/dev/null || echo '?') (server side)"
     fi
+    echo "== mode: $(current_mode)"
+    echo "== processes ($RUN):"
+    procs_status
     if ((present != ${#ROLES[@]})); then
         warn "lab '$NAME' is incomplete ($present of ${#ROLES[@]} namespaces); consider '$0 down $NAME'"
     fi
@@ -254,19 +515,26 @@ lab_status() {
 # --- main --------------------------------------------------------------------
 
 cmd=${1:-}
-IFACE=
+IFACE="" ARG=""
 case $cmd in
     up | down | status)
         (($# <= 2)) || { usage >&2; exit 2; }
         NAME=${2:-${RVS_LAB:-rvs}}
         ;;
-    mac)
+    mac | mode | servers)
         case $# in
-            2) NAME=${RVS_LAB:-rvs} IFACE=$2 ;;
-            3) NAME=$2 IFACE=$3 ;;
+            2) NAME=${RVS_LAB:-rvs} ARG=$2 ;;
+            3) NAME=$2 ARG=$3 ;;
             *) usage >&2; exit 2 ;;
         esac
-        [[ $IFACE =~ ^[A-Za-z0-9_.-]{1,15}$ ]] || die "bad interface name '$IFACE'"
+        case $cmd in
+            mac)
+                IFACE=$ARG
+                [[ $IFACE =~ ^[A-Za-z0-9_.-]{1,15}$ ]] || die "bad interface name '$IFACE'"
+                ;;
+            mode) [[ " $MODES " == *" $ARG "* ]] || die "bad mode '$ARG' (one of: $MODES)" ;;
+            servers) [[ $ARG =~ ^(start|stop|status)$ ]] || die "bad servers action '$ARG' (start|stop|status)" ;;
+        esac
         ;;
     -h | --help | help)
         usage
@@ -281,6 +549,7 @@ esac
 [[ $NAME =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$ ]] ||
     die "bad lab name '$NAME' (letters, digits, '_' and '-', at most 32 chars)"
 STATE=$STATE_DIR/$NAME.state
+RUN=$STATE_DIR/$NAME.d
 
 require_root
 
@@ -291,5 +560,21 @@ case $cmd in
     mac)
         ns_exists "$NAME-lb" || die "lab '$NAME' is not up (no namespace $NAME-lb)"
         iface_mac "$NAME-lb" "$IFACE" || exit 1
+        ;;
+    mode)
+        require_lab
+        apply_mode "$ARG"
+        note "lab '$NAME': mode $ARG"
+        ;;
+    servers)
+        require_lab
+        case $ARG in
+            start)
+                servers_start
+                note "lab '$NAME': servers running (HTTP :80, UDP echo :9000 on rs1..3)"
+                ;;
+            stop) servers_stop ;;
+            status) procs_status ;;
+        esac
         ;;
 esac

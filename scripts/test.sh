@@ -59,8 +59,12 @@ step "release binary (static DPDK): CLI and end-to-end lab again, with its own d
 status=0
 RVS_BIN="$ROOT/target/release/rvsd" tests -p control --test rvsd_cli --test e2e_lab || status=1
 
-step "tests (unit, DPDK in-process, rvsd CLI, end-to-end lab)"
+step "tests (unit, DPDK in-process, rvsd CLI, end-to-end lab and modes)"
 tests --workspace --no-fail-fast || status=1
+
+step "fuzz: the engine on arbitrary bytes and random traffic, 200000 cases each, bounded in time"
+PROPTEST_CASES=200000 timeout 600 cargo test --release -p dataplane --lib fuzz_ 2>&1 | tee -a "$LOG" ||
+    status=1
 
 # One closing line over every run above.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }

@@ -1,9 +1,11 @@
 //! rvs control plane: everything that is not per packet.
 //!
 //! - [`config`]: the RON file: schema, validation, errors placed at FILE:LINE:COLUMN.
+//! - [`neigh`]: ARP resolution of next hops.
 //! - [`snapshot`]: builds the immutable state workers read.
 //! - [`stats`]: gathers workers' and devices' counters for the stats file and the log.
 
 pub mod config;
+pub mod neigh;
 pub mod snapshot;
 pub mod stats;

@@ -29,6 +29,9 @@ pub struct PortReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkerReport {
     pub core: usize,
+    /// Connections in the worker's table now, and expired so far.
+    pub connections: u64,
+    pub connections_expired: u64,
     pub ports: Vec<Counters>,
 }
 
@@ -40,6 +43,10 @@ pub struct Counters {
     pub tx_bytes: u64,
     pub arp_replies: u64,
     pub icmp_echo_replies: u64,
+    pub icmp_errors_sent: u64,
+    pub forwarded: u64,
+    pub connections_created: u64,
+    pub to_control: u64,
     pub dropped: u64,
     /// Every reason, zero or not, so tools can rely on the keys.
     pub drops: std::collections::BTreeMap<&'static str, u64>,
@@ -54,6 +61,10 @@ impl From<&PortTotals> for Counters {
             tx_bytes: t.tx_bytes,
             arp_replies: t.arp_replies,
             icmp_echo_replies: t.icmp_echo_replies,
+            icmp_errors_sent: t.icmp_errors_sent,
+            forwarded: t.forwarded,
+            connections_created: t.connections_created,
+            to_control: t.to_control,
             dropped: t.dropped(),
             drops: DropReason::ALL
                 .iter()
@@ -119,12 +130,32 @@ pub fn gather(ports: &[PortView<'_>], cores: &[usize], workers: &[WorkerCounters
     let workers = cores
         .iter()
         .zip(&per_worker)
-        .map(|(core, totals)| WorkerReport {
+        .zip(workers)
+        .map(|((core, totals), w)| WorkerReport {
             core: *core,
+            connections: w.connections.get(),
+            connections_expired: w.connections_expired.get(),
             ports: totals.iter().map(Counters::from).collect(),
         })
         .collect();
     Report { ports, workers }
+}
+
+/// One line of the counter table, in the header's columns.
+fn row(out: &mut String, port: &str, worker: &str, c: &Counters) {
+    let _ = writeln!(
+        out,
+        "{:<12} {:>6} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10}",
+        port,
+        worker,
+        c.rx_packets,
+        c.tx_packets,
+        c.forwarded,
+        c.connections_created,
+        c.arp_replies,
+        c.icmp_echo_replies,
+        c.dropped
+    );
 }
 
 impl Report {
@@ -133,35 +164,22 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<12} {:>6} {:>12} {:>12} {:>10} {:>10} {:>10}",
-            "port", "worker", "rx_packets", "tx_packets", "arp_reply", "echo_reply", "dropped"
+            "{:<12} {:>6} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10}",
+            "port",
+            "worker",
+            "rx_packets",
+            "tx_packets",
+            "forwarded",
+            "new_conns",
+            "arp_reply",
+            "echo_reply",
+            "dropped"
         );
         for (i, port) in self.ports.iter().enumerate() {
             let c = &port.counters;
-            let _ = writeln!(
-                out,
-                "{:<12} {:>6} {:>12} {:>12} {:>10} {:>10} {:>10}",
-                port.name,
-                "all",
-                c.rx_packets,
-                c.tx_packets,
-                c.arp_replies,
-                c.icmp_echo_replies,
-                c.dropped
-            );
+            row(&mut out, &port.name, "all", c);
             for w in &self.workers {
-                let c = &w.ports[i];
-                let _ = writeln!(
-                    out,
-                    "{:<12} {:>6} {:>12} {:>12} {:>10} {:>10} {:>10}",
-                    "",
-                    w.core,
-                    c.rx_packets,
-                    c.tx_packets,
-                    c.arp_replies,
-                    c.icmp_echo_replies,
-                    c.dropped
-                );
+                row(&mut out, "", &w.core.to_string(), &w.ports[i]);
             }
             let reasons: Vec<String> = c
                 .drops
@@ -184,6 +202,13 @@ impl Report {
                 d.tx_errors,
                 d.rx_no_mbuf,
                 if port.link_up { "up" } else { "down" }
+            );
+        }
+        for w in &self.workers {
+            let _ = writeln!(
+                out,
+                "worker {}: {} connections, {} expired",
+                w.core, w.connections, w.connections_expired
             );
         }
         out

@@ -24,16 +24,33 @@ pub enum DropReason {
     UnsupportedEthertype,
     /// An IPv4 protocol or ICMP type the appliance does not answer itself.
     UnsupportedProtocol,
-    /// ARP that is not a request for one of our addresses (replies, gratuitous ARP).
-    ArpNotRequest,
     /// A chained (multi-segment) mbuf; rvs handles single-segment packets.
     MultiSegment,
     /// The TX queue refused the packet (device ring full).
     TxFull,
+    /// A TCP/UDP packet (or an ICMP error) of no known connection that cannot start one
+    /// (TCP without a lone SYN).
+    NoConnection,
+    /// For one of our addresses, but no virtual service on that protocol and port.
+    NoService,
+    /// The service has no real server that may take a connection (all weights 0, none).
+    NoRealServer,
+    /// The connection table is full: new flows are refused, established ones go on.
+    TableFull,
+    /// The next hop's MAC is not resolved (yet), or no route leads there.
+    NoNeighbor,
+    /// FULLNAT: no free local address and port towards that real server.
+    NoLocalPort,
+    /// Too big for the tunnel with DF clear (rvs does not fragment), or no headroom.
+    TooBig,
+    /// TTL ran out and no ICMP error could be sent (e.g. no address on the port).
+    TtlExceeded,
+    /// The ring to the control thread was full.
+    SlowPathFull,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 19;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Malformed,
         DropReason::IpChecksum,
@@ -43,9 +60,17 @@ impl DropReason {
         DropReason::MartianSource,
         DropReason::UnsupportedEthertype,
         DropReason::UnsupportedProtocol,
-        DropReason::ArpNotRequest,
         DropReason::MultiSegment,
         DropReason::TxFull,
+        DropReason::NoConnection,
+        DropReason::NoService,
+        DropReason::NoRealServer,
+        DropReason::TableFull,
+        DropReason::NoNeighbor,
+        DropReason::NoLocalPort,
+        DropReason::TooBig,
+        DropReason::TtlExceeded,
+        DropReason::SlowPathFull,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,9 +83,17 @@ impl DropReason {
             DropReason::MartianSource => "martian_source",
             DropReason::UnsupportedEthertype => "unsupported_ethertype",
             DropReason::UnsupportedProtocol => "unsupported_protocol",
-            DropReason::ArpNotRequest => "arp_not_request",
             DropReason::MultiSegment => "multi_segment",
             DropReason::TxFull => "tx_full",
+            DropReason::NoConnection => "no_connection",
+            DropReason::NoService => "no_service",
+            DropReason::NoRealServer => "no_real_server",
+            DropReason::TableFull => "table_full",
+            DropReason::NoNeighbor => "no_neighbor",
+            DropReason::NoLocalPort => "no_local_port",
+            DropReason::TooBig => "too_big",
+            DropReason::TtlExceeded => "ttl_exceeded",
+            DropReason::SlowPathFull => "slow_path_full",
         }
     }
 }
@@ -80,6 +113,12 @@ impl Counter {
         );
     }
 
+    /// Stores a gauge value (single writer).
+    #[inline]
+    pub fn set(&self, value: u64) {
+        self.0.store(value, Ordering::Relaxed);
+    }
+
     #[inline]
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
@@ -96,6 +135,14 @@ pub struct PortCounters {
     pub tx_bytes: Counter,
     pub arp_replies: Counter,
     pub icmp_echo_replies: Counter,
+    /// ICMP errors rvs originated (time exceeded, fragmentation needed).
+    pub icmp_errors_sent: Counter,
+    /// Packets of connections forwarded (counted on the ingress port).
+    pub forwarded: Counter,
+    /// Connections created by packets arriving on this port.
+    pub connections_created: Counter,
+    /// Packets handed to the control thread (ARP it learns neighbours from).
+    pub to_control: Counter,
     pub drops: [Counter; DropReason::COUNT],
 }
 
@@ -117,6 +164,10 @@ impl PortCounters {
             tx_bytes: self.tx_bytes.get(),
             arp_replies: self.arp_replies.get(),
             icmp_echo_replies: self.icmp_echo_replies.get(),
+            icmp_errors_sent: self.icmp_errors_sent.get(),
+            forwarded: self.forwarded.get(),
+            connections_created: self.connections_created.get(),
+            to_control: self.to_control.get(),
             drops,
         }
     }
@@ -126,12 +177,18 @@ impl PortCounters {
 #[derive(Debug)]
 pub struct WorkerCounters {
     pub ports: Box<[PortCounters]>,
+    /// Connections in this worker's table (a gauge the worker stores once per loop).
+    pub connections: Counter,
+    /// Connections expired by the timer wheel.
+    pub connections_expired: Counter,
 }
 
 impl WorkerCounters {
     pub fn new(ports: usize) -> Self {
         WorkerCounters {
             ports: (0..ports).map(|_| PortCounters::default()).collect(),
+            connections: Counter::default(),
+            connections_expired: Counter::default(),
         }
     }
 }
@@ -145,6 +202,10 @@ pub struct PortTotals {
     pub tx_bytes: u64,
     pub arp_replies: u64,
     pub icmp_echo_replies: u64,
+    pub icmp_errors_sent: u64,
+    pub forwarded: u64,
+    pub connections_created: u64,
+    pub to_control: u64,
     pub drops: [u64; DropReason::COUNT],
 }
 
@@ -156,6 +217,10 @@ impl PortTotals {
         self.tx_bytes += other.tx_bytes;
         self.arp_replies += other.arp_replies;
         self.icmp_echo_replies += other.icmp_echo_replies;
+        self.icmp_errors_sent += other.icmp_errors_sent;
+        self.forwarded += other.forwarded;
+        self.connections_created += other.connections_created;
+        self.to_control += other.to_control;
         for (a, b) in self.drops.iter_mut().zip(other.drops) {
             *a += b;
         }

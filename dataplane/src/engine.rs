@@ -1,45 +1,43 @@
-//! The sans-IO packet engine: (frame bytes, ingress port, snapshot) -> verdict. It performs no
-//! I/O, allocates nothing and reads no clock; the worker loop only moves mbufs around it, and
+//! The sans-IO packet engine: (frame, ingress port, snapshot, worker state, now) -> verdict.
+//! It performs no I/O and reads no clock; the worker loop only moves mbufs around it, and
 //! every rule here is tested on byte arrays.
 //!
-//! What it does so far: answer ARP requests and ICMP echo requests for the appliance's own
-//! addresses, rewriting the frame in place into the reply; everything else is dropped with a
-//! named reason. The load-balancing path joins here.
+//! Per packet: ARP and ICMP echo for the appliance's own addresses are answered in place;
+//! TCP/UDP packets of a known connection are rewritten for its mode and direction; a new flow
+//! to a virtual service is scheduled onto a real server and recorded; ICMP errors about a
+//! connection are translated and passed on; everything else is dropped with a named reason.
 
 use std::net::Ipv4Addr;
 
+use crate::conn::{Conn, ConnTable, Direction, InsertError, TcpState, Timeouts};
 use crate::counters::DropReason;
-use crate::wire::{arp, checksum, ethernet, icmp, ipv4};
+use crate::flow::{Endpoint, FlowKey, ForwardMode};
+use crate::forward::icmp_error::{self, ErrorKind, QuotedFlow, Translation};
+use crate::forward::{self, dr, fullnat, nat, tun, Parsed};
+use crate::frame::Frame;
+use crate::sched::{Scheduler, SchedulerState};
+use crate::snapshot::{PortAddrs, Snapshot};
+use crate::wire::{arp, checksum, ethernet, icmp, ipv4, tcp};
 
 /// TTL of the packets the appliance originates (replies), as Linux's default.
 pub const REPLY_TTL: u8 = 64;
 
-/// What one port is: its MAC and the IPv4 addresses the appliance owns on it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PortAddrs {
-    pub mac: [u8; 6],
-    pub ipv4: Vec<Ipv4Addr>,
-}
-
-impl PortAddrs {
-    #[inline]
-    fn owns(&self, addr: Ipv4Addr) -> bool {
-        self.ipv4.contains(&addr)
-    }
-}
-
-/// The immutable state workers read: built by the control thread, shared read-only.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Snapshot {
-    /// Indexed like the config's ports (and the workers' queue tables).
-    pub ports: Vec<PortAddrs>,
-}
+/// FULLNAT local ports: each worker owns the ports `p` with `p % workers == worker` in this
+/// range, so the worker that owns a connection is computable from its reply alone.
+const LOCAL_PORT_FIRST: u32 = 1024;
+const LOCAL_PORT_COUNT: u32 = 65536 - LOCAL_PORT_FIRST;
+/// Local ports tried per new FULLNAT connection before giving up (`no_local_port`).
+const LOCAL_PORT_TRIES: u32 = 64;
 
 /// What the appliance answered itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {
     Arp,
     IcmpEcho,
+    /// ICMP time exceeded: the TTL ran out where rvs would have forwarded.
+    TimeExceeded,
+    /// ICMP fragmentation needed: too big for the tunnel with DF set.
+    FragNeeded,
 }
 
 /// The engine's decision for one frame.
@@ -47,24 +45,144 @@ pub enum Answer {
 pub enum Verdict {
     /// The frame was rewritten in place into a reply: send it back out of the ingress port.
     Reply(Answer),
+    /// The frame was rewritten for its next hop: send it out of `port`.
+    Forward {
+        port: usize,
+        /// This packet created a connection.
+        created: bool,
+    },
+    /// For the control thread (ARP it did not answer itself: neighbours learn from it).
+    SlowPath,
     Drop(DropReason),
 }
 
-/// Decides what to do with `frame`, received on port `in_port` of `snapshot`, rewriting it
-/// in place when the verdict is a reply.
+/// What one worker owns besides its queues: its connection table, its schedulers' state and
+/// its share of the FULLNAT local ports.
+pub struct WorkerState {
+    pub conns: ConnTable,
+    worker: usize,
+    workers: usize,
+    /// Generation of the snapshot the schedulers below belong to.
+    generation: Option<u64>,
+    /// Per service of that snapshot: its identity and its scheduler state.
+    schedulers: Vec<(u8, Endpoint, Vec<Endpoint>, SchedulerState)>,
+    local_port_cursor: u32,
+    local_addr_cursor: usize,
+}
+
+impl WorkerState {
+    pub fn new(worker: usize, workers: usize, capacity: usize, timeouts: Timeouts) -> Self {
+        WorkerState {
+            conns: ConnTable::new(capacity, timeouts),
+            worker,
+            workers: workers.max(1),
+            generation: None,
+            schedulers: Vec::new(),
+            local_port_cursor: 0,
+            local_addr_cursor: 0,
+        }
+    }
+
+    /// Brings the schedulers in line with `snapshot`; call once per burst. Cheap when nothing
+    /// changed; on a new snapshot a service whose real servers are unchanged keeps its state
+    /// (a neighbour update does not restart round robin).
+    pub fn sync(&mut self, snapshot: &Snapshot) {
+        if self.generation == Some(snapshot.generation) {
+            return;
+        }
+        if *self.conns.timeouts() != snapshot.timeouts {
+            self.conns.set_timeouts(snapshot.timeouts);
+        }
+        let mut old = std::mem::take(&mut self.schedulers);
+        self.schedulers = snapshot
+            .services
+            .iter()
+            .map(|s| {
+                let reals: Vec<Endpoint> = s.reals.iter().map(|r| r.addr).collect();
+                let kept = old
+                    .iter()
+                    .position(|(p, vip, r, state)| {
+                        *p == s.protocol
+                            && *vip == s.vip
+                            && *r == reals
+                            && same_kind(state, s.scheduler)
+                    })
+                    .map(|i| old.swap_remove(i).3);
+                let state = kept.unwrap_or_else(|| s.scheduler.new_state(&s.reals, self.worker));
+                (s.protocol, s.vip, reals, state)
+            })
+            .collect();
+        self.generation = Some(snapshot.generation);
+    }
+
+    /// A free local endpoint on one of `addrs` towards `real` from this worker's port share.
+    fn local_endpoint(
+        &mut self,
+        protocol: u8,
+        addrs: &[Ipv4Addr],
+        real: Endpoint,
+    ) -> Option<Endpoint> {
+        if addrs.is_empty() {
+            return None;
+        }
+        let share = LOCAL_PORT_COUNT / self.workers as u32;
+        for _ in 0..LOCAL_PORT_TRIES {
+            let addr = addrs[self.local_addr_cursor % addrs.len()];
+            self.local_addr_cursor = self.local_addr_cursor.wrapping_add(1);
+            self.local_port_cursor = (self.local_port_cursor + 1) % share;
+            let port = LOCAL_PORT_FIRST
+                + self.local_port_cursor * self.workers as u32
+                + self.worker as u32;
+            let local = Endpoint::new(addr, port as u16);
+            if self
+                .conns
+                .reply_key_free(&FlowKey::new(protocol, real, local))
+            {
+                return Some(local);
+            }
+        }
+        None
+    }
+}
+
+fn same_kind(state: &SchedulerState, kind: crate::sched::SchedulerKind) -> bool {
+    use crate::sched::SchedulerKind;
+    matches!(
+        (state, kind),
+        (SchedulerState::Rr(_), SchedulerKind::Rr) | (SchedulerState::Wrr(_), SchedulerKind::Wrr)
+    )
+}
+
+/// Decides what to do with `frame`, received on port `in_port`, rewriting it in place for
+/// every verdict but `Drop` and `SlowPath` (which leave it untouched).
 #[inline]
-pub fn process(frame: &mut [u8], in_port: usize, snapshot: &Snapshot) -> Verdict {
+pub fn process(
+    frame: &mut impl Frame,
+    in_port: usize,
+    snapshot: &Snapshot,
+    state: &mut WorkerState,
+    now_ms: u64,
+) -> Verdict {
     let Some(port) = snapshot.ports.get(in_port) else {
         return Verdict::Drop(DropReason::NotForUs);
     };
-    match handle(frame, port) {
-        Ok(answer) => Verdict::Reply(answer),
+    match handle(frame, in_port, port, snapshot, state, now_ms) {
+        Ok(verdict) => verdict,
         Err(reason) => Verdict::Drop(reason),
     }
 }
 
-fn handle(frame: &mut [u8], port: &PortAddrs) -> Result<Answer, DropReason> {
-    let eth = ethernet::Frame::new_checked(&*frame).map_err(|_| DropReason::Malformed)?;
+type Outcome = Result<Verdict, DropReason>;
+
+fn handle(
+    frame: &mut impl Frame,
+    in_port: usize,
+    port: &PortAddrs,
+    snapshot: &Snapshot,
+    state: &mut WorkerState,
+    now_ms: u64,
+) -> Outcome {
+    let eth = ethernet::Frame::new_checked(frame.bytes()).map_err(|_| DropReason::Malformed)?;
     let dst = eth.dst();
     if dst != port.mac && dst != ethernet::BROADCAST {
         return Err(DropReason::NotForUs);
@@ -73,26 +191,26 @@ fn handle(frame: &mut [u8], port: &PortAddrs) -> Result<Answer, DropReason> {
         return Err(DropReason::MartianSource);
     }
     match eth.ethertype() {
-        ethernet::ETHERTYPE_ARP => answer_arp(frame, port),
-        ethernet::ETHERTYPE_IPV4 if dst == port.mac => answer_ipv4(frame, port),
-        // A broadcast IPv4 frame is never an echo for one of our unicast addresses.
+        ethernet::ETHERTYPE_ARP => answer_arp(frame.bytes_mut(), port),
+        ethernet::ETHERTYPE_IPV4 if dst == port.mac => {
+            ipv4_packet(frame, in_port, port, snapshot, state, now_ms)
+        }
+        // A broadcast IPv4 frame is for no connection and no address of ours.
         ethernet::ETHERTYPE_IPV4 => Err(DropReason::NotForUs),
         _ => Err(DropReason::UnsupportedEthertype),
     }
 }
 
-fn answer_arp(frame: &mut [u8], port: &PortAddrs) -> Result<Answer, DropReason> {
+fn answer_arp(frame: &mut [u8], port: &PortAddrs) -> Outcome {
     let mut eth = ethernet::Frame::new_unchecked(frame);
     let requester = eth.src();
     let mut packet =
         arp::Packet::new_checked(eth.payload_mut()).map_err(|_| DropReason::Malformed)?;
     let (target, sender) = (packet.target_ip(), packet.sender_ip());
-    if packet.operation() != arp::OP_REQUEST || sender == target {
-        // Replies and gratuitous announcements: nothing to answer (neighbours learn later).
-        return Err(DropReason::ArpNotRequest);
-    }
-    if !port.owns(target) {
-        return Err(DropReason::NotForUs);
+    if packet.operation() != arp::OP_REQUEST || sender == target || !port.owns(target) {
+        // Replies, announcements and requests for others: the control thread learns
+        // neighbours from them.
+        return Ok(Verdict::SlowPath);
     }
     if ethernet::is_multicast(&packet.sender_mac()) || port.owns(sender) {
         return Err(DropReason::MartianSource);
@@ -102,47 +220,405 @@ fn answer_arp(frame: &mut [u8], port: &PortAddrs) -> Result<Answer, DropReason> 
     packet.set_sender(port.mac, target);
     eth.set_dst(requester);
     eth.set_src(port.mac);
-    Ok(Answer::Arp)
+    Ok(Verdict::Reply(Answer::Arp))
 }
 
 fn is_martian(addr: Ipv4Addr) -> bool {
     addr.is_unspecified() || addr.is_broadcast() || addr.is_multicast() || addr.is_loopback()
 }
 
-fn answer_ipv4(frame: &mut [u8], port: &PortAddrs) -> Result<Answer, DropReason> {
-    let mut eth = ethernet::Frame::new_unchecked(frame);
-    let requester = eth.src();
-    let mut ip = ipv4::Packet::new_checked(eth.payload_mut()).map_err(|_| DropReason::Malformed)?;
-    if !ip.verify_checksum() {
-        return Err(DropReason::IpChecksum);
-    }
-    let (src, dst) = (ip.src(), ip.dst());
-    if !port.owns(dst) {
-        return Err(DropReason::NotForUs);
-    }
+const L3: usize = ethernet::HEADER_LEN;
+
+fn ipv4_packet(
+    frame: &mut impl Frame,
+    in_port: usize,
+    port: &PortAddrs,
+    snapshot: &Snapshot,
+    state: &mut WorkerState,
+    now_ms: u64,
+) -> Outcome {
+    let (src, dst, protocol, header_len, total_len, fragment) = {
+        let ip =
+            ipv4::Packet::new_checked(&frame.bytes()[L3..]).map_err(|_| DropReason::Malformed)?;
+        if !ip.verify_checksum() {
+            return Err(DropReason::IpChecksum);
+        }
+        (
+            ip.src(),
+            ip.dst(),
+            ip.protocol(),
+            ip.header_len(),
+            ip.total_len(),
+            ip.is_fragment(),
+        )
+    };
     if is_martian(src) || port.owns(src) {
         return Err(DropReason::MartianSource);
     }
-    if ip.is_fragment() {
-        return Err(DropReason::Fragment);
+    let l4 = L3 + header_len;
+    let end = L3 + total_len;
+    match protocol {
+        ipv4::PROTO_TCP | ipv4::PROTO_UDP => {
+            if fragment {
+                return Err(DropReason::Fragment);
+            }
+            let p = parse_l4(frame.bytes(), protocol, l4, end, src, dst)?;
+            transport(frame, in_port, port, snapshot, state, now_ms, &p)
+        }
+        ipv4::PROTO_ICMP => {
+            if fragment {
+                return Err(DropReason::Fragment);
+            }
+            icmp_packet(frame, port, snapshot, state, l4, end, dst)
+        }
+        _ if port.owns(dst) => Err(DropReason::UnsupportedProtocol),
+        _ => Err(DropReason::NotForUs),
     }
-    if ip.protocol() != ipv4::PROTO_ICMP {
-        return Err(DropReason::UnsupportedProtocol);
+}
+
+fn parse_l4(
+    b: &[u8],
+    protocol: u8,
+    l4: usize,
+    end: usize,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+) -> Result<Parsed, DropReason> {
+    let segment = &b[l4..end];
+    let (sport, dport, flags) = if protocol == ipv4::PROTO_TCP {
+        let t = tcp::Packet::new_checked(segment).map_err(|_| DropReason::Malformed)?;
+        (t.src_port(), t.dst_port(), t.flags())
+    } else {
+        if segment.len() < 8 {
+            return Err(DropReason::Malformed);
+        }
+        let len = usize::from(u16::from_be_bytes([segment[4], segment[5]]));
+        if len < 8 || len > segment.len() {
+            return Err(DropReason::Malformed);
+        }
+        (
+            u16::from_be_bytes([segment[0], segment[1]]),
+            u16::from_be_bytes([segment[2], segment[3]]),
+            0,
+        )
+    };
+    if sport == 0 || dport == 0 {
+        return Err(DropReason::Malformed);
     }
-    {
-        let mut echo =
-            icmp::Packet::new_checked(ip.payload_mut()).map_err(|_| DropReason::Malformed)?;
-        if echo.msg_type() != icmp::TYPE_ECHO_REQUEST || echo.code() != 0 {
+    Ok(Parsed {
+        l3: L3,
+        l4,
+        end,
+        protocol,
+        src: Endpoint::new(src, sport),
+        dst: Endpoint::new(dst, dport),
+        tcp_flags: flags,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn transport(
+    frame: &mut impl Frame,
+    in_port: usize,
+    port: &PortAddrs,
+    snapshot: &Snapshot,
+    state: &mut WorkerState,
+    now_ms: u64,
+    p: &Parsed,
+) -> Outcome {
+    if let Some((id, direction)) = state.conns.lookup(&p.key()) {
+        let conn = *state.conns.get(id).ok_or(DropReason::NoConnection)?;
+        // Forward first: a packet that cannot leave does not advance the state machine.
+        let verdict = forward(frame, port, snapshot, &conn, direction, p, false)?;
+        state.conns.update(id, direction, p.tcp_flags, now_ms);
+        return Ok(verdict);
+    }
+    if !port.owns(p.dst.addr) {
+        return Err(DropReason::NotForUs);
+    }
+    let (service_index, service) = snapshot
+        .service(p.protocol, p.dst)
+        .ok_or(DropReason::NoService)?;
+    if p.protocol == ipv4::PROTO_TCP {
+        let f = p.tcp_flags;
+        // As IPVS: only a SYN (no ACK, RST or FIN) may start a TCP connection.
+        if f & tcp::FLAG_SYN == 0 || f & (tcp::FLAG_ACK | tcp::FLAG_RST | tcp::FLAG_FIN) != 0 {
+            return Err(DropReason::NoConnection);
+        }
+    }
+    state.sync(snapshot);
+    let scheduler = &mut state
+        .schedulers
+        .get_mut(service_index as usize)
+        .ok_or(DropReason::NoRealServer)?
+        .3;
+    let real_index = scheduler
+        .pick(&service.reals)
+        .ok_or(DropReason::NoRealServer)?;
+    let real = service.reals[real_index].addr;
+    let local = match service.mode {
+        ForwardMode::FullNat => state
+            .local_endpoint(p.protocol, &service.local_addrs, real)
+            .ok_or(DropReason::NoLocalPort)?,
+        _ => p.src,
+    };
+    let client_mac: [u8; 6] = frame.bytes()[6..12].try_into().expect("Ethernet source");
+    let conn = Conn {
+        protocol: p.protocol,
+        client: p.src,
+        vip: p.dst,
+        local,
+        real,
+        mode: service.mode,
+        service: service_index,
+        real_index: real_index as u32,
+        client_port: in_port as u16,
+        client_mac,
+        state: TcpState::None,
+    };
+    let verdict = forward(frame, port, snapshot, &conn, Direction::Original, p, true)?;
+    if !matches!(verdict, Verdict::Forward { .. }) {
+        // Answered instead (TTL ran out, too big for the tunnel): no connection.
+        return Ok(verdict);
+    }
+    match state.conns.insert(conn, now_ms) {
+        Ok(id) => {
+            state
+                .conns
+                .update(id, Direction::Original, p.tcp_flags, now_ms);
+            Ok(verdict)
+        }
+        Err(InsertError::Full) => Err(DropReason::TableFull),
+        Err(InsertError::Exists) => Err(DropReason::NoLocalPort),
+    }
+}
+
+/// Rewrites a packet of `conn` travelling `direction` for its next hop.
+#[allow(clippy::too_many_arguments)]
+fn forward(
+    frame: &mut impl Frame,
+    port: &PortAddrs,
+    snapshot: &Snapshot,
+    conn: &Conn,
+    direction: Direction,
+    p: &Parsed,
+    created: bool,
+) -> Outcome {
+    let (out_port, next_mac) = match direction {
+        Direction::Original => snapshot
+            .next_hop(conn.real.addr)
+            .ok_or(DropReason::NoNeighbor)?,
+        Direction::Reply => (usize::from(conn.client_port), conn.client_mac),
+    };
+    let out = snapshot.ports.get(out_port).ok_or(DropReason::NoNeighbor)?;
+    if !forward::decrement_ttl(frame.bytes_mut(), p.l3) {
+        return time_exceeded(frame, p.l3, p.ip_len(), port);
+    }
+    let buf = frame.bytes_mut();
+    match (conn.mode, direction) {
+        (ForwardMode::Nat, Direction::Original) => nat::to_real(buf, p, conn.real),
+        (ForwardMode::Nat, Direction::Reply) => nat::to_client(buf, p, conn.vip),
+        (ForwardMode::FullNat, Direction::Original) => {
+            fullnat::to_real(buf, p, conn.local, conn.real)
+        }
+        (ForwardMode::FullNat, Direction::Reply) => {
+            fullnat::to_client(buf, p, conn.vip, conn.client)
+        }
+        (ForwardMode::Dr, Direction::Original) => {}
+        (ForwardMode::Tun, Direction::Original) => {
+            let outer_src = out.primary.ok_or(DropReason::NoNeighbor)?;
+            if let Some(answer) = encapsulate(
+                frame,
+                port,
+                p.l3,
+                p.ip_len(),
+                outer_src,
+                conn.real.addr,
+                out.mtu,
+            )? {
+                return Ok(answer);
+            }
+        }
+        // DR and TUN replies never pass through rvs and are not indexed.
+        (ForwardMode::Dr | ForwardMode::Tun, Direction::Reply) => {
+            return Err(DropReason::NoConnection)
+        }
+    }
+    dr::to_real(frame.bytes_mut(), out.mac, next_mac);
+    Ok(Verdict::Forward {
+        port: out_port,
+        created,
+    })
+}
+
+/// Wraps the datagram for a TUN real server. `Ok(Some(reply))` when it does not fit with DF
+/// set: the frame became an ICMP fragmentation-needed for the sender (`port` is the ingress).
+#[allow(clippy::too_many_arguments)]
+fn encapsulate(
+    frame: &mut impl Frame,
+    port: &PortAddrs,
+    l3: usize,
+    ip_len: usize,
+    outer_src: Ipv4Addr,
+    outer_dst: Ipv4Addr,
+    mtu: u16,
+) -> Result<Option<Verdict>, DropReason> {
+    match tun::encapsulate(frame, l3, ip_len, outer_src, outer_dst, mtu) {
+        Ok(()) => Ok(None),
+        Err(tun::TunError::NeedsFragNeeded { mtu }) => {
+            let src = port.primary.ok_or(DropReason::TooBig)?;
+            if icmp_error::answer_with_error(
+                frame,
+                l3,
+                ip_len,
+                ErrorKind::frag_needed(mtu),
+                src,
+                port.mac,
+            ) {
+                Ok(Some(Verdict::Reply(Answer::FragNeeded)))
+            } else {
+                Err(DropReason::TooBig)
+            }
+        }
+        Err(tun::TunError::TooBig | tun::TunError::NoHeadroom) => Err(DropReason::TooBig),
+    }
+}
+
+fn time_exceeded(frame: &mut impl Frame, l3: usize, ip_len: usize, port: &PortAddrs) -> Outcome {
+    let src = port.primary.ok_or(DropReason::TtlExceeded)?;
+    if icmp_error::answer_with_error(frame, l3, ip_len, ErrorKind::TIME_EXCEEDED, src, port.mac) {
+        Ok(Verdict::Reply(Answer::TimeExceeded))
+    } else {
+        Err(DropReason::TtlExceeded)
+    }
+}
+
+fn icmp_packet(
+    frame: &mut impl Frame,
+    port: &PortAddrs,
+    snapshot: &Snapshot,
+    state: &mut WorkerState,
+    l4: usize,
+    end: usize,
+    dst: Ipv4Addr,
+) -> Outcome {
+    let (msg_type, code, is_error) = {
+        let m = icmp::Packet::new_checked(&frame.bytes()[l4..end])
+            .map_err(|_| DropReason::Malformed)?;
+        (m.msg_type(), m.code(), m.is_error())
+    };
+    if msg_type == icmp::TYPE_ECHO_REQUEST && port.owns(dst) {
+        if code != 0 {
             return Err(DropReason::UnsupportedProtocol);
         }
+        return answer_echo(frame.bytes_mut(), l4, end, port);
+    }
+    if !is_error {
+        return Err(if port.owns(dst) {
+            DropReason::UnsupportedProtocol
+        } else {
+            DropReason::NotForUs
+        });
+    }
+    let quoted = icmp_error::parse(frame.bytes(), L3, l4, end).ok_or(DropReason::NoConnection)?;
+    let (id, direction) = state
+        .conns
+        .lookup(&quoted.reply_key())
+        .ok_or(DropReason::NoConnection)?;
+    let conn = *state.conns.get(id).ok_or(DropReason::NoConnection)?;
+    translate_error(frame, port, snapshot, &conn, direction, &quoted)
+}
+
+/// Passes an ICMP error about `conn` on to the other side with the addresses it knows.
+/// `direction` is that of the packets the error's sender sends: `Reply` means the real
+/// server complains about what rvs sent it; `Original` the client side about a reply.
+fn translate_error(
+    frame: &mut impl Frame,
+    port: &PortAddrs,
+    snapshot: &Snapshot,
+    conn: &Conn,
+    direction: Direction,
+    q: &QuotedFlow,
+) -> Outcome {
+    let t = match (conn.mode, direction) {
+        (ForwardMode::Nat, Direction::Reply) => Translation {
+            outer_src: Some(conn.vip.addr),
+            quoted_dst: Some(conn.vip),
+            ..Default::default()
+        },
+        (ForwardMode::FullNat, Direction::Reply) => Translation {
+            outer_src: Some(conn.vip.addr),
+            outer_dst: Some(conn.client.addr),
+            quoted_src: Some(conn.client),
+            quoted_dst: Some(conn.vip),
+        },
+        (ForwardMode::Nat, Direction::Original) => Translation {
+            outer_dst: Some(conn.real.addr),
+            quoted_src: Some(conn.real),
+            ..Default::default()
+        },
+        (ForwardMode::FullNat, Direction::Original) => Translation {
+            outer_src: Some(conn.local.addr),
+            outer_dst: Some(conn.real.addr),
+            quoted_src: Some(conn.real),
+            quoted_dst: Some(conn.local),
+        },
+        // DR/TUN: the client side's error about a reply goes to the real server unchanged.
+        (ForwardMode::Dr | ForwardMode::Tun, Direction::Original) => Translation::default(),
+        (ForwardMode::Dr | ForwardMode::Tun, Direction::Reply) => {
+            return Err(DropReason::NoConnection)
+        }
+    };
+    let (out_port, next_mac) = match direction {
+        Direction::Reply => (usize::from(conn.client_port), conn.client_mac),
+        Direction::Original => snapshot
+            .next_hop(conn.real.addr)
+            .ok_or(DropReason::NoNeighbor)?,
+    };
+    let out = snapshot.ports.get(out_port).ok_or(DropReason::NoNeighbor)?;
+    let ip_len = q.end - q.l3;
+    if !forward::decrement_ttl(frame.bytes_mut(), q.l3) {
+        // No error about an error (RFC 1122 3.2.2).
+        return Err(DropReason::TtlExceeded);
+    }
+    icmp_error::translate(frame.bytes_mut(), q, t);
+    if conn.mode == ForwardMode::Tun && direction == Direction::Original {
+        let outer_src = out.primary.ok_or(DropReason::NoNeighbor)?;
+        if let Some(answer) = encapsulate(
+            frame,
+            port,
+            q.l3,
+            ip_len,
+            outer_src,
+            conn.real.addr,
+            out.mtu,
+        )? {
+            return Ok(answer);
+        }
+    }
+    dr::to_real(frame.bytes_mut(), out.mac, next_mac);
+    Ok(Verdict::Forward {
+        port: out_port,
+        created: false,
+    })
+}
+
+fn answer_echo(frame: &mut [u8], l4: usize, end: usize, port: &PortAddrs) -> Outcome {
+    {
+        let mut echo =
+            icmp::Packet::new_checked(&mut frame[l4..end]).map_err(|_| DropReason::Malformed)?;
         if !echo.verify_checksum() {
             return Err(DropReason::IcmpChecksum);
         }
-        let old = u16::from(icmp::TYPE_ECHO_REQUEST) << 8;
         echo.set_msg_type(icmp::TYPE_ECHO_REPLY);
-        let new = u16::from(icmp::TYPE_ECHO_REPLY) << 8;
-        echo.set_checksum(checksum::update_word(echo.checksum(), old, new));
+        // A full sum, not RFC 1624: an all-zero echo (ident, sequence and data 0) needs 0xffff,
+        // which the incremental update would give as 0x0000. Echo is not the fast path.
+        echo.fill_checksum();
     }
+    let mut eth = ethernet::Frame::new_unchecked(frame);
+    let requester = eth.src();
+    let mut ip = ipv4::Packet::new_unchecked(eth.payload_mut());
+    let (src, dst) = (ip.src(), ip.dst());
     // Swapping the addresses leaves the header sum as it was; only the TTL word changes.
     let old = u16::from_be_bytes([ip.ttl(), ipv4::PROTO_ICMP]);
     ip.set_src(dst);
@@ -152,323 +628,29 @@ fn answer_ipv4(frame: &mut [u8], port: &PortAddrs) -> Result<Answer, DropReason>
     ip.set_checksum(checksum::update_word(ip.checksum(), old, new));
     eth.set_dst(requester);
     eth.set_src(port.mac);
-    Ok(Answer::IcmpEcho)
+    Ok(Verdict::Reply(Answer::IcmpEcho))
+}
+
+/// A broadcast ARP request from `mac`/`ip` for `target` (the control thread resolves
+/// next hops with it), padded to the Ethernet minimum.
+pub fn arp_request(mac: [u8; 6], ip: Ipv4Addr, target: Ipv4Addr) -> [u8; 60] {
+    let mut f = [0u8; 60];
+    ethernet::Repr {
+        dst: ethernet::BROADCAST,
+        src: mac,
+        ethertype: ethernet::ETHERTYPE_ARP,
+    }
+    .emit(&mut ethernet::Frame::new_unchecked(&mut f[..]));
+    arp::Repr {
+        operation: arp::OP_REQUEST,
+        sender_mac: mac,
+        sender_ip: ip,
+        target_mac: [0; 6],
+        target_ip: target,
+    }
+    .emit(&mut arp::Packet::new_unchecked(&mut f[14..42]));
+    f
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const OUR_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 1];
-    const CLIENT_MAC: [u8; 6] = [0x02, 0xcc, 0, 0, 0, 0x0a];
-    const OUR_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
-    const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
-
-    fn snapshot() -> Snapshot {
-        Snapshot {
-            ports: vec![
-                PortAddrs {
-                    mac: OUR_MAC,
-                    ipv4: vec![OUR_IP],
-                },
-                PortAddrs {
-                    mac: [0x02, 0xaa, 0, 0, 0, 2],
-                    ipv4: vec![Ipv4Addr::new(203, 0, 113, 1)],
-                },
-            ],
-        }
-    }
-
-    /// Broadcast who-has `target` from the client, padded to the 60-byte minimum.
-    fn arp_request(target: Ipv4Addr) -> Vec<u8> {
-        let mut f = vec![0u8; 60];
-        ethernet::Repr {
-            dst: ethernet::BROADCAST,
-            src: CLIENT_MAC,
-            ethertype: ethernet::ETHERTYPE_ARP,
-        }
-        .emit(&mut ethernet::Frame::new_unchecked(&mut f[..]));
-        arp::Repr {
-            operation: arp::OP_REQUEST,
-            sender_mac: CLIENT_MAC,
-            sender_ip: CLIENT_IP,
-            target_mac: [0; 6],
-            target_ip: target,
-        }
-        .emit(&mut arp::Packet::new_unchecked(&mut f[14..42]));
-        f
-    }
-
-    fn echo_request(dst: Ipv4Addr, ttl: u8, data_len: usize) -> Vec<u8> {
-        let icmp_len = icmp::HEADER_LEN + data_len;
-        let mut f = vec![0u8; 14 + 20 + icmp_len];
-        ethernet::Repr {
-            dst: OUR_MAC,
-            src: CLIENT_MAC,
-            ethertype: ethernet::ETHERTYPE_IPV4,
-        }
-        .emit(&mut ethernet::Frame::new_unchecked(&mut f[..]));
-        ipv4::Repr {
-            src: CLIENT_IP,
-            dst,
-            protocol: ipv4::PROTO_ICMP,
-            ttl,
-            tos: 0,
-            ident: 0x4242,
-            dont_fragment: true,
-            payload_len: icmp_len,
-        }
-        .emit(&mut f[14..]);
-        let mut echo = icmp::Packet::new_unchecked(&mut f[34..]);
-        echo.set_msg_type(icmp::TYPE_ECHO_REQUEST);
-        echo.set_echo(0x77, 3);
-        for (i, b) in f[42..].iter_mut().enumerate() {
-            *b = i as u8;
-        }
-        icmp::Packet::new_unchecked(&mut f[34..]).fill_checksum();
-        f
-    }
-
-    #[test]
-    fn answers_arp_request_for_own_address() {
-        let mut f = arp_request(OUR_IP);
-        assert_eq!(process(&mut f, 0, &snapshot()), Verdict::Reply(Answer::Arp));
-        let eth = ethernet::Frame::new_checked(&f[..]).unwrap();
-        assert_eq!(
-            ethernet::Repr::parse(&eth),
-            ethernet::Repr {
-                dst: CLIENT_MAC,
-                src: OUR_MAC,
-                ethertype: ethernet::ETHERTYPE_ARP
-            }
-        );
-        let reply = arp::Repr::parse(&arp::Packet::new_checked(eth.payload()).unwrap());
-        assert_eq!(
-            reply,
-            arp::Repr {
-                operation: arp::OP_REPLY,
-                sender_mac: OUR_MAC,
-                sender_ip: OUR_IP,
-                target_mac: CLIENT_MAC,
-                target_ip: CLIENT_IP,
-            }
-        );
-        assert_eq!(f.len(), 60, "reply keeps the frame's size");
-    }
-
-    #[test]
-    fn arp_only_for_the_ingress_ports_addresses() {
-        // 203.0.113.1 belongs to port 1, not to port 0 where the request came in.
-        let mut f = arp_request(Ipv4Addr::new(203, 0, 113, 1));
-        let before = f.clone();
-        assert_eq!(
-            process(&mut f, 0, &snapshot()),
-            Verdict::Drop(DropReason::NotForUs)
-        );
-        assert_eq!(f, before, "a dropped frame is not modified");
-    }
-
-    #[test]
-    fn arp_replies_and_gratuitous_are_not_answered() {
-        let mut f = arp_request(OUR_IP);
-        f[21] = 2; // operation reply
-        assert_eq!(
-            process(&mut f, 0, &snapshot()),
-            Verdict::Drop(DropReason::ArpNotRequest)
-        );
-        let mut f = arp_request(OUR_IP);
-        f[28..32].copy_from_slice(&OUR_IP.octets()); // sender == target
-        assert_eq!(
-            process(&mut f, 0, &snapshot()),
-            Verdict::Drop(DropReason::ArpNotRequest)
-        );
-    }
-
-    #[test]
-    fn answers_echo_with_correct_checksums() {
-        let mut f = echo_request(OUR_IP, 17, 56);
-        let request = f.clone();
-        assert_eq!(
-            process(&mut f, 0, &snapshot()),
-            Verdict::Reply(Answer::IcmpEcho)
-        );
-        let eth = ethernet::Frame::new_checked(&f[..]).unwrap();
-        assert_eq!((eth.dst(), eth.src()), (CLIENT_MAC, OUR_MAC));
-        let ip = ipv4::Packet::new_checked(eth.payload()).unwrap();
-        assert_eq!(
-            (ip.src(), ip.dst(), ip.ttl()),
-            (OUR_IP, CLIENT_IP, REPLY_TTL)
-        );
-        // Incremental updates must equal a full recomputation.
-        let mut recomputed = f[14..34].to_vec();
-        recomputed[10..12].fill(0);
-        assert_eq!(ip.checksum(), checksum::checksum(&recomputed));
-        let echo = icmp::Packet::new_checked(ip.payload()).unwrap();
-        assert_eq!(
-            (echo.msg_type(), echo.code(), echo.ident(), echo.seq()),
-            (0, 0, 0x77, 3)
-        );
-        let mut message = ip.payload().to_vec();
-        message[2..4].fill(0);
-        assert_eq!(echo.checksum(), checksum::checksum(&message));
-        assert_eq!(echo.data(), &request[42..], "data echoed unchanged");
-    }
-
-    #[test]
-    fn echo_drop_reasons() {
-        let snap = snapshot();
-        let cases: Vec<(Vec<u8>, DropReason)> = vec![
-            (
-                echo_request(Ipv4Addr::new(198, 51, 100, 99), 64, 8),
-                DropReason::NotForUs,
-            ),
-            (
-                {
-                    let mut f = echo_request(OUR_IP, 64, 8);
-                    f[24] ^= 0xff; // corrupt the TTL without fixing the checksum
-                    f
-                },
-                DropReason::IpChecksum,
-            ),
-            (
-                {
-                    let mut f = echo_request(OUR_IP, 64, 8);
-                    f[45] ^= 0xff;
-                    f
-                },
-                DropReason::IcmpChecksum,
-            ),
-            (
-                {
-                    let mut f = echo_request(OUR_IP, 64, 8);
-                    f[34] = icmp::TYPE_TIME_EXCEEDED;
-                    icmp::Packet::new_unchecked(&mut f[34..]).fill_checksum();
-                    f
-                },
-                DropReason::UnsupportedProtocol,
-            ),
-            (
-                {
-                    let mut f = echo_request(OUR_IP, 64, 8);
-                    f[23] = ipv4::PROTO_TCP;
-                    ipv4::Packet::new_unchecked(&mut f[14..]).fill_checksum();
-                    f
-                },
-                DropReason::UnsupportedProtocol,
-            ),
-            (
-                {
-                    let mut f = echo_request(OUR_IP, 64, 8);
-                    f[20] |= 0x20; // MF
-                    ipv4::Packet::new_unchecked(&mut f[14..]).fill_checksum();
-                    f
-                },
-                DropReason::Fragment,
-            ),
-            (
-                {
-                    let mut f = echo_request(OUR_IP, 64, 8);
-                    f[26..30].copy_from_slice(&[224, 0, 0, 1]);
-                    ipv4::Packet::new_unchecked(&mut f[14..]).fill_checksum();
-                    f
-                },
-                DropReason::MartianSource,
-            ),
-            (
-                {
-                    let mut f = echo_request(OUR_IP, 64, 8);
-                    f[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x99]);
-                    f
-                },
-                DropReason::NotForUs,
-            ),
-            (
-                {
-                    let mut f = echo_request(OUR_IP, 64, 8);
-                    f[12..14].copy_from_slice(&ethernet::ETHERTYPE_IPV6.to_be_bytes());
-                    f
-                },
-                DropReason::UnsupportedEthertype,
-            ),
-            (
-                echo_request(OUR_IP, 64, 8)[..40].to_vec(),
-                DropReason::Malformed,
-            ),
-            (
-                {
-                    let mut f = echo_request(OUR_IP, 64, 8);
-                    f[14] = 0x44; // IHL 4
-                    f
-                },
-                DropReason::Malformed,
-            ),
-            (
-                {
-                    let mut f = echo_request(OUR_IP, 64, 8);
-                    f[17] = 200; // total length beyond the frame
-                    f
-                },
-                DropReason::Malformed,
-            ),
-            (vec![0xff; 10], DropReason::Malformed),
-        ];
-        for (i, (mut frame, reason)) in cases.into_iter().enumerate() {
-            let before = frame.clone();
-            assert_eq!(
-                process(&mut frame, 0, &snap),
-                Verdict::Drop(reason),
-                "case {i}"
-            );
-            assert_eq!(frame, before, "case {i}: a dropped frame is not modified");
-        }
-    }
-
-    #[test]
-    fn echo_with_ip_options_is_answered() {
-        // 24-byte header (NOP NOP NOP EOL) before the ICMP message.
-        let plain = echo_request(OUR_IP, 64, 8);
-        let mut f = plain[..34].to_vec();
-        f.extend_from_slice(&[1, 1, 1, 0]);
-        f.extend_from_slice(&plain[34..]);
-        f[14] = 0x46;
-        f[17] += 4;
-        ipv4::Packet::new_unchecked(&mut f[14..]).fill_checksum();
-        assert_eq!(
-            process(&mut f, 0, &snapshot()),
-            Verdict::Reply(Answer::IcmpEcho)
-        );
-        assert!(ipv4::Packet::new_checked(&f[14..])
-            .unwrap()
-            .verify_checksum());
-        assert!(icmp::Packet::new_checked(&f[38..])
-            .unwrap()
-            .verify_checksum());
-    }
-
-    #[test]
-    fn unknown_port_is_dropped() {
-        let mut f = arp_request(OUR_IP);
-        assert_eq!(
-            process(&mut f, 7, &snapshot()),
-            Verdict::Drop(DropReason::NotForUs)
-        );
-    }
-
-    proptest::proptest! {
-        /// Arbitrary bytes never panic, and a drop never modifies the frame.
-        #[test]
-        fn arbitrary_bytes_never_panic(mut frame in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
-                                       broadcast in proptest::bool::ANY, ethertype in 0usize..3) {
-            if frame.len() >= 14 {
-                frame[0..6].copy_from_slice(if broadcast { &ethernet::BROADCAST } else { &OUR_MAC });
-                frame[6] &= 0xfe;
-                let t = [ethernet::ETHERTYPE_ARP, ethernet::ETHERTYPE_IPV4, 0x1234][ethertype];
-                frame[12..14].copy_from_slice(&t.to_be_bytes());
-            }
-            let before = frame.clone();
-            if let Verdict::Drop(_) = process(&mut frame, 0, &snapshot()) {
-                proptest::prop_assert_eq!(frame, before);
-            }
-        }
-    }
-}
+mod tests;

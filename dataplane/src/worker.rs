@@ -1,67 +1,97 @@
 //! The run-to-completion loop of one worker on one pinned core, in the shape of DPDK's l3fwd:
-//! receive a burst on each port, run each packet through the engine, buffer what goes out per
-//! port, flush. No allocation, lock, syscall or log line in the loop; counters only.
+//! load the snapshot, receive a burst on each port, run each packet through the engine, buffer
+//! what goes out per port, flush, expire a few connections. No allocation, lock, syscall or log
+//! line in the loop; counters only.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
-use crate::counters::DropReason;
-use crate::counters::{PortCounters, WorkerCounters};
-use crate::dpdk::{Burst, DpdkError, LcoreRegistration, RxQueue, TxQueue};
-use crate::engine::{self, Answer, Snapshot, Verdict};
+use arc_swap::ArcSwap;
 
-/// The queues one worker owns: RX and TX queue of every port, indexed like the config's ports.
+use crate::conn::Timeouts;
+use crate::counters::{DropReason, PortCounters, WorkerCounters};
+use crate::dpdk::{Burst, DpdkError, LcoreRegistration, MbufRing, RxQueue, TxQueue};
+use crate::engine::{self, Answer, Verdict, WorkerState};
+use crate::snapshot::Snapshot;
+
+/// Timer-wheel entries a worker visits per loop: expiry is spread over bursts, never a scan.
+const EXPIRE_BUDGET: usize = 64;
+
+/// The queues and rings one worker owns, indexed like the config's ports.
 #[derive(Debug)]
-pub struct WorkerQueues<'p> {
+pub struct WorkerIo<'p> {
     pub rx: Vec<RxQueue<'p>>,
     pub tx: Vec<TxQueue<'p>>,
+    /// Packets for the control thread (this worker is the ring's only producer).
+    pub to_control: Option<&'p MbufRing>,
+    /// Packets the control thread wants sent, one ring per port (this worker is the only
+    /// consumer). Only one worker is given them.
+    pub from_control: Option<&'p [MbufRing]>,
 }
 
-/// Pins the calling thread to `core`, registers it with EAL and polls until `stop` is set.
+/// What a worker is, besides its queues.
+#[derive(Debug, Clone)]
+pub struct WorkerSetup {
+    pub core: usize,
+    /// This worker's index and the number of workers (FULLNAT port shares, scheduler offsets).
+    pub index: usize,
+    pub workers: usize,
+    /// Connection-table capacity of this worker.
+    pub connections: usize,
+}
+
+/// Pins the calling thread, registers it with EAL, builds its state on its own core (so the
+/// connection table's memory is local to it) and polls until `stop` is set.
 pub fn run_pinned(
-    core: usize,
-    queues: WorkerQueues<'_>,
-    snapshot: &Snapshot,
+    setup: &WorkerSetup,
+    io: WorkerIo<'_>,
+    snapshots: &ArcSwap<Snapshot>,
     counters: &WorkerCounters,
     stop: &AtomicBool,
 ) -> Result<(), DpdkError> {
-    let _lcore = LcoreRegistration::pin_and_register(core)?;
-    run(queues, snapshot, counters, stop);
+    let _lcore = LcoreRegistration::pin_and_register(setup.core)?;
+    // Timeouts come with the snapshot (`WorkerState::sync`).
+    let mut state = WorkerState::new(
+        setup.index,
+        setup.workers,
+        setup.connections,
+        Timeouts::default(),
+    );
+    run(io, snapshots, &mut state, counters, stop);
     Ok(())
 }
 
 /// The loop itself, on whatever thread calls it.
 pub fn run(
-    mut queues: WorkerQueues<'_>,
-    snapshot: &Snapshot,
+    mut io: WorkerIo<'_>,
+    snapshots: &ArcSwap<Snapshot>,
+    state: &mut WorkerState,
     counters: &WorkerCounters,
     stop: &AtomicBool,
 ) {
+    assert_eq!(io.rx.len(), io.tx.len(), "one RX and one TX queue per port");
     assert_eq!(
-        queues.rx.len(),
-        queues.tx.len(),
-        "one RX and one TX queue per port"
-    );
-    assert_eq!(
-        queues.rx.len(),
+        io.rx.len(),
         counters.ports.len(),
         "one counter block per port"
     );
+    let start = Instant::now();
     let mut rx = Burst::new();
-    let mut pending: Vec<Burst> = queues.tx.iter().map(|_| Burst::new()).collect();
+    let mut pending: Vec<Burst> = io.tx.iter().map(|_| Burst::new()).collect();
+    let mut injected = Burst::new();
 
     while !stop.load(Ordering::Relaxed) {
+        let snapshot = snapshots.load();
+        let now_ms = start.elapsed().as_millis() as u64;
+        state.sync(&snapshot);
         let mut received = 0;
-        let lanes = queues
-            .rx
-            .iter_mut()
-            .zip(&mut queues.tx)
-            .zip(pending.iter_mut().zip(counters.ports.iter()));
-        for (port, ((rx_queue, tx_queue), (out, port_counters))) in lanes.enumerate() {
+        for (port, rx_queue) in io.rx.iter_mut().enumerate() {
             let n = rx_queue.rx_burst(&mut rx);
             if n == 0 {
                 continue;
             }
             received += n;
+            let port_counters = &counters.ports[port];
             let mut bytes = 0u64;
             for mut mbuf in rx.drain() {
                 bytes += u64::from(mbuf.pkt_len());
@@ -69,25 +99,55 @@ pub fn run(
                     port_counters.drop(DropReason::MultiSegment);
                     continue;
                 }
-                match engine::process(mbuf.data_mut(), port, snapshot) {
+                let out = match engine::process(&mut mbuf, port, &snapshot, state, now_ms) {
                     Verdict::Reply(answer) => {
                         match answer {
                             Answer::Arp => port_counters.arp_replies.add(1),
                             Answer::IcmpEcho => port_counters.icmp_echo_replies.add(1),
+                            Answer::TimeExceeded | Answer::FragNeeded => {
+                                port_counters.icmp_errors_sent.add(1)
+                            }
                         }
-                        if let Err(mbuf) = out.push(mbuf) {
-                            flush(tx_queue, out, port_counters);
-                            // An empty burst always has room.
-                            let _ = out.push(mbuf);
-                        }
+                        port
                     }
-                    Verdict::Drop(reason) => port_counters.drop(reason),
+                    Verdict::Forward { port: out, created } => {
+                        port_counters.forwarded.add(1);
+                        if created {
+                            port_counters.connections_created.add(1);
+                        }
+                        out
+                    }
+                    Verdict::SlowPath => {
+                        match io.to_control.map(|ring| ring.enqueue(mbuf)) {
+                            Some(Ok(())) => port_counters.to_control.add(1),
+                            _ => port_counters.drop(DropReason::SlowPathFull),
+                        }
+                        continue;
+                    }
+                    Verdict::Drop(reason) => {
+                        port_counters.drop(reason);
+                        continue;
+                    }
+                };
+                if let Err(mbuf) = pending[out].push(mbuf) {
+                    flush(&mut io.tx[out], &mut pending[out], &counters.ports[out]);
+                    // An empty burst always has room.
+                    let _ = pending[out].push(mbuf);
                 }
             }
             port_counters.rx_packets.add(n as u64);
             port_counters.rx_bytes.add(bytes);
         }
-        for ((tx_queue, out), port_counters) in queues
+        if let Some(rings) = io.from_control {
+            for ((ring, tx_queue), port_counters) in
+                rings.iter().zip(&mut io.tx).zip(counters.ports.iter())
+            {
+                if ring.dequeue_burst(&mut injected) > 0 {
+                    flush(tx_queue, &mut injected, port_counters);
+                }
+            }
+        }
+        for ((tx_queue, out), port_counters) in io
             .tx
             .iter_mut()
             .zip(&mut pending)
@@ -97,6 +157,11 @@ pub fn run(
                 flush(tx_queue, out, port_counters);
             }
         }
+        let expired = state.conns.expire(now_ms, EXPIRE_BUDGET);
+        if expired > 0 {
+            counters.connections_expired.add(expired as u64);
+        }
+        counters.connections.set(state.conns.len() as u64);
         if received == 0 {
             std::hint::spin_loop();
         }

@@ -13,9 +13,12 @@ use std::time::{Duration, Instant};
 
 use dataplane::counters::{DropReason, WorkerCounters};
 use dataplane::dpdk::{Burst, Eal, EalArgs, Mbuf, MbufRing, Mempool, Port, PortSettings};
-use dataplane::engine::{PortAddrs, Snapshot};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use dataplane::snapshot::{PortAddrs, Snapshot};
 use dataplane::wire::{arp, ethernet, icmp, ipv4};
-use dataplane::worker::{self, WorkerQueues};
+use dataplane::worker::{self, WorkerIo, WorkerSetup};
 
 const MAC: [[u8; 6]; 2] = [[0x02, 0xaa, 0, 0, 0, 1], [0x02, 0xaa, 0, 0, 0, 2]];
 const PEER_MAC: [u8; 6] = [0x02, 0xcc, 0, 0, 0, 0x0a];
@@ -201,14 +204,16 @@ fn two_ring_ports_through_a_worker(pool: &Mempool) {
     );
     assert_eq!(ports[0].device_info().driver, "net_ring");
 
-    let snapshot = Snapshot {
-        ports: (0..2)
+    let snapshot = ArcSwap::new(Arc::new(Snapshot::with_ports(
+        (0..2)
             .map(|i| PortAddrs {
                 mac: MAC[i],
                 ipv4: vec![OWN[i]],
+                primary: Some(OWN[i]),
+                mtu: 1500,
             })
             .collect(),
-    };
+    )));
     let counters = WorkerCounters::new(2);
     let stop = AtomicBool::new(false);
     let core = core_affinity::get_core_ids()
@@ -223,9 +228,20 @@ fn two_ring_ports_through_a_worker(pool: &Mempool) {
             tx.extend(t);
         }
         assert!(ports[0].take_queues().is_none(), "a queue has one owner");
-        let worker = scope.spawn(|| {
-            worker::run_pinned(core, WorkerQueues { rx, tx }, &snapshot, &counters, &stop)
-        });
+        let setup = WorkerSetup {
+            core,
+            index: 0,
+            workers: 1,
+            connections: 1024,
+        };
+        let io = WorkerIo {
+            rx,
+            tx,
+            to_control: None,
+            from_control: None,
+        };
+        let (snapshot, counters, stop) = (&snapshot, &counters, &stop);
+        let worker = scope.spawn(move || worker::run_pinned(&setup, io, snapshot, counters, stop));
 
         // Port 0: an ARP request, 5 echoes, and 3 frames that must be dropped.
         inject(pool, &to_rvs[0], &arp_request(0));

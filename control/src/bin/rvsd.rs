@@ -10,13 +10,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use clap::Parser;
 use control::config::{self, LoadedConfig, Step};
+use control::neigh::Neighbors;
 use control::{snapshot, stats};
 use dataplane::counters::WorkerCounters;
-use dataplane::dpdk::{self, Eal, EalArgs, Mempool, Port, PortSettings, BURST_SIZE};
-use dataplane::worker::{self, WorkerQueues};
+use dataplane::dpdk::{
+    self, Burst, Eal, EalArgs, MbufRing, Mempool, Port, PortSettings, BURST_SIZE,
+};
+use dataplane::wire::{arp, ethernet};
+use dataplane::worker::{self, WorkerIo, WorkerSetup};
+use hashbrown::HashMap;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use std::sync::Arc;
 use tracing::{error, info, warn};
 
 #[derive(Parser, Debug)]
@@ -251,7 +258,40 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
     }
 
     let macs: Vec<[u8; 6]> = ports.iter().map(Port::mac).collect();
-    let snapshot = snapshot::build(c, &macs);
+    let mut neighbors = Neighbors::new();
+    for n in &c.neighbors {
+        if let (Some(port), Some(mac)) = (
+            c.ports.iter().position(|p| p.name == n.port),
+            config::parse_mac(&n.mac),
+        ) {
+            neighbors.add_static(port, n.address, mac);
+        }
+    }
+    let mut generation = 1;
+    let first = snapshot::build(c, &macs, &neighbors.table(), generation);
+    neighbors.want(&snapshot::next_hops(&first));
+    for svc in &first.services {
+        info!(
+            "service {} {} {:?} {}: {} real servers",
+            if svc.protocol == 6 { "TCP" } else { "UDP" },
+            svc.vip,
+            svc.mode,
+            svc.scheduler.name(),
+            svc.reals.len()
+        );
+    }
+    let snapshots = ArcSwap::from_pointee(first);
+    let port_index: HashMap<u16, usize> =
+        ports.iter().enumerate().map(|(i, p)| (p.id(), i)).collect();
+    let ring = |name: String, size| {
+        MbufRing::new(&name, size).map_err(|e| Failure::Runtime(e.to_string()))
+    };
+    let to_control: Vec<MbufRing> = (0..c.workers.len())
+        .map(|w| ring(format!("rvs_slow{w}"), 1024))
+        .collect::<Result<_, _>>()?;
+    let from_control: Vec<MbufRing> = (0..ports.len())
+        .map(|p| ring(format!("rvs_inject{p}"), 256))
+        .collect::<Result<_, _>>()?;
     let counters: Vec<WorkerCounters> = c
         .workers
         .iter()
@@ -261,12 +301,16 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
 
     let result = std::thread::scope(|scope| {
         // Worker w owns RX queue w and TX queue w of every port.
-        let mut per_worker: Vec<WorkerQueues<'_>> = c
+        let mut per_worker: Vec<WorkerIo<'_>> = c
             .workers
             .iter()
-            .map(|_| WorkerQueues {
+            .enumerate()
+            .map(|(w, _)| WorkerIo {
                 rx: Vec::new(),
                 tx: Vec::new(),
+                to_control: Some(&to_control[w]),
+                // The control thread's packets (ARP requests) leave through worker 0's queues.
+                from_control: (w == 0).then_some(&from_control[..]),
             })
             .collect();
         for port in &ports {
@@ -279,12 +323,20 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
             }
         }
         let mut handles = Vec::new();
-        for ((core, queues), counters) in c.workers.iter().zip(per_worker).zip(&counters) {
-            let (snapshot, stop) = (&snapshot, &stop);
+        for (w, ((core, io), counters)) in
+            c.workers.iter().zip(per_worker).zip(&counters).enumerate()
+        {
+            let setup = WorkerSetup {
+                core: *core,
+                index: w,
+                workers: c.workers.len(),
+                connections: c.connections.capacity,
+            };
+            let (snapshots, stop) = (&snapshots, &stop);
             let handle = std::thread::Builder::new()
                 .name(format!("rvs-worker-{core}"))
                 .spawn_scoped(scope, move || {
-                    worker::run_pinned(*core, queues, snapshot, counters, stop)
+                    worker::run_pinned(&setup, io, snapshots, counters, stop)
                 });
             match handle {
                 Ok(h) => handles.push((*core, h)),
@@ -311,12 +363,14 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
         let mut links: Vec<bool> = ports.iter().map(|p| p.link().up).collect();
         let interval = Duration::from_millis(c.stats_interval_ms);
         let mut next_tick = Instant::now() + interval;
+        let mut slow = Burst::new();
         let outcome = loop {
             if let Some((core, _)) = handles.iter().find(|(_, h)| h.is_finished()) {
                 break Err(format!("the worker on core {core} stopped unexpectedly"));
             }
-            let wait = next_tick.saturating_duration_since(Instant::now());
-            match inbox.recv_timeout(wait) {
+            // Sleep until a signal or the next poll of the workers' rings: the control thread
+            // never spins, and ARP answers are learnt within a poll interval.
+            match inbox.recv_timeout(CONTROL_POLL) {
                 Ok(SIGINT | SIGTERM) => {
                     info!("stopping");
                     break Ok(());
@@ -333,7 +387,58 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
                     break Err("the signal thread died".to_owned())
                 }
             }
-            if Instant::now() >= next_tick {
+            let now = Instant::now();
+            let mut changed = false;
+            for ring in &to_control {
+                while ring.dequeue_burst(&mut slow) > 0 {
+                    for mbuf in slow.drain() {
+                        let Some(&port) = port_index.get(&mbuf.port()) else {
+                            continue;
+                        };
+                        if let Some((addr, mac)) = arp_sender(mbuf.data()) {
+                            if neighbors.learn(port, addr, mac, now) {
+                                info!(
+                                    "neighbor {addr} is at {} on port {}",
+                                    format_mac(&mac),
+                                    c.ports[port].name
+                                );
+                                changed = true;
+                            }
+                        }
+                    }
+                }
+            }
+            if neighbors.expire(now) {
+                warn!(
+                    "neighbors not answering any more: {:?}",
+                    neighbors.unresolved()
+                );
+                changed = true;
+            }
+            for (port, target) in neighbors.due(now) {
+                let source = c.ports[port]
+                    .addresses
+                    .iter()
+                    .find(|a| a.contains(target))
+                    .or(c.ports[port].addresses.first())
+                    .map(|a| a.addr);
+                let Some(source) = source else { continue };
+                let request = dataplane::engine::arp_request(macs[port], source, target);
+                if let Some(mbuf) = pool.alloc_with(&request) {
+                    // A full ring just means this request waits for the next round.
+                    let _ = from_control[port].enqueue(mbuf);
+                }
+            }
+            if changed {
+                generation += 1;
+                snapshots.store(Arc::new(snapshot::build(
+                    c,
+                    &macs,
+                    &neighbors.table(),
+                    generation,
+                )));
+            }
+            if now >= next_tick {
                 next_tick += interval;
                 for ((pc, port), was_up) in c.ports.iter().zip(&ports).zip(links.iter_mut()) {
                     let link = port.link();
@@ -363,6 +468,7 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
                 Err(_) => failure = Some(format!("worker on core {core} panicked")),
             }
         }
+        drop(slow);
         let report = stats::gather(&views(), &c.workers, &counters);
         info!("final counters:\n{}", report.table());
         if let Some(path) = &c.stats_file {
@@ -373,6 +479,9 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
         failure.map_or(Ok(()), Err)
     });
 
+    // Rings hold mbufs of the pool: empty them before the pool goes.
+    drop(to_control);
+    drop(from_control);
     signal_handle.close();
     let _ = signal_thread.join();
     for port in &mut ports {
@@ -383,6 +492,20 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
     drop(eal);
     info!("stopped: ports closed, DPDK memory released");
     result.map_err(Failure::Runtime)
+}
+
+/// How often the control thread looks at the workers' rings (ARP for the neighbour table).
+const CONTROL_POLL: Duration = Duration::from_millis(20);
+
+/// The sender of an ARP packet (request or reply) in an Ethernet frame.
+fn arp_sender(frame: &[u8]) -> Option<(std::net::Ipv4Addr, [u8; 6])> {
+    let eth = ethernet::Frame::new_checked(frame).ok()?;
+    if eth.ethertype() != ethernet::ETHERTYPE_ARP {
+        return None;
+    }
+    let packet = arp::Packet::new_checked(eth.payload()).ok()?;
+    let (addr, mac) = (packet.sender_ip(), packet.sender_mac());
+    (!addr.is_unspecified() && !ethernet::is_multicast(&mac)).then_some((addr, mac))
 }
 
 fn format_mac(mac: &[u8; 6]) -> String {

@@ -35,6 +35,145 @@ pub struct Config {
     pub stats_file: Option<PathBuf>,
     #[serde(default = "defaults::stats_interval_ms")]
     pub stats_interval_ms: u64,
+    /// Virtual services (ipvsadm -A / keepalived `virtual_server`).
+    #[serde(default)]
+    pub services: Vec<ServiceConfig>,
+    /// Routes to real servers that are not on a port's subnet.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// Neighbours fixed by hand (otherwise rvsd resolves next hops with ARP itself).
+    #[serde(default)]
+    pub neighbors: Vec<NeighborConfig>,
+    /// The connection table: size and IPVS timeouts (`ipvsadm --set tcp tcpfin udp`).
+    #[serde(default)]
+    pub connections: ConnectionsConfig,
+}
+
+/// One virtual service. Field names follow keepalived where it has them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub protocol: Protocol,
+    /// The virtual IP: rvsd answers ARP for it on the port whose subnet holds it.
+    pub vip: Ipv4Addr,
+    pub port: u16,
+    /// Forwarding method: NAT, FULLNAT, DR or TUN.
+    pub lb_kind: LbKind,
+    /// Scheduler, by its IPVS name: "rr" or "wrr".
+    #[serde(default = "defaults::lb_algo")]
+    pub lb_algo: String,
+    /// FULLNAT: the local addresses (LIPs) rvsd uses as source towards the real servers; rvsd
+    /// answers ARP for them on the port whose subnet holds them.
+    #[serde(default)]
+    pub local_addresses: Vec<Ipv4Addr>,
+    pub real_servers: Vec<RealServerConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealServerConfig {
+    pub address: Ipv4Addr,
+    /// Default: the service's port. DR and TUN cannot change the port.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// IPVS weight; 0 quiesces the server (no new connections, existing ones stay).
+    #[serde(default = "defaults::weight")]
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub enum Protocol {
+    TCP,
+    UDP,
+}
+
+impl Protocol {
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::TCP => 6,
+            Protocol::UDP => 17,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum LbKind {
+    NAT,
+    FULLNAT,
+    DR,
+    TUN,
+}
+
+impl LbKind {
+    pub fn mode(self) -> dataplane::flow::ForwardMode {
+        use dataplane::flow::ForwardMode;
+        match self {
+            LbKind::NAT => ForwardMode::Nat,
+            LbKind::FULLNAT => ForwardMode::FullNat,
+            LbKind::DR => ForwardMode::Dr,
+            LbKind::TUN => ForwardMode::Tun,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub destination: Ipv4Cidr,
+    /// The gateway; it must sit on the subnet of `port`.
+    pub via: Ipv4Addr,
+    /// The name of the port the gateway is on.
+    pub port: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeighborConfig {
+    pub address: Ipv4Addr,
+    /// "02:00:00:00:00:01"
+    pub mac: String,
+    pub port: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionsConfig {
+    /// Connections per worker; when full, new flows are dropped (`table_full`), established
+    /// ones go on.
+    #[serde(default = "defaults::capacity")]
+    pub capacity: usize,
+    /// Seconds, like `ipvsadm --set tcp tcpfin udp`: ESTABLISHED, FIN_WAIT, UDP.
+    #[serde(default = "defaults::tcp_timeout")]
+    pub tcp_timeout: u32,
+    #[serde(default = "defaults::tcpfin_timeout")]
+    pub tcpfin_timeout: u32,
+    #[serde(default = "defaults::udp_timeout")]
+    pub udp_timeout: u32,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        ConnectionsConfig {
+            capacity: defaults::capacity(),
+            tcp_timeout: defaults::tcp_timeout(),
+            tcpfin_timeout: defaults::tcpfin_timeout(),
+            udp_timeout: defaults::udp_timeout(),
+        }
+    }
+}
+
+/// Parses "02:00:5e:00:00:12".
+pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for byte in &mut mac {
+        let part = parts.next()?;
+        if part.len() != 2 {
+            return None;
+        }
+        *byte = u8::from_str_radix(part, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -93,6 +232,9 @@ pub struct PortConfig {
     pub rx_descriptors: u16,
     #[serde(default = "defaults::descriptors")]
     pub tx_descriptors: u16,
+    /// Largest IPv4 packet sent on this port; TUN answers fragmentation-needed above it.
+    #[serde(default = "defaults::mtu")]
+    pub mtu: u16,
 }
 
 impl PortConfig {
@@ -118,6 +260,28 @@ mod defaults {
     }
     pub fn stats_interval_ms() -> u64 {
         1000
+    }
+    pub fn lb_algo() -> String {
+        "rr".into()
+    }
+    pub fn weight() -> u32 {
+        1
+    }
+    pub fn mtu() -> u16 {
+        1500
+    }
+    pub fn capacity() -> usize {
+        1 << 20
+    }
+    // IPVS's defaults.
+    pub fn tcp_timeout() -> u32 {
+        900
+    }
+    pub fn tcpfin_timeout() -> u32 {
+        120
+    }
+    pub fn udp_timeout() -> u32 {
+        300
     }
 }
 
@@ -147,6 +311,17 @@ impl FromStr for Ipv4Cidr {
             },
         };
         Ok(Ipv4Cidr { addr, prefix_len })
+    }
+}
+
+impl Ipv4Cidr {
+    pub fn contains(&self, addr: Ipv4Addr) -> bool {
+        let mask = if self.prefix_len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix_len))
+        };
+        u32::from(addr) & mask == u32::from(self.addr) & mask
     }
 }
 
@@ -383,7 +558,204 @@ pub fn validate(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), ConfigErro
             }
         }
     }
+    validate_network(loaded)
+}
+
+/// Routes, neighbours, services and the connection table.
+fn validate_network(loaded: &LoadedConfig) -> Result<(), ConfigError> {
+    use Step::{Field, Index};
+    let c = &loaded.config;
+    let port_named = |name: &str| c.ports.iter().position(|p| p.name == name);
+    let on_link = |addr: Ipv4Addr| {
+        c.ports
+            .iter()
+            .position(|p| p.addresses.iter().any(|a| a.contains(addr)))
+    };
+    let own = |addr: Ipv4Addr| {
+        c.ports
+            .iter()
+            .any(|p| p.addresses.iter().any(|a| a.addr == addr))
+    };
+
+    for (i, port) in c.ports.iter().enumerate() {
+        if !(576..=9216).contains(&port.mtu) {
+            return Err(loaded.error_at(
+                &[Field("ports"), Index(i), Field("mtu")],
+                "mtu must be in 576..=9216",
+            ));
+        }
+    }
+    for (i, route) in c.routes.iter().enumerate() {
+        let at = |f| [Field("routes"), Index(i), Field(f)];
+        let Some(port) = port_named(&route.port) else {
+            return Err(loaded.error_at(&at("port"), format!("no port is named {:?}", route.port)));
+        };
+        if !c.ports[port]
+            .addresses
+            .iter()
+            .any(|a| a.contains(route.via))
+        {
+            return Err(loaded.error_at(
+                &at("via"),
+                format!(
+                    "gateway {} is not on a subnet of port {:?}",
+                    route.via, route.port
+                ),
+            ));
+        }
+    }
+    for (i, n) in c.neighbors.iter().enumerate() {
+        let at = |f| [Field("neighbors"), Index(i), Field(f)];
+        if port_named(&n.port).is_none() {
+            return Err(loaded.error_at(&at("port"), format!("no port is named {:?}", n.port)));
+        }
+        if parse_mac(&n.mac).is_none() {
+            return Err(loaded.error_at(
+                &at("mac"),
+                format!("{:?} is not a MAC address (02:00:00:00:00:01)", n.mac),
+            ));
+        }
+    }
+    let conns = &c.connections;
+    if !(1..=1 << 28).contains(&conns.capacity) {
+        return Err(loaded.error_at(
+            &[Field("connections"), Field("capacity")],
+            "capacity must be in 1..=268435456",
+        ));
+    }
+    for (field, value) in [
+        ("tcp_timeout", conns.tcp_timeout),
+        ("tcpfin_timeout", conns.tcpfin_timeout),
+        ("udp_timeout", conns.udp_timeout),
+    ] {
+        if value == 0 || value > 86400 * 7 {
+            return Err(loaded.error_at(
+                &[Field("connections"), Field(field)],
+                format!("{field} must be 1..=604800 seconds"),
+            ));
+        }
+    }
+
+    let mut services = HashSet::new();
+    let mut local_addresses = HashSet::new();
+    for (i, svc) in c.services.iter().enumerate() {
+        let at = |f| [Field("services"), Index(i), Field(f)];
+        if crate::config::scheduler(&svc.lb_algo).is_none() {
+            return Err(loaded.error_at(
+                &at("lb_algo"),
+                format!(
+                    "unknown scheduler {:?} (this version has \"rr\" and \"wrr\")",
+                    svc.lb_algo
+                ),
+            ));
+        }
+        if svc.port == 0 {
+            return Err(loaded.error_at(&at("port"), "port 0 is not a service port"));
+        }
+        if !services.insert((svc.protocol, svc.vip, svc.port)) {
+            return Err(loaded.error_at(
+                &at("vip"),
+                format!(
+                    "{:?} {}:{} is defined twice",
+                    svc.protocol, svc.vip, svc.port
+                ),
+            ));
+        }
+        if on_link(svc.vip).is_none() {
+            return Err(loaded.error_at(
+                &at("vip"),
+                format!(
+                    "VIP {} is on no port's subnet: rvsd would not know where to answer ARP for it",
+                    svc.vip
+                ),
+            ));
+        }
+        if own(svc.vip) {
+            return Err(loaded.error_at(
+                &at("vip"),
+                format!("VIP {} is a port's own address", svc.vip),
+            ));
+        }
+        let fullnat = svc.lb_kind == LbKind::FULLNAT;
+        if fullnat && svc.local_addresses.is_empty() {
+            return Err(loaded.error_at(
+                &at("local_addresses"),
+                "FULLNAT needs at least one local address",
+            ));
+        }
+        if !fullnat && !svc.local_addresses.is_empty() {
+            return Err(
+                loaded.error_at(&at("local_addresses"), "only FULLNAT uses local addresses")
+            );
+        }
+        for (j, lip) in svc.local_addresses.iter().enumerate() {
+            let here = [
+                Field("services"),
+                Index(i),
+                Field("local_addresses"),
+                Index(j),
+            ];
+            if on_link(*lip).is_none() || own(*lip) {
+                return Err(loaded.error_at(
+                    &here,
+                    format!("local address {lip} must be on a port's subnet and not a port's own address"),
+                ));
+            }
+            local_addresses.insert(*lip);
+        }
+        for (j, rs) in svc.real_servers.iter().enumerate() {
+            let here = |f| {
+                [
+                    Field("services"),
+                    Index(i),
+                    Field("real_servers"),
+                    Index(j),
+                    Field(f),
+                ]
+            };
+            let routed = c.routes.iter().any(|r| r.destination.contains(rs.address));
+            if on_link(rs.address).is_none() && !routed {
+                return Err(loaded.error_at(
+                    &here("address"),
+                    format!(
+                        "real server {} is on no port's subnet and no route leads to it",
+                        rs.address
+                    ),
+                ));
+            }
+            if svc.lb_kind == LbKind::DR && on_link(rs.address).is_none() {
+                return Err(loaded.error_at(
+                    &here("address"),
+                    format!(
+                        "DR needs real server {} on a port's subnet (same link)",
+                        rs.address
+                    ),
+                ));
+            }
+            if matches!(svc.lb_kind, LbKind::DR | LbKind::TUN)
+                && rs.port.is_some_and(|p| p != svc.port)
+            {
+                return Err(loaded.error_at(&here("port"), "DR and TUN cannot change the port"));
+            }
+            if rs.port == Some(0) {
+                return Err(loaded.error_at(&here("port"), "port 0 is not a real server port"));
+            }
+        }
+    }
+    for (i, svc) in c.services.iter().enumerate() {
+        if local_addresses.contains(&svc.vip) {
+            return Err(loaded.error_at(
+                &[Field("services"), Index(i), Field("vip")],
+                format!("{} is both a VIP and a FULLNAT local address", svc.vip),
+            ));
+        }
+    }
     Ok(())
+}
+
+/// The scheduler an `lb_algo` names.
+pub fn scheduler(name: &str) -> Option<dataplane::sched::SchedulerKind> {
+    dataplane::sched::SchedulerKind::from_name(name)
 }
 
 #[cfg(test)]

@@ -113,6 +113,24 @@ impl Lab {
             .expect("interface counter")
     }
 
+    /// Runs `lab.sh ARGS... NAME`-style subcommands (`servers start`, `mode nat`).
+    pub fn lab_sh(&self, verb: &str, arg: &str) {
+        let out =
+            run(Command::new(repo_root().join("scripts/lab.sh")).args([verb, &self.name, arg]));
+        assert!(
+            out.status.success(),
+            "lab.sh {verb} {} {arg}:\n{}{}",
+            self.name,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The lab's state directory (server logs, decapsulator statistics).
+    pub fn state_dir(&self) -> PathBuf {
+        PathBuf::from(format!("/run/rvs-lab/{}.d", self.name))
+    }
+
     pub fn mac(&self, iface: &str) -> String {
         let out =
             run(Command::new(repo_root().join("scripts/lab.sh")).args(["mac", &self.name, iface]));

@@ -1,1 +1,75 @@
-//! Placeholder: the connection table is being written.
+//! The per-worker connection table: which real server each connection goes to, its IPVS TCP
+//! state and idle timeout, and its expiry. One table per worker, touched by that worker only.
+//!
+//! - `tcp_state`: IPVS's TCP states, transition tables (data, indexed by side, event and
+//!   state) and per-state timeouts (`ipvsadm --set`).
+//! - `timer`: the one-second timer wheel threaded through the slab.
+//! - `table`: [`ConnTable`], slab + hashbrown index of both directions' keys + the wheel.
+//!
+//! Per packet the table allocates nothing, takes no lock, makes no syscall and reads no
+//! clock: time comes in as `now_ms`. Counterpart of IPVS's `ip_vs_conn.c` and
+//! `ip_vs_proto_tcp.c`.
+
+mod table;
+mod tcp_state;
+mod timer;
+
+#[cfg(test)]
+mod tests;
+
+pub use crate::flow::{Endpoint, FlowKey, ForwardMode};
+pub use table::ConnTable;
+pub use tcp_state::{TcpState, Timeouts};
+
+/// A handle on a connection of one [`ConnTable`]. It goes stale when the connection is
+/// removed or expires; the table then answers `None` for it, even once the slot is reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    index: u32,
+    generation: u32,
+}
+
+/// Which way a packet travels relative to its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// client -> VIP (as received)
+    Original,
+    /// real server -> client (NAT) or -> local address (FULLNAT)
+    Reply,
+}
+
+/// What the engine stores per connection. Plain data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conn {
+    /// 6 or 17.
+    pub protocol: u8,
+    /// Source of the original direction.
+    pub client: Endpoint,
+    /// Destination of the original direction.
+    pub vip: Endpoint,
+    /// FULLNAT: the local address and port rvs uses towards the real server; other modes: the
+    /// client.
+    pub local: Endpoint,
+    /// The real server.
+    pub real: Endpoint,
+    pub mode: ForwardMode,
+    /// Index of the service in the snapshot that created the connection.
+    pub service: u32,
+    /// Index of the real server in that service.
+    pub real_index: u32,
+    /// Ingress port index (DPDK port position) of the original direction.
+    pub client_port: u16,
+    /// L2 source of the original direction ("auto last hop": replies go back to it).
+    pub client_mac: [u8; 6],
+    /// For UDP: `Established` while alive.
+    pub state: TcpState,
+}
+
+/// Why a connection was not inserted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertError {
+    /// The table holds `capacity` connections.
+    Full,
+    /// One of the connection's keys already belongs to a connection.
+    Exists,
+}

@@ -91,6 +91,67 @@ impl Mbuf {
     }
 }
 
+impl crate::frame::Frame for Mbuf {
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        self.data()
+    }
+
+    #[inline]
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        self.data_mut()
+    }
+
+    /// Single-segment mbufs only (rvs refuses chains before the engine sees them).
+    #[inline]
+    fn prepend(&mut self, n: usize) -> bool {
+        // SAFETY: we own the mbuf exclusively (&mut self); only its length fields change, and
+        // only within the buffer (n <= data_off).
+        let m = unsafe { self.0.as_mut() };
+        let Ok(n) = u16::try_from(n) else {
+            return false;
+        };
+        if n > m.data_off {
+            return false;
+        }
+        m.data_off -= n;
+        m.data_len += n;
+        m.pkt_len += u32::from(n);
+        true
+    }
+
+    #[inline]
+    fn adj(&mut self, n: usize) -> bool {
+        // SAFETY: as `prepend`; n <= data_len keeps data_off inside the buffer.
+        let m = unsafe { self.0.as_mut() };
+        let Ok(n) = u16::try_from(n) else {
+            return false;
+        };
+        if n > m.data_len {
+            return false;
+        }
+        m.data_off += n;
+        m.data_len -= n;
+        m.pkt_len -= u32::from(n);
+        true
+    }
+
+    #[inline]
+    fn set_len(&mut self, len: usize) -> bool {
+        // SAFETY: as `prepend`; data_off + len <= buf_len keeps the data inside the buffer.
+        let m = unsafe { self.0.as_mut() };
+        let Ok(len) = u16::try_from(len) else {
+            return false;
+        };
+        if usize::from(m.data_off) + usize::from(len) > usize::from(m.buf_len) {
+            return false;
+        }
+        m.data_len = len;
+        m.pkt_len = u32::from(len);
+        true
+    }
+}
+
 impl Drop for Mbuf {
     fn drop(&mut self) {
         // SAFETY: we own the mbuf and this is the only place it is freed.

@@ -1,5 +1,9 @@
 //! The Internet checksum (RFC 1071) in full, and its incremental update (RFC 1624, eqn. 3:
-//! `HC' = ~(~HC + ~m + m')`) so a rewrite touches only the words it changes.
+//! `HC' = ~(~HC + ~m + m')`) so a rewrite touches only the words it changes. TCP and UDP
+//! checksums also cover the IPv4 pseudo-header, whose sum is kept apart ([`pseudo_header_sum`])
+//! so the segment's own sum can be added to it with [`combine`] without copying anything.
+
+use std::net::Ipv4Addr;
 
 /// One's-complement sum of `data` folded to 16 bits (not inverted). An odd trailing byte is
 /// padded with zero, as RFC 1071 says.
@@ -39,6 +43,30 @@ pub fn checksum(data: &[u8]) -> u16 {
 #[inline]
 pub fn verify(data: &[u8]) -> bool {
     sum(data) == 0xffff
+}
+
+/// One's-complement sum (folded, not inverted) of the IPv4 pseudo-header that TCP and UDP
+/// checksums cover (RFC 793 section 3.1, RFC 768): source and destination addresses, a zero
+/// byte, the protocol and the L4 length (header + payload). Add the segment's own [`sum`] with
+/// [`combine`], then invert, to get the checksum field.
+#[inline]
+pub fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16) -> u16 {
+    let (s, d) = (u32::from(src), u32::from(dst));
+    fold(
+        u64::from(s >> 16)
+            + u64::from(s & 0xffff)
+            + u64::from(d >> 16)
+            + u64::from(d & 0xffff)
+            + u64::from(protocol)
+            + u64::from(length),
+    )
+}
+
+/// One's-complement addition of two folded sums (for instance [`pseudo_header_sum`] and the
+/// [`sum`] of a segment). The result is zero only when both inputs are.
+#[inline]
+pub fn combine(a: u16, b: u16) -> u16 {
+    fold(u64::from(a) + u64::from(b))
 }
 
 /// RFC 1624 eqn. 3: the new checksum after one 16-bit word changes from `old` to `new`.
@@ -87,6 +115,34 @@ mod tests {
         assert_eq!(checksum(&h), 0xb861);
         h[10..12].copy_from_slice(&0xb861u16.to_be_bytes());
         assert!(verify(&h));
+    }
+
+    #[test]
+    fn pseudo_header_matches_its_bytes() {
+        // 198.51.100.10 -> 203.0.113.1, TCP, 24 bytes, laid out as RFC 793 draws it.
+        let bytes = [198, 51, 100, 10, 203, 0, 113, 1, 0, 6, 0, 24];
+        assert_eq!(
+            pseudo_header_sum(
+                Ipv4Addr::new(198, 51, 100, 10),
+                Ipv4Addr::new(203, 0, 113, 1),
+                6,
+                24
+            ),
+            sum(&bytes)
+        );
+        // By hand: c633 + 640a + cb00 + 7101 + 0006 + 0018 = 0x2_665c, folded 0x665e.
+        assert_eq!(sum(&bytes), 0x665e);
+    }
+
+    #[test]
+    fn combine_is_ones_complement_addition() {
+        assert_eq!(combine(0x0001, 0x0002), 0x0003);
+        assert_eq!(combine(0xffff, 0x0001), 0x0001); // end-around carry
+        assert_eq!(combine(0xfffe, 0x0001), 0xffff);
+        assert_eq!(combine(0, 0), 0);
+        // Summing in two pieces equals summing at once (even-length split).
+        let data = [0x12, 0x34, 0xff, 0xff, 0xab, 0xcd, 0x00, 0x01];
+        assert_eq!(combine(sum(&data[..4]), sum(&data[4..])), sum(&data));
     }
 
     proptest::proptest! {

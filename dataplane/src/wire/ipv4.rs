@@ -1,4 +1,9 @@
 //! IPv4 headers (RFC 791): options are carried (IHL > 5), fragments recognised.
+//!
+//! Two ways in: [`Packet::new_checked`] for a datagram received whole, whose `payload()` is
+//! then exactly the datagram's payload, and [`Packet::new_quoted`] for the header an ICMP error
+//! quotes, which is followed by only the start of its datagram (RFC 792: the header and 8 bytes;
+//! RFC 1812 routers quote more), so its total length overstates what is there.
 
 use std::net::Ipv4Addr;
 
@@ -40,7 +45,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Checks once that the buffer holds the whole header and the whole datagram its total
-    /// length announces (trailing link-layer padding is allowed and ignored).
+    /// length announces (trailing link-layer padding is allowed and ignored). On such a view
+    /// `payload()` and `payload_mut()` never go out of bounds.
     pub fn new_checked(buffer: T) -> Result<Self> {
         let b = buffer.as_ref();
         if b.len() < MIN_HEADER_LEN {
@@ -58,6 +64,34 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(WireError::Truncated);
         }
         Ok(Packet { buffer })
+    }
+
+    /// A view of the header quoted in an ICMP error, checking only what such a quote
+    /// guarantees: a version 4 header of at least 20 bytes, all of it present. The total
+    /// length is not checked against the buffer, since the quoted datagram is cut short.
+    ///
+    /// On such a view use [`quoted_payload`](Self::quoted_payload), never `payload()` or
+    /// `payload_mut()`, which trust the total length and would panic on a truncated quote.
+    pub fn new_quoted(buffer: T) -> Result<Self> {
+        let b = buffer.as_ref();
+        if b.len() < MIN_HEADER_LEN {
+            return Err(WireError::Truncated);
+        }
+        if b[field::VER_IHL] >> 4 != 4 {
+            return Err(WireError::Malformed);
+        }
+        let header_len = usize::from(b[field::VER_IHL] & 0x0f) * 4;
+        if header_len < MIN_HEADER_LEN {
+            return Err(WireError::Malformed);
+        }
+        if b.len() < header_len {
+            return Err(WireError::Truncated);
+        }
+        Ok(Packet { buffer })
+    }
+
+    pub fn into_inner(self) -> T {
+        self.buffer
     }
 
     #[inline]
@@ -148,17 +182,79 @@ impl<T: AsRef<[u8]>> Packet<T> {
         &self.buffer.as_ref()[MIN_HEADER_LEN..self.header_len()]
     }
 
-    /// The datagram's payload, without link-layer padding.
+    /// The datagram's payload, without link-layer padding. Only for a view made by
+    /// `new_checked` (which guarantees header length <= total length <= buffer length); on a
+    /// `new_quoted` view use [`quoted_payload`](Self::quoted_payload).
     #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..self.total_len()]
     }
+
+    /// What is present of the payload: from the end of the header to the total length or the
+    /// end of the buffer, whichever comes first (empty if the total length is below the header
+    /// length). Never panics on a view made by `new_checked` or `new_quoted`; for the quoted
+    /// datagram of an ICMP error this is the start of its L4 header.
+    #[inline]
+    pub fn quoted_payload(&self) -> &[u8] {
+        let (start, end) = self.quoted_range();
+        &self.buffer.as_ref()[start..end]
+    }
+
+    #[inline]
+    fn quoted_range(&self) -> (usize, usize) {
+        let start = self.header_len();
+        let end = self.total_len().min(self.buffer.as_ref().len()).max(start);
+        (start, end)
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Writes the version (always 4) and the IHL for a header of `len` bytes. `len` is rounded
+    /// down to a multiple of 4 and clamped to 20..=60, the only lengths the field can say. The
+    /// caller keeps the header within the buffer and the total length.
+    #[inline]
+    pub fn set_header_len(&mut self, len: usize) {
+        let words = (len.clamp(MIN_HEADER_LEN, 60) / 4) as u8;
+        self.buffer.as_mut()[field::VER_IHL] = 0x40 | words;
+    }
+
+    #[inline]
+    pub fn set_tos(&mut self, value: u8) {
+        self.buffer.as_mut()[field::TOS] = value;
+    }
+
+    /// Writes the total length. The caller keeps it within header length..=buffer length, or
+    /// `payload()` would go out of bounds.
+    #[inline]
+    pub fn set_total_len(&mut self, value: u16) {
+        write_u16(self.buffer.as_mut(), field::LENGTH, value);
+    }
+
+    #[inline]
+    pub fn set_ident(&mut self, value: u16) {
+        write_u16(self.buffer.as_mut(), field::IDENT, value);
+    }
+
+    /// Sets or clears DF, keeping MF and the fragment offset.
+    #[inline]
+    pub fn set_dont_fragment(&mut self, value: bool) {
+        let b = self.buffer.as_mut();
+        let word = read_u16(b, field::FLAGS_FRAG) & !FLAG_DF;
+        write_u16(
+            b,
+            field::FLAGS_FRAG,
+            if value { word | FLAG_DF } else { word },
+        );
+    }
+
     #[inline]
     pub fn set_ttl(&mut self, ttl: u8) {
         self.buffer.as_mut()[field::TTL] = ttl;
+    }
+
+    #[inline]
+    pub fn set_protocol(&mut self, value: u8) {
+        self.buffer.as_mut()[field::PROTOCOL] = value;
     }
 
     #[inline]
@@ -183,9 +279,18 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         self.set_checksum(value);
     }
 
+    /// As [`payload`](Packet::payload): only for a view made by `new_checked`.
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let (start, end) = (self.header_len(), self.total_len());
+        &mut self.buffer.as_mut()[start..end]
+    }
+
+    /// As [`quoted_payload`](Packet::quoted_payload), writable: the NAT rewrites the quoted
+    /// ports of an ICMP error through it.
+    #[inline]
+    pub fn quoted_payload_mut(&mut self) -> &mut [u8] {
+        let (start, end) = self.quoted_range();
         &mut self.buffer.as_mut()[start..end]
     }
 }
@@ -216,7 +321,8 @@ impl Repr {
             tos: p.tos(),
             ident: p.ident(),
             dont_fragment: p.dont_fragment(),
-            payload_len: p.total_len() - p.header_len(),
+            // Saturating so that a `new_quoted` view (total length unchecked) cannot panic.
+            payload_len: p.total_len().saturating_sub(p.header_len()),
         })
     }
 
@@ -245,6 +351,8 @@ impl Repr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
 
     // ICMP echo 198.51.100.10 -> 198.51.100.1, TTL 64, DF, 4 bytes of payload.
     const PACKET: [u8; 24] = [
@@ -332,6 +440,104 @@ mod tests {
     }
 
     #[test]
+    fn construct_with_setters() {
+        let mut b = [0u8; 24];
+        let mut p = Packet::new_unchecked(&mut b[..]);
+        p.set_header_len(20);
+        p.set_tos(0);
+        p.set_total_len(24);
+        p.set_ident(0x1234);
+        p.set_dont_fragment(true);
+        p.set_ttl(64);
+        p.set_protocol(PROTO_ICMP);
+        p.set_src(Ipv4Addr::new(198, 51, 100, 10));
+        p.set_dst(Ipv4Addr::new(198, 51, 100, 1));
+        p.fill_checksum();
+        p.payload_mut().copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+        assert_eq!(b, packet());
+    }
+
+    #[test]
+    fn setters_keep_neighbouring_bits() {
+        let mut b = packet();
+        b[6] = 0x20 | 0x01; // MF, offset 256 * 8
+        b[7] = 0x00;
+        let mut p = Packet::new_checked(&mut b[..]).unwrap();
+        p.set_dont_fragment(true);
+        assert!(p.dont_fragment() && p.more_fragments() && p.frag_offset() == 2048);
+        p.set_dont_fragment(false);
+        assert!(!p.dont_fragment() && p.more_fragments() && p.frag_offset() == 2048);
+        p.set_tos(0xb8);
+        assert_eq!(p.tos(), 0xb8);
+        for (asked, got) in [(0, 20), (21, 20), (24, 24), (60, 60), (64, 60)] {
+            p.set_header_len(asked);
+            assert_eq!((p.version(), p.header_len()), (4, got));
+        }
+    }
+
+    // An IPv4+UDP header as an ICMP error quotes it: 203.0.113.1:53 -> 198.51.100.10:5353,
+    // total length 60, but only the header and the 8-byte UDP header are present.
+    const QUOTED: [u8; 28] = [
+        0x45, 0x00, 0x00, 0x3c, 0xab, 0xcd, 0x00, 0x00, 0x3f, 0x11, 0x00, 0x00, 203, 0, 113, 1,
+        198, 51, 100, 10, 0x00, 0x35, 0x14, 0xe9, 0x00, 0x28, 0x12, 0x34,
+    ];
+
+    #[test]
+    fn quoted_header() {
+        assert_eq!(
+            Packet::new_checked(&QUOTED[..]).unwrap_err(),
+            WireError::Truncated
+        );
+        let mut q = QUOTED;
+        let mut p = Packet::new_quoted(&mut q[..]).unwrap();
+        assert_eq!(p.total_len(), 60);
+        assert_eq!(p.protocol(), PROTO_UDP);
+        assert_eq!(p.src(), Ipv4Addr::new(203, 0, 113, 1));
+        assert_eq!(p.quoted_payload(), &QUOTED[20..]);
+        p.quoted_payload_mut()[..2].copy_from_slice(&80u16.to_be_bytes());
+        assert_eq!(q[20..22], [0x00, 0x50]);
+
+        // The total length bounds the quoted payload when it is the shorter.
+        let mut short = QUOTED;
+        short[3] = 24;
+        let p = Packet::new_quoted(&short[..]).unwrap();
+        assert_eq!(p.quoted_payload(), &QUOTED[20..24]);
+        // A total length below the header length leaves nothing, and does not panic.
+        short[3] = 10;
+        let p = Packet::new_quoted(&short[..]).unwrap();
+        assert!(p.quoted_payload().is_empty());
+
+        // On a whole datagram the quoted payload is the payload.
+        let whole = packet();
+        let p = Packet::new_checked(&whole[..]).unwrap();
+        assert_eq!(p.quoted_payload(), p.payload());
+    }
+
+    #[test]
+    fn quoted_refuses_what_it_must() {
+        assert_eq!(
+            Packet::new_quoted(&QUOTED[..19]).unwrap_err(),
+            WireError::Truncated
+        );
+        let mut bad = QUOTED;
+        bad[0] = 0x65;
+        assert_eq!(
+            Packet::new_quoted(&bad[..]).unwrap_err(),
+            WireError::Malformed
+        );
+        bad[0] = 0x44;
+        assert_eq!(
+            Packet::new_quoted(&bad[..]).unwrap_err(),
+            WireError::Malformed
+        );
+        bad[0] = 0x48; // 32-byte header, 28 bytes present
+        assert_eq!(
+            Packet::new_quoted(&bad[..]).unwrap_err(),
+            WireError::Truncated
+        );
+    }
+
+    #[test]
     fn options_and_fragments() {
         let mut b = [0u8; 28];
         b[..20].copy_from_slice(&packet()[..20]);
@@ -345,5 +551,43 @@ mod tests {
         assert_eq!(p.options(), &[1, 1, 1, 0]);
         assert_eq!(p.payload().len(), 4);
         assert!(p.is_fragment() && p.more_fragments() && p.frag_offset() == 0);
+    }
+
+    proptest! {
+        /// Arbitrary bytes, half of them shaped (version 4, a total length near the buffer's)
+        /// so the views are actually made and their getters reached.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in vec(any::<u8>(), 0..80),
+                                       shape in any::<bool>(),
+                                       pick in any::<u16>()) {
+            let mut bytes = bytes;
+            if shape && bytes.len() >= 4 {
+                bytes[0] = 0x40 | (bytes[0] & 0x0f);
+                let total = pick % (bytes.len() as u16 + 8);
+                bytes[2..4].copy_from_slice(&total.to_be_bytes());
+            }
+            if let Ok(mut p) = Packet::new_checked(&mut bytes[..]) {
+                let _ = (p.version(), p.header_len(), p.tos(), p.total_len(), p.ident());
+                let _ = (p.dont_fragment(), p.more_fragments(), p.frag_offset(), p.is_fragment());
+                let _ = (p.ttl(), p.protocol(), p.checksum(), p.src(), p.dst());
+                let _ = (p.verify_checksum(), p.options().len(), p.quoted_payload().len());
+                prop_assert_eq!(p.payload().len(), p.total_len() - p.header_len());
+                prop_assert_eq!(p.quoted_payload(), p.payload());
+                let _ = (p.payload_mut().len(), p.quoted_payload_mut().len());
+                p.fill_checksum();
+                prop_assert!(p.verify_checksum());
+                prop_assert!(Repr::parse(&p).is_ok());
+            }
+            if let Ok(mut p) = Packet::new_quoted(&mut bytes[..]) {
+                let _ = (p.version(), p.header_len(), p.tos(), p.total_len(), p.ident());
+                let _ = (p.frag_offset(), p.is_fragment(), p.ttl(), p.protocol(), p.src(), p.dst());
+                let _ = (p.verify_checksum(), p.options().len());
+                let n = p.quoted_payload().len();
+                prop_assert_eq!(p.quoted_payload_mut().len(), n);
+                prop_assert!(p.header_len() + n <= p.total_len().max(p.header_len()));
+                p.fill_checksum();
+                prop_assert!(Repr::parse(&p).is_ok());
+            }
+        }
     }
 }

@@ -1,0 +1,352 @@
+//! The four LVS modes end to end in the namespace lab: rvsd on DPDK `net_af_packet` in front
+//! of three real HTTP servers and three UDP echo servers in their own namespaces; a real
+//! client in its own namespace. Every request must succeed, the scheduler's split must show
+//! in the per-server counts, a long-lived connection keeps its server, UDP answers come from
+//! the VIP, and in TUN the outer header is checked where the real server unwraps it and a
+//! full-size upload works through path-MTU discovery. Needs root.
+//!
+//! The modes run one after another (a lock), each in its own lab: one busy-polling rvsd at a
+//! time on this small machine.
+
+mod common;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::{in_ns, Lab, Rvsd, TempDir};
+use serde_json::Value;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+const VIP: &str = "198.51.100.100";
+
+fn last_core() -> usize {
+    core_affinity::get_core_ids()
+        .and_then(|c| c.last().map(|c| c.id))
+        .unwrap_or(0)
+}
+
+/// A running mode: its lab, rvsd and files. Dropped in reverse: rvsd stops, then the lab.
+struct Setup {
+    rvsd: Rvsd,
+    lab: Lab,
+    tmp: TempDir,
+    prefix: String,
+}
+
+fn start(mode: &str, edit: impl Fn(String) -> String) -> Setup {
+    let tag = common::run_tag();
+    let lab = Lab::up(&format!("e2e{tag}{}", &mode[..1]));
+    lab.lab_sh("servers", "start");
+    lab.lab_sh("mode", mode);
+    let tmp = TempDir::new(&format!("mode-{mode}"));
+    let prefix = format!("rvs-e2e-{mode}-{tag}");
+    let source =
+        std::fs::read_to_string(common::repo_root().join(format!("configs/lab-{mode}.ron")))
+            .unwrap()
+            .replace("\"rvs-lab\"", &format!("{prefix:?}"))
+            .replace(
+                "\"/run/rvs/lab-stats.json\"",
+                &format!("{:?}", tmp.path("stats.json").display().to_string()),
+            )
+            .replace(
+                "hugepages: true",
+                &format!("hugepages: {}", common::hugepages_free()),
+            )
+            .replace(
+                "workers: [1]",
+                &format!("workers: [{}], stats_interval_ms: 200", last_core()),
+            );
+    let config = tmp.path("lab.ron");
+    std::fs::write(&config, edit(source)).unwrap();
+    let mut rvsd = Rvsd::start(Some(&lab.ns("lb")), &config, &tmp.path("rvsd.log"));
+    assert!(
+        rvsd.wait_for_log("rvsd running", Duration::from_secs(60)),
+        "rvsd did not start:\n{}",
+        rvsd.log_text()
+    );
+    // rvsd resolves the three real servers with its own ARP before the first connection.
+    let resolved = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        rvsd.log_text().matches("neighbor 203.0.113.1").count() >= 3
+    });
+    assert!(resolved, "real servers not resolved:\n{}", rvsd.log_text());
+    Setup {
+        rvsd,
+        lab,
+        tmp,
+        prefix,
+    }
+}
+
+/// Runs scripts/lab/client.py in the client namespace and returns its JSON summary.
+fn client(setup: &Setup, args: &[&str]) -> Value {
+    let script = common::repo_root().join("scripts/lab/client.py");
+    let mut all = vec![script.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = in_ns(&setup.lab.ns("client"), "python3", &all);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "client.py {args:?}: {e}\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(
+        out.status.success(),
+        "client.py {args:?} failed: {summary}\nrvsd log:\n{}",
+        setup.rvsd.log_text()
+    );
+    summary
+}
+
+fn by_server(summary: &Value) -> [u64; 3] {
+    let counts = &summary["by_server"];
+    ["rs1", "rs2", "rs3"].map(|rs| counts[rs].as_u64().unwrap_or(0))
+}
+
+/// rvsd stops cleanly and reports its counters; nothing of it is left behind.
+fn stop(mut setup: Setup) -> Value {
+    let status = setup
+        .rvsd
+        .stop(Duration::from_secs(20))
+        .expect("rvsd stops on SIGTERM");
+    assert!(
+        status.success(),
+        "rvsd exit {status}:\n{}",
+        setup.rvsd.log_text()
+    );
+    let stats: Value =
+        serde_json::from_str(&std::fs::read_to_string(setup.tmp.path("stats.json")).unwrap())
+            .unwrap();
+    assert!(!std::path::Path::new(&format!("/var/run/dpdk/{}", setup.prefix)).exists());
+    let client = &stats["ports"][0];
+    for reason in [
+        "malformed",
+        "ip_checksum",
+        "no_neighbor",
+        "table_full",
+        "no_local_port",
+        "tx_full",
+        "no_real_server",
+    ] {
+        assert_eq!(client["drops"][reason], 0, "{reason}: {client}");
+        assert_eq!(
+            stats["ports"][1]["drops"][reason], 0,
+            "{reason}: {}",
+            stats["ports"][1]
+        );
+    }
+    stats
+}
+
+/// 1000 requests, each on a new connection, rr over three servers: equal within one.
+fn thousand_requests_round_robin(setup: &Setup) {
+    let summary = client(
+        setup,
+        &[
+            "http",
+            "--url",
+            &format!("http://{VIP}/"),
+            "--count",
+            "1000",
+            "--timeout",
+            "5",
+        ],
+    );
+    assert_eq!(summary["ok"], 1000, "{summary}");
+    let counts = by_server(&summary);
+    assert_eq!(counts.iter().sum::<u64>(), 1000);
+    let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+    assert!(max - min <= 1, "rr split {counts:?}");
+}
+
+fn long_lived_connection_keeps_its_server(setup: &Setup) {
+    let summary = client(
+        setup,
+        &["long", "--url", &format!("http://{VIP}/"), "--seconds", "3"],
+    );
+    assert_eq!(
+        summary["servers"].as_array().map(Vec::len),
+        Some(1),
+        "{summary}"
+    );
+    assert_eq!(summary["lines"], 3, "{summary}");
+}
+
+fn udp_answers_come_from_the_vip(setup: &Setup) {
+    let summary = client(
+        setup,
+        &["udp", "--addr", VIP, "--port", "9000", "--count", "30"],
+    );
+    assert_eq!(
+        (summary["ok"].as_u64(), summary["from_vip"].as_u64()),
+        (Some(30), Some(30)),
+        "{summary}"
+    );
+    assert_eq!(by_server(&summary), [10, 10, 10], "{summary}");
+}
+
+#[test]
+fn nat() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let setup = start("nat", |s| s);
+    thousand_requests_round_robin(&setup);
+    long_lived_connection_keeps_its_server(&setup);
+    udp_answers_come_from_the_vip(&setup);
+    let stats = stop(setup);
+    assert!(
+        stats["ports"][0]["connections_created"].as_u64().unwrap() >= 1031,
+        "{stats}"
+    );
+}
+
+#[test]
+fn nat_weighted_round_robin_1_2_3() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let setup = start("nat", |s| {
+        s.replacen("lb_algo: \"rr\"", "lb_algo: \"wrr\"", 1)
+            .replacen(
+                "(address: \"203.0.113.11\")",
+                "(address: \"203.0.113.11\", weight: 1)",
+                1,
+            )
+            .replacen(
+                "(address: \"203.0.113.12\")",
+                "(address: \"203.0.113.12\", weight: 2)",
+                1,
+            )
+            .replacen(
+                "(address: \"203.0.113.13\")",
+                "(address: \"203.0.113.13\", weight: 3)",
+                1,
+            )
+    });
+    let summary = client(
+        &setup,
+        &[
+            "http",
+            "--url",
+            &format!("http://{VIP}/"),
+            "--count",
+            "1200",
+            "--timeout",
+            "5",
+        ],
+    );
+    assert_eq!(summary["ok"], 1200, "{summary}");
+    let counts = by_server(&summary);
+    for (got, share) in counts.iter().zip([1.0, 2.0, 3.0]) {
+        let want = 1200.0 * share / 6.0;
+        assert!(
+            (*got as f64 - want).abs() <= 0.02 * 1200.0,
+            "wrr 1:2:3 split {counts:?}"
+        );
+    }
+    stop(setup);
+}
+
+#[test]
+fn fullnat() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let setup = start("fullnat", |s| s);
+    thousand_requests_round_robin(&setup);
+    long_lived_connection_keeps_its_server(&setup);
+    udp_answers_come_from_the_vip(&setup);
+    // The real servers' own sockets: their peers are rvsd's local addresses, never the client
+    // (the servers close first, so the closed connections linger in TIME_WAIT with the peer).
+    let mut peers = String::new();
+    for rs in ["rs1", "rs2", "rs3"] {
+        let ss = in_ns(&setup.lab.ns(rs), "ss", &["-Htan", "sport", "= :80"]);
+        peers.push_str(&String::from_utf8_lossy(&ss.stdout));
+    }
+    assert!(
+        peers.contains("203.0.113.201:") && peers.contains("203.0.113.202:"),
+        "peers:\n{peers}"
+    );
+    assert!(
+        !peers.contains("198.51.100.10"),
+        "a real server saw the client:\n{peers}"
+    );
+    stop(setup);
+}
+
+#[test]
+fn dr() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let setup = start("dr", |s| s);
+    thousand_requests_round_robin(&setup);
+    long_lived_connection_keeps_its_server(&setup);
+    udp_answers_come_from_the_vip(&setup);
+    let stats = stop(setup);
+    // Replies went around rvsd: it sent (almost) nothing towards the client, only ARP.
+    let client = &stats["ports"][0];
+    assert!(
+        client["tx_packets"].as_u64().unwrap() < 20,
+        "DR replies must not pass rvsd: {client}"
+    );
+}
+
+#[test]
+fn tun() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let setup = start("tun", |s| s);
+    thousand_requests_round_robin(&setup);
+    long_lived_connection_keeps_its_server(&setup);
+    udp_answers_come_from_the_vip(&setup);
+    // curl gets the page.
+    let curl = in_ns(
+        &setup.lab.ns("client"),
+        "curl",
+        &["-sS", "--max-time", "5", &format!("http://{VIP}/")],
+    );
+    assert!(
+        curl.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&curl.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&curl.stdout).starts_with("rs"),
+        "curl got {:?}",
+        curl.stdout
+    );
+    // A full-size upload: 1500-byte segments do not fit the tunnel, rvsd answers
+    // fragmentation-needed and the client's path-MTU discovery lowers its segment size.
+    let upload = client(
+        &setup,
+        &[
+            "upload",
+            "--url",
+            &format!("http://{VIP}/upload"),
+            "--bytes",
+            "300000",
+        ],
+    );
+    assert_eq!(upload["ok"], true, "{upload}");
+    assert_eq!(upload["sha256"], upload["sent_sha256"]);
+    // The outer header, as each real server's decapsulator saw it.
+    for (i, rs) in ["rs1", "rs2", "rs3"].iter().enumerate() {
+        let path = setup.lab.state_dir().join(format!("tun-{rs}.json"));
+        let seen: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let text = seen.to_string();
+        assert!(
+            seen["decapsulated"].as_u64().unwrap_or(0) > 0,
+            "{rs}: {text}"
+        );
+        assert_eq!(seen["bad"], 0, "{rs}: {text}");
+        let outer = &seen["first"][0];
+        assert_eq!(outer["src"], "203.0.113.1", "{rs}: {text}");
+        assert_eq!(
+            outer["dst"],
+            format!("203.0.113.{}", 11 + i),
+            "{rs}: {text}"
+        );
+        assert_eq!(outer["protocol"], 4, "{rs}: {text}");
+        assert_eq!(outer["ttl"], 64, "{rs}: {text}");
+    }
+    let stats = stop(setup);
+    assert!(
+        stats["ports"][0]["icmp_errors_sent"].as_u64().unwrap() >= 1,
+        "frag-needed sent: {stats}"
+    );
+}

@@ -1,0 +1,470 @@
+//! The connection table: a slab of connection slots, a hash index from each direction's flow
+//! key to its slot, and the timer wheel threaded through the slab.
+//!
+//! Everything is allocated in [`ConnTable::new`]; afterwards no operation allocates. The index
+//! is sized for two keys per slot. An open-addressing table can run out of fresh buckets when
+//! deletions leave tombstones; where hashbrown would then grow (allocate), the table instead
+//! clears its index and re-inserts every live key into the same buckets (O(capacity), rare:
+//! only when the index is nearly full of live keys and tombstones at once).
+
+use std::mem::size_of;
+
+use hashbrown::HashMap;
+
+use super::tcp_state::{next_state, Side};
+use super::timer::{self, Link, Linked, Wheel, NIL};
+use super::{Conn, ConnId, Direction, FlowKey, ForwardMode, InsertError, TcpState, Timeouts};
+use crate::flow::Endpoint;
+use std::net::Ipv4Addr;
+
+const TCP: u8 = 6;
+
+/// What an index entry points at: the slot and which of its keys this is.
+type IndexValue = (u32, Direction);
+
+/// One connection's storage. `generation` is odd while the slot holds a connection and is
+/// bumped on every insert and every free, so a `ConnId` from an earlier life never matches.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    conn: Conn,
+    /// Milliseconds; the slot is in a wheel bucket at or before this deadline's tick.
+    expires_ms: u64,
+    link: Link,
+    generation: u32,
+}
+
+impl Slot {
+    #[inline]
+    fn is_live(&self) -> bool {
+        self.generation & 1 == 1
+    }
+}
+
+impl Linked for Slot {
+    #[inline]
+    fn link(&self) -> &Link {
+        &self.link
+    }
+    #[inline]
+    fn link_mut(&mut self) -> &mut Link {
+        &mut self.link
+    }
+}
+
+const UNSPECIFIED: Endpoint = Endpoint::new(Ipv4Addr::UNSPECIFIED, 0);
+
+const VACANT: Conn = Conn {
+    protocol: 0,
+    client: UNSPECIFIED,
+    vip: UNSPECIFIED,
+    local: UNSPECIFIED,
+    real: UNSPECIFIED,
+    mode: ForwardMode::Nat,
+    service: 0,
+    real_index: 0,
+    client_port: 0,
+    client_mac: [0; 6],
+    state: TcpState::None,
+};
+
+#[inline]
+fn original_key(conn: &Conn) -> FlowKey {
+    FlowKey::new(conn.protocol, conn.client, conn.vip)
+}
+
+/// The key replies arrive under, if they pass through rvs at all.
+#[inline]
+fn reply_key(conn: &Conn) -> Option<FlowKey> {
+    conn.mode
+        .sees_replies()
+        .then(|| FlowKey::new(conn.protocol, conn.real, conn.local))
+}
+
+/// One worker's connections. See the module docs for the layout.
+#[derive(Debug)]
+pub struct ConnTable {
+    slots: Vec<Slot>,
+    /// Head of the free slots, chained through `link.next`.
+    free: u32,
+    len: usize,
+    index: HashMap<FlowKey, IndexValue>,
+    wheel: Wheel,
+    timeouts: Timeouts,
+    /// Times the index was rebuilt in place to clear tombstones (tests, diagnostics).
+    index_rebuilds: u64,
+}
+
+impl ConnTable {
+    /// The largest capacity a table accepts.
+    pub const MAX_CAPACITY: usize = timer::MAX_ENTRIES;
+
+    /// Preallocates everything for `capacity` connections (both directions' index included).
+    ///
+    /// # Panics
+    /// If `capacity` exceeds [`ConnTable::MAX_CAPACITY`] (a configuration error, checked once
+    /// at start-up).
+    pub fn new(capacity: usize, timeouts: Timeouts) -> Self {
+        assert!(
+            capacity <= Self::MAX_CAPACITY,
+            "connection table capacity {capacity} exceeds {}",
+            Self::MAX_CAPACITY
+        );
+        let slots = (0..capacity)
+            .map(|i| Slot {
+                conn: VACANT,
+                expires_ms: 0,
+                link: Link {
+                    next: if i + 1 < capacity { i as u32 + 1 } else { NIL },
+                    prev: NIL,
+                },
+                generation: 0,
+            })
+            .collect();
+        ConnTable {
+            slots,
+            free: if capacity > 0 { 0 } else { NIL },
+            len: 0,
+            index: HashMap::with_capacity(2 * capacity),
+            wheel: Wheel::new(),
+            timeouts,
+            index_rebuilds: 0,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    /// Applies to timers set from now on: a connection keeps its deadline until its next
+    /// packet.
+    pub fn set_timeouts(&mut self, t: Timeouts) {
+        self.timeouts = t;
+    }
+
+    /// The connection a packet belongs to, and which direction it travels.
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey) -> Option<(ConnId, Direction)> {
+        let &(index, direction) = self.index.get(key)?;
+        let slot = self.slots.get(index as usize)?;
+        Some((
+            ConnId {
+                index,
+                generation: slot.generation,
+            },
+            direction,
+        ))
+    }
+
+    /// `None` if `id`'s connection is gone.
+    #[inline]
+    pub fn get(&self, id: ConnId) -> Option<&Conn> {
+        self.slot(id).map(|slot| &slot.conn)
+    }
+
+    /// When `id` expires if no packet refreshes it (milliseconds, the `now_ms` clock).
+    pub fn expires_at(&self, id: ConnId) -> Option<u64> {
+        self.slot(id).map(|slot| slot.expires_ms)
+    }
+
+    /// Inserts a new connection, indexed under its original key (protocol, client, vip) and,
+    /// if `conn.mode.sees_replies()`, its reply key (protocol, real, local).
+    ///
+    /// TCP starts in `conn.state` with that state's timeout: the engine passes
+    /// `TcpState::None` and then calls [`update`](Self::update) with the first segment's
+    /// flags (a SYN moves NONE to SYN_RECV). Any other protocol is handled like UDP: its state
+    /// is set to `Established` and its timeout is the UDP one.
+    ///
+    /// `Err(Full)` at capacity; `Err(Exists)` if either key is taken (or both keys are the
+    /// same, which only a client that is also its own real server could produce).
+    pub fn insert(&mut self, mut conn: Conn, now_ms: u64) -> Result<ConnId, InsertError> {
+        if self.free == NIL {
+            return Err(InsertError::Full);
+        }
+        let original = original_key(&conn);
+        let reply = reply_key(&conn);
+        if self.index.contains_key(&original)
+            || reply.is_some_and(|reply| reply == original || self.index.contains_key(&reply))
+        {
+            return Err(InsertError::Exists);
+        }
+        if conn.protocol != TCP {
+            conn.state = TcpState::Established;
+        }
+        self.ensure_index_room(1 + usize::from(reply.is_some()));
+        if self.len == 0 {
+            self.wheel.skip_to(timer::tick_of(now_ms));
+        }
+
+        let index = self.free;
+        let expires_ms = now_ms.saturating_add(self.timeout_ms(&conn));
+        let slot = &mut self.slots[index as usize];
+        self.free = slot.link.next;
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.conn = conn;
+        slot.expires_ms = expires_ms;
+        let generation = slot.generation;
+        self.wheel.arm(&mut self.slots, index, expires_ms);
+        self.index.insert(original, (index, Direction::Original));
+        if let Some(reply) = reply {
+            self.index.insert(reply, (index, Direction::Reply));
+        }
+        self.len += 1;
+        Ok(ConnId { index, generation })
+    }
+
+    /// A packet of `id` travelling `dir` with TCP flags `tcp_flags` (0 for UDP) at `now_ms`:
+    /// IPVS state transition (TCP) and timeout refresh. Returns the new state.
+    ///
+    /// A later deadline is only written down (the wheel finds it when it reaches the old
+    /// one); an earlier one (a FIN or RST shortening the timeout) moves the timer now.
+    #[inline]
+    pub fn update(
+        &mut self,
+        id: ConnId,
+        dir: Direction,
+        tcp_flags: u8,
+        now_ms: u64,
+    ) -> Option<TcpState> {
+        self.slot(id)?;
+        let timeouts = &self.timeouts;
+        let slot = &mut self.slots[id.index as usize];
+        let seconds = if slot.conn.protocol == TCP {
+            let side = Side::of(dir, slot.conn.mode);
+            slot.conn.state = next_state(slot.conn.state, side, tcp_flags);
+            timeouts.for_state(slot.conn.state)
+        } else {
+            timeouts.udp
+        };
+        let state = slot.conn.state;
+        let expires_ms = now_ms.saturating_add(u64::from(seconds) * timer::TICK_MS);
+        let sooner = expires_ms < slot.expires_ms;
+        slot.expires_ms = expires_ms;
+        if sooner {
+            self.wheel.rearm(&mut self.slots, id.index, expires_ms);
+        }
+        Some(state)
+    }
+
+    /// Whether the reply key `key` is free (the FULLNAT local-port allocator asks this).
+    #[inline]
+    pub fn reply_key_free(&self, key: &FlowKey) -> bool {
+        !self.index.contains_key(key)
+    }
+
+    pub fn remove(&mut self, id: ConnId) -> Option<Conn> {
+        self.slot(id)?;
+        Some(self.release(id.index))
+    }
+
+    /// Expires connections whose timeout passed, visiting at most `budget` timer entries;
+    /// amortised, never a full scan. Returns how many were removed. Call once per RX burst.
+    ///
+    /// The cursor walks tick by tick up to `now_ms`; an entry in a due bucket whose deadline
+    /// has passed is removed, one refreshed since it was armed is re-armed at its deadline.
+    /// A connection goes at the first call at or after its deadline rounded up to the next
+    /// second (given enough budget). When the budget runs out the next call resumes there.
+    pub fn expire(&mut self, now_ms: u64, budget: usize) -> usize {
+        let now_tick = now_ms / timer::TICK_MS;
+        if self.len == 0 {
+            self.wheel.skip_to(now_tick + 1);
+            return 0;
+        }
+        self.wheel.catch_up(now_tick);
+        let (mut visited, mut removed) = (0, 0);
+        while self.wheel.cursor() <= now_tick {
+            loop {
+                let index = self.wheel.due_head();
+                if index == NIL {
+                    break;
+                }
+                if visited == budget {
+                    return removed;
+                }
+                visited += 1;
+                let expires_ms = self.slots[index as usize].expires_ms;
+                if expires_ms <= now_ms {
+                    self.release(index);
+                    removed += 1;
+                } else {
+                    // Due tick <= now_tick < tick_of(expires_ms): never back into this bucket.
+                    self.wheel.rearm(&mut self.slots, index, expires_ms);
+                }
+            }
+            self.wheel.advance();
+        }
+        removed
+    }
+
+    /// Bytes of table memory per connection slot (slab + both index entries), from the
+    /// table's own accounting: what the slab and the index actually allocated, divided by the
+    /// capacity. The index rounds its buckets up to a power of two, so this is lowest
+    /// (`size_of::<Slot>() + 2 * (entry + 1 control byte) * 8 / 7`) when `2 * capacity * 8 / 7`
+    /// is a power of two, and up to twice that index share just above one. The wheel's fixed
+    /// 16 KiB is not per connection and not counted.
+    pub fn bytes_per_connection(&self) -> usize {
+        let slab = self.slots.capacity() * size_of::<Slot>();
+        (slab + self.index.allocation_size()).div_ceil(self.capacity().max(1))
+    }
+
+    /// Iterate live connections (control plane / rvsadm -c; not the fast path: it walks the
+    /// whole slab).
+    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| slot.is_live())
+            .map(|(index, slot)| {
+                (
+                    ConnId {
+                        index: index as u32,
+                        generation: slot.generation,
+                    },
+                    &slot.conn,
+                )
+            })
+    }
+
+    #[inline]
+    fn slot(&self, id: ConnId) -> Option<&Slot> {
+        self.slots
+            .get(id.index as usize)
+            .filter(|slot| slot.is_live() && slot.generation == id.generation)
+    }
+
+    #[inline]
+    fn timeout_ms(&self, conn: &Conn) -> u64 {
+        let seconds = if conn.protocol == TCP {
+            self.timeouts.for_state(conn.state)
+        } else {
+            self.timeouts.udp
+        };
+        u64::from(seconds) * timer::TICK_MS
+    }
+
+    /// Frees a live slot: out of the wheel and the index, onto the free list.
+    fn release(&mut self, index: u32) -> Conn {
+        self.wheel.disarm(&mut self.slots, index);
+        let slot = &mut self.slots[index as usize];
+        let conn = slot.conn;
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.link.next = self.free;
+        self.free = index;
+        self.len -= 1;
+        self.index.remove(&original_key(&conn));
+        if let Some(reply) = reply_key(&conn) {
+            self.index.remove(&reply);
+        }
+        conn
+    }
+
+    /// Makes sure `needed` keys can be inserted without the index growing. hashbrown only
+    /// grows when no fresh bucket is left (`capacity() - len()`, tombstones excluded); the
+    /// index always has buckets for two keys per slot, so re-inserting the live keys into the
+    /// cleared index frees every tombstone and leaves at least two fresh buckets.
+    fn ensure_index_room(&mut self, needed: usize) {
+        if self.index.capacity() - self.index.len() >= needed {
+            return;
+        }
+        self.index.clear();
+        for (index, slot) in self.slots.iter().enumerate() {
+            if !slot.is_live() {
+                continue;
+            }
+            let index = index as u32;
+            self.index
+                .insert(original_key(&slot.conn), (index, Direction::Original));
+            if let Some(reply) = reply_key(&slot.conn) {
+                self.index.insert(reply, (index, Direction::Reply));
+            }
+        }
+        self.index_rebuilds += 1;
+    }
+
+    #[cfg(test)]
+    pub(super) fn index_rebuilds(&self) -> u64 {
+        self.index_rebuilds
+    }
+
+    #[cfg(test)]
+    pub(super) fn index_allocation(&self) -> (usize, usize) {
+        (self.index.capacity(), self.index.allocation_size())
+    }
+
+    #[cfg(test)]
+    pub(super) fn slot_size() -> usize {
+        size_of::<Slot>()
+    }
+
+    #[cfg(test)]
+    pub(super) fn index_entry_size() -> usize {
+        size_of::<(FlowKey, IndexValue)>()
+    }
+
+    /// Every structural invariant, checked the slow way (tests). `latest_ms` is the latest
+    /// time the table has been given.
+    #[cfg(test)]
+    pub(super) fn check_invariants(&self, latest_ms: u64) {
+        let live = self.slots.iter().filter(|s| s.is_live()).count();
+        assert_eq!(live, self.len, "len");
+        let keys: usize = self
+            .slots
+            .iter()
+            .filter(|s| s.is_live())
+            .map(|s| 1 + usize::from(reply_key(&s.conn).is_some()))
+            .sum();
+        assert_eq!(keys, self.index.len(), "index size");
+        for (&key, &(index, direction)) in &self.index {
+            let slot = &self.slots[index as usize];
+            assert!(slot.is_live(), "index points at a free slot");
+            let expected = match direction {
+                Direction::Original => Some(original_key(&slot.conn)),
+                Direction::Reply => reply_key(&slot.conn),
+            };
+            assert_eq!(expected, Some(key), "index key");
+        }
+        let mut free = 0;
+        let mut at = self.free;
+        while at != NIL {
+            assert!(
+                !self.slots[at as usize].is_live(),
+                "live slot on the free list"
+            );
+            free += 1;
+            at = self.slots[at as usize].link.next;
+        }
+        assert_eq!(free + self.len, self.capacity(), "free list");
+        let cursor = self.wheel.cursor();
+        for (index, slot) in self.slots.iter().enumerate() {
+            if !slot.is_live() {
+                continue;
+            }
+            let deadline = timer::tick_of(slot.expires_ms);
+            if deadline < cursor {
+                // Overdue: looked at when the cursor next reaches its bucket, within a turn.
+                continue;
+            }
+            // Otherwise armed no later than its deadline (or the farthest reachable tick), or
+            // than the present: after a catch-up over a lag of a whole turn, every bucket is
+            // due at once and an entry may sit anywhere up to `now`.
+            let last = cursor + timer::SLOTS as u64 - 1;
+            let limit = deadline
+                .min(last)
+                .max((latest_ms / timer::TICK_MS).min(last));
+            let bucket = self.wheel.bucket_of(&self.slots, index as u32) as u64;
+            let armed = cursor + (bucket.wrapping_sub(cursor) % timer::SLOTS as u64);
+            assert!(armed <= limit, "slot {index} armed after its deadline");
+        }
+    }
+}

@@ -1,0 +1,934 @@
+//! The engine on byte arrays: every mode in both directions it has, with every rewritten
+//! field and checksum checked against a full recomputation; the appliance's own answers; ICMP
+//! error translation; and each drop reason.
+
+use std::net::Ipv4Addr;
+
+use super::*;
+use crate::conn::Timeouts;
+use crate::flow::{Endpoint, ForwardMode};
+use crate::forward::testing::{assert_checksums, ep, fix_checksums, frame, parsed, CLIENT_MAC};
+use crate::frame::VecFrame;
+use crate::sched::SchedulerKind;
+use crate::snapshot::{PortAddrs, RealServer, Route, Service, Snapshot};
+use crate::wire::ipv4::{PROTO_TCP, PROTO_UDP};
+
+const MAC0: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 1];
+const MAC1: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 2];
+const OWN0: [u8; 4] = [198, 51, 100, 1];
+const OWN1: [u8; 4] = [203, 0, 113, 1];
+const CLIENT: [u8; 4] = [198, 51, 100, 10];
+const VIP: [u8; 4] = [198, 51, 100, 100];
+const LIP: [u8; 4] = [203, 0, 113, 201];
+const REALS: [[u8; 4]; 3] = [[203, 0, 113, 11], [203, 0, 113, 12], [203, 0, 113, 13]];
+const SYN: u8 = tcp::FLAG_SYN;
+const SYN_ACK: u8 = tcp::FLAG_SYN | tcp::FLAG_ACK;
+const ACK: u8 = tcp::FLAG_ACK;
+
+fn real_mac(i: usize) -> [u8; 6] {
+    [0x02, 0x55, 0, 0, 0, 11 + i as u8]
+}
+
+/// Two ports, one service per mode on its own VIP port (80 NAT, 81 FULLNAT, 82 DR, 83 TUN,
+/// 9000 UDP NAT), three real servers, all neighbours resolved.
+fn snapshot() -> Snapshot {
+    let mut s = Snapshot::with_ports(vec![
+        PortAddrs {
+            mac: MAC0,
+            ipv4: vec![OWN0.into(), VIP.into()],
+            primary: Some(OWN0.into()),
+            mtu: 1500,
+        },
+        PortAddrs {
+            mac: MAC1,
+            ipv4: vec![OWN1.into(), LIP.into()],
+            primary: Some(OWN1.into()),
+            mtu: 1500,
+        },
+    ]);
+    s.generation = 1;
+    s.add_route(Route {
+        network: [198, 51, 100, 0].into(),
+        prefix_len: 24,
+        port: 0,
+        gateway: None,
+    });
+    s.add_route(Route {
+        network: [203, 0, 113, 0].into(),
+        prefix_len: 24,
+        port: 1,
+        gateway: None,
+    });
+    for (i, r) in REALS.iter().enumerate() {
+        s.neighbors.insert((1, (*r).into()), real_mac(i));
+    }
+    let reals = |port: u16| -> Vec<RealServer> {
+        REALS
+            .iter()
+            .map(|r| RealServer {
+                addr: ep(*r, port),
+                weight: 1,
+                port: 1,
+                next_hop_mac: None,
+            })
+            .collect()
+    };
+    for (vport, mode, protocol) in [
+        (80, ForwardMode::Nat, PROTO_TCP),
+        (81, ForwardMode::FullNat, PROTO_TCP),
+        (82, ForwardMode::Dr, PROTO_TCP),
+        (83, ForwardMode::Tun, PROTO_TCP),
+        (9000, ForwardMode::Nat, PROTO_UDP),
+    ] {
+        s.add_service(Service {
+            protocol,
+            vip: ep(VIP, vport),
+            mode,
+            scheduler: SchedulerKind::Rr,
+            reals: reals(if mode == ForwardMode::Dr || mode == ForwardMode::Tun {
+                vport
+            } else {
+                8080
+            }),
+            local_addrs: if mode == ForwardMode::FullNat {
+                vec![LIP.into()]
+            } else {
+                vec![]
+            },
+        });
+    }
+    s
+}
+
+fn state() -> WorkerState {
+    WorkerState::new(0, 1, 1024, Timeouts::ipvs_defaults())
+}
+
+/// A client frame to the VIP, addressed to port 0's MAC.
+fn from_client(protocol: u8, sport: u16, vport: u16, flags: u8, payload: &[u8]) -> VecFrame {
+    VecFrame::new(&frame(
+        protocol,
+        ep(CLIENT, sport),
+        ep(VIP, vport),
+        64,
+        flags,
+        payload,
+    ))
+}
+
+/// A real server's frame, addressed to port 1's MAC.
+fn from_real(protocol: u8, src: Endpoint, dst: Endpoint, flags: u8, payload: &[u8]) -> VecFrame {
+    let mut f = frame(protocol, src, dst, 64, flags, payload);
+    f[0..6].copy_from_slice(&MAC1);
+    f[6..12].copy_from_slice(&real_mac(0));
+    VecFrame::new(&f)
+}
+
+fn macs(f: &VecFrame) -> ([u8; 6], [u8; 6]) {
+    let b = f.bytes();
+    (b[6..12].try_into().unwrap(), b[0..6].try_into().unwrap())
+}
+
+#[test]
+fn nat_both_directions() {
+    let (snap, mut st) = (snapshot(), state());
+    let mut syn = from_client(PROTO_TCP, 40000, 80, SYN, b"");
+    assert_eq!(
+        process(&mut syn, 0, &snap, &mut st, 0),
+        Verdict::Forward {
+            port: 1,
+            created: true
+        }
+    );
+    let p = parsed(syn.bytes());
+    assert_eq!((p.src, p.dst), (ep(CLIENT, 40000), ep(REALS[0], 8080)));
+    assert_eq!(macs(&syn), (MAC1, real_mac(0)));
+    assert_eq!(syn.bytes()[22], 63, "TTL decremented");
+    assert_checksums(syn.bytes(), 14);
+
+    let mut syn_ack = from_real(
+        PROTO_TCP,
+        ep(REALS[0], 8080),
+        ep(CLIENT, 40000),
+        SYN_ACK,
+        b"",
+    );
+    assert_eq!(
+        process(&mut syn_ack, 1, &snap, &mut st, 1),
+        Verdict::Forward {
+            port: 0,
+            created: false
+        }
+    );
+    let p = parsed(syn_ack.bytes());
+    assert_eq!((p.src, p.dst), (ep(VIP, 80), ep(CLIENT, 40000)));
+    assert_eq!(
+        macs(&syn_ack),
+        (MAC0, CLIENT_MAC),
+        "back to the client's MAC (auto last hop)"
+    );
+    assert_checksums(syn_ack.bytes(), 14);
+
+    let mut ack = from_client(PROTO_TCP, 40000, 80, ACK, b"GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(
+        process(&mut ack, 0, &snap, &mut st, 2),
+        Verdict::Forward {
+            port: 1,
+            created: false
+        }
+    );
+    assert_eq!(
+        parsed(ack.bytes()).dst,
+        ep(REALS[0], 8080),
+        "same server for the whole connection"
+    );
+    assert_eq!(st.conns.len(), 1);
+    let (id, _) = st
+        .conns
+        .lookup(&FlowKey::new(PROTO_TCP, ep(CLIENT, 40000), ep(VIP, 80)))
+        .unwrap();
+    assert_eq!(st.conns.get(id).unwrap().state, TcpState::Established);
+}
+
+#[test]
+fn fullnat_both_directions() {
+    let (snap, mut st) = (snapshot(), state());
+    let mut syn = from_client(PROTO_TCP, 40000, 81, SYN, b"");
+    assert_eq!(
+        process(&mut syn, 0, &snap, &mut st, 0),
+        Verdict::Forward {
+            port: 1,
+            created: true
+        }
+    );
+    let p = parsed(syn.bytes());
+    assert_eq!(p.src.addr, Ipv4Addr::from(LIP));
+    assert!(p.src.port >= 1024, "a local port from the worker's share");
+    assert_eq!(p.dst, ep(REALS[0], 8080));
+    assert_checksums(syn.bytes(), 14);
+    let local = p.src;
+
+    let mut reply = from_real(PROTO_TCP, ep(REALS[0], 8080), local, SYN_ACK, b"");
+    assert_eq!(
+        process(&mut reply, 1, &snap, &mut st, 1),
+        Verdict::Forward {
+            port: 0,
+            created: false
+        }
+    );
+    let p = parsed(reply.bytes());
+    assert_eq!((p.src, p.dst), (ep(VIP, 81), ep(CLIENT, 40000)));
+    assert_eq!(macs(&reply), (MAC0, CLIENT_MAC));
+    assert_checksums(reply.bytes(), 14);
+}
+
+#[test]
+fn fullnat_local_ports_are_unique_per_real_server() {
+    let (snap, mut st) = (snapshot(), state());
+    let mut seen = std::collections::HashSet::new();
+    for sport in 0..300u16 {
+        let mut syn = from_client(PROTO_TCP, 20000 + sport, 81, SYN, b"");
+        assert!(matches!(
+            process(&mut syn, 0, &snap, &mut st, 0),
+            Verdict::Forward { .. }
+        ));
+        let p = parsed(syn.bytes());
+        assert!(
+            seen.insert((p.dst, p.src)),
+            "local endpoint reused towards the same server"
+        );
+    }
+}
+
+#[test]
+fn dr_rewrites_only_the_macs() {
+    let (snap, mut st) = (snapshot(), state());
+    let mut syn = from_client(PROTO_TCP, 40000, 82, SYN, b"");
+    let before = syn.bytes().to_vec();
+    assert_eq!(
+        process(&mut syn, 0, &snap, &mut st, 0),
+        Verdict::Forward {
+            port: 1,
+            created: true
+        }
+    );
+    assert_eq!(macs(&syn), (MAC1, real_mac(0)));
+    let after = syn.bytes();
+    assert_eq!(after[22], 63);
+    assert_eq!(
+        &after[26..],
+        &before[26..],
+        "addresses, ports and payload unchanged"
+    );
+    assert_checksums(after, 14);
+    // The real server answers the client directly: nothing is indexed for replies.
+    let reply = FlowKey::new(PROTO_TCP, ep(REALS[0], 82), ep(CLIENT, 40000));
+    assert!(st.conns.lookup(&reply).is_none());
+}
+
+#[test]
+fn tun_wraps_and_answers_frag_needed_when_too_big() {
+    let (snap, mut st) = (snapshot(), state());
+    let mut syn = from_client(PROTO_TCP, 40000, 83, SYN, b"");
+    let inner_len = syn.bytes().len() - 14;
+    assert_eq!(
+        process(&mut syn, 0, &snap, &mut st, 0),
+        Verdict::Forward {
+            port: 1,
+            created: true
+        }
+    );
+    let b = syn.bytes();
+    assert_eq!(macs(&syn), (MAC1, real_mac(0)));
+    let outer = ipv4::Packet::new_checked(&b[14..]).unwrap();
+    assert!(outer.verify_checksum());
+    assert_eq!(
+        (outer.src(), outer.dst(), outer.protocol()),
+        (OWN1.into(), REALS[0].into(), ipv4::PROTO_IPIP)
+    );
+    assert_eq!(outer.total_len(), inner_len + 20);
+    let inner = ipv4::Packet::new_checked(outer.payload()).unwrap();
+    assert_eq!(
+        (inner.src(), inner.dst(), inner.ttl()),
+        (CLIENT.into(), VIP.into(), 63)
+    );
+    assert!(inner.verify_checksum());
+
+    // A full-size segment of the same connection no longer fits with DF set.
+    let mut big = from_client(PROTO_TCP, 40000, 83, ACK, &[0x55; 1460]);
+    assert_eq!(
+        process(&mut big, 0, &snap, &mut st, 1),
+        Verdict::Reply(Answer::FragNeeded)
+    );
+    let b = big.bytes();
+    assert_eq!(macs(&big), (MAC0, CLIENT_MAC));
+    let ip = ipv4::Packet::new_checked(&b[14..]).unwrap();
+    assert_eq!((ip.src(), ip.dst()), (OWN0.into(), CLIENT.into()));
+    let msg = icmp::Packet::new_checked(ip.payload()).unwrap();
+    assert!(msg.verify_checksum());
+    assert_eq!(
+        (msg.msg_type(), msg.code(), msg.next_hop_mtu()),
+        (3, 4, 1480)
+    );
+}
+
+#[test]
+fn round_robin_spreads_new_connections_evenly() {
+    let (snap, mut st) = (snapshot(), state());
+    let mut counts = [0; 3];
+    for sport in 0..300 {
+        let mut syn = from_client(PROTO_TCP, 10000 + sport, 80, SYN, b"");
+        process(&mut syn, 0, &snap, &mut st, 0);
+        let dst = parsed(syn.bytes()).dst.addr;
+        counts[REALS
+            .iter()
+            .position(|r| Ipv4Addr::from(*r) == dst)
+            .unwrap()] += 1;
+    }
+    assert_eq!(counts, [100, 100, 100]);
+}
+
+#[test]
+fn udp_nat_both_directions_and_checksumless_datagrams() {
+    let (snap, mut st) = (snapshot(), state());
+    let mut d = from_client(PROTO_UDP, 5000, 9000, 0, b"hello");
+    assert_eq!(
+        process(&mut d, 0, &snap, &mut st, 0),
+        Verdict::Forward {
+            port: 1,
+            created: true
+        }
+    );
+    assert_eq!(parsed(d.bytes()).dst, ep(REALS[0], 8080));
+    assert_checksums(d.bytes(), 14);
+    let mut r = from_real(
+        PROTO_UDP,
+        ep(REALS[0], 8080),
+        ep(CLIENT, 5000),
+        0,
+        b"rs1:hello",
+    );
+    assert_eq!(
+        process(&mut r, 1, &snap, &mut st, 1),
+        Verdict::Forward {
+            port: 0,
+            created: false
+        }
+    );
+    assert_eq!(parsed(r.bytes()).src, ep(VIP, 9000));
+    assert_checksums(r.bytes(), 14);
+    // A datagram without a checksum keeps none.
+    let mut raw = frame(PROTO_UDP, ep(CLIENT, 5001), ep(VIP, 9000), 64, 0, b"x");
+    raw[40..42].fill(0);
+    let mut d = VecFrame::new(&raw);
+    assert!(matches!(
+        process(&mut d, 0, &snap, &mut st, 0),
+        Verdict::Forward { .. }
+    ));
+    assert_eq!(&d.bytes()[40..42], &[0, 0]);
+}
+
+#[test]
+fn icmp_port_unreachable_from_a_nat_real_server_is_translated() {
+    let (snap, mut st) = (snapshot(), state());
+    let mut d = from_client(PROTO_UDP, 5000, 9000, 0, b"ping");
+    process(&mut d, 0, &snap, &mut st, 0);
+    let sent = d.bytes().to_vec();
+    // The real server's port-unreachable about what it got, to the client.
+    let quote = &sent[14..14 + 28];
+    let mut err = vec![0u8; 14 + 20 + 8 + quote.len()];
+    err[0..6].copy_from_slice(&MAC1);
+    err[6..12].copy_from_slice(&real_mac(0));
+    err[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    ipv4::Repr {
+        src: REALS[0].into(),
+        dst: CLIENT.into(),
+        protocol: ipv4::PROTO_ICMP,
+        ttl: 64,
+        tos: 0,
+        ident: 1,
+        dont_fragment: false,
+        payload_len: 8 + quote.len(),
+    }
+    .emit(&mut err[14..]);
+    icmp::emit_error(&mut err[34..], 3, 3, 0, quote);
+    let mut f = VecFrame::new(&err);
+    assert_eq!(
+        process(&mut f, 1, &snap, &mut st, 1),
+        Verdict::Forward {
+            port: 0,
+            created: false
+        }
+    );
+    let b = f.bytes();
+    let ip = ipv4::Packet::new_checked(&b[14..]).unwrap();
+    assert!(ip.verify_checksum());
+    assert_eq!(
+        (ip.src(), ip.dst(), ip.ttl()),
+        (VIP.into(), CLIENT.into(), 63)
+    );
+    assert!(checksum::verify(ip.payload()), "ICMP checksum");
+    let q = icmp_error::parse(b, 14, 34, b.len()).unwrap();
+    assert_eq!(
+        (q.src, q.dst),
+        (ep(CLIENT, 5000), ep(VIP, 9000)),
+        "the client sees its own datagram quoted"
+    );
+    assert_eq!(macs(&f), (MAC0, CLIENT_MAC));
+}
+
+#[test]
+fn ttl_expiry_is_answered() {
+    let (snap, mut st) = (snapshot(), state());
+    let mut raw = frame(PROTO_TCP, ep(CLIENT, 40000), ep(VIP, 80), 1, SYN, b"");
+    fix_checksums(&mut raw, 14);
+    let mut f = VecFrame::new(&raw);
+    assert_eq!(
+        process(&mut f, 0, &snap, &mut st, 0),
+        Verdict::Reply(Answer::TimeExceeded)
+    );
+    let ip = ipv4::Packet::new_checked(&f.bytes()[14..]).unwrap();
+    assert_eq!((ip.src(), ip.dst()), (OWN0.into(), CLIENT.into()));
+    assert_eq!(
+        icmp::Packet::new_checked(ip.payload()).unwrap().msg_type(),
+        icmp::TYPE_TIME_EXCEEDED
+    );
+    assert_eq!(
+        st.conns.len(),
+        0,
+        "no connection for a packet that could not be forwarded"
+    );
+}
+
+#[test]
+fn drop_reasons() {
+    let snap = snapshot();
+    let mut st = state();
+    let cases: Vec<(VecFrame, usize, DropReason)> = vec![
+        (
+            from_client(PROTO_TCP, 40000, 80, ACK, b""),
+            0,
+            DropReason::NoConnection,
+        ),
+        (
+            from_client(PROTO_TCP, 40000, 80, SYN_ACK, b""),
+            0,
+            DropReason::NoConnection,
+        ),
+        (
+            from_client(PROTO_TCP, 40000, 99, SYN, b""),
+            0,
+            DropReason::NoService,
+        ),
+        (
+            from_client(PROTO_TCP, 0, 80, SYN, b""),
+            0,
+            DropReason::Malformed,
+        ),
+        (
+            VecFrame::new(&frame(
+                PROTO_TCP,
+                ep(CLIENT, 1),
+                ep([198, 51, 100, 77], 80),
+                64,
+                SYN,
+                b"",
+            )),
+            0,
+            DropReason::NotForUs,
+        ),
+        (
+            {
+                let mut f = frame(PROTO_TCP, ep(CLIENT, 1), ep(VIP, 80), 64, SYN, b"");
+                f[20] |= 0x20; // MF: a fragment
+                fix_checksums(&mut f, 14);
+                VecFrame::new(&f)
+            },
+            0,
+            DropReason::Fragment,
+        ),
+        (
+            {
+                let mut f = frame(PROTO_TCP, ep(CLIENT, 1), ep(VIP, 80), 64, SYN, b"");
+                f[46] = 0x40; // TCP data offset 4
+                VecFrame::new(&f)
+            },
+            0,
+            DropReason::Malformed,
+        ),
+        (
+            {
+                let mut f = frame(PROTO_UDP, ep(CLIENT, 1), ep(VIP, 9000), 64, 0, b"abc");
+                f[38..40].copy_from_slice(&200u16.to_be_bytes()); // UDP length beyond the datagram
+                VecFrame::new(&f)
+            },
+            0,
+            DropReason::Malformed,
+        ),
+    ];
+    for (i, (mut f, port, reason)) in cases.into_iter().enumerate() {
+        let before = f.clone();
+        assert_eq!(
+            process(&mut f, port, &snap, &mut st, 0),
+            Verdict::Drop(reason),
+            "case {i}"
+        );
+        assert_eq!(f, before, "case {i}: a dropped frame is not modified");
+    }
+    assert_eq!(st.conns.len(), 0);
+}
+
+#[test]
+fn unresolved_neighbour_quiesced_servers_and_a_full_table() {
+    let mut snap = snapshot();
+    snap.neighbors.clear();
+    let mut st = state();
+    let mut syn = from_client(PROTO_TCP, 1, 80, SYN, b"");
+    assert_eq!(
+        process(&mut syn, 0, &snap, &mut st, 0),
+        Verdict::Drop(DropReason::NoNeighbor)
+    );
+    assert_eq!(st.conns.len(), 0);
+
+    let mut snap = snapshot();
+    snap.generation = 2;
+    for r in &mut snap.services[0].reals {
+        r.weight = 0;
+    }
+    let mut syn = from_client(PROTO_TCP, 1, 80, SYN, b"");
+    assert_eq!(
+        process(&mut syn, 0, &snap, &mut st, 0),
+        Verdict::Drop(DropReason::NoRealServer)
+    );
+
+    let snap = snapshot();
+    let mut st = WorkerState::new(0, 1, 1, Timeouts::ipvs_defaults());
+    let mut first = from_client(PROTO_TCP, 1, 80, SYN, b"");
+    assert!(matches!(
+        process(&mut first, 0, &snap, &mut st, 0),
+        Verdict::Forward { created: true, .. }
+    ));
+    let mut second = from_client(PROTO_TCP, 2, 80, SYN, b"");
+    assert_eq!(
+        process(&mut second, 0, &snap, &mut st, 0),
+        Verdict::Drop(DropReason::TableFull)
+    );
+    // The established one goes on.
+    let mut more = from_client(PROTO_TCP, 1, 80, ACK, b"data");
+    assert!(matches!(
+        process(&mut more, 0, &snap, &mut st, 0),
+        Verdict::Forward { .. }
+    ));
+}
+
+#[test]
+fn quiesced_server_keeps_its_connections() {
+    let mut snap = snapshot();
+    let mut st = state();
+    let mut syn = from_client(PROTO_TCP, 1, 80, SYN, b"");
+    process(&mut syn, 0, &snap, &mut st, 0);
+    assert_eq!(parsed(syn.bytes()).dst.addr, Ipv4Addr::from(REALS[0]));
+    snap.generation = 2;
+    snap.services[0].reals[0].weight = 0;
+    let mut more = from_client(PROTO_TCP, 1, 80, ACK, b"x");
+    assert!(matches!(
+        process(&mut more, 0, &snap, &mut st, 1),
+        Verdict::Forward { .. }
+    ));
+    assert_eq!(parsed(more.bytes()).dst.addr, Ipv4Addr::from(REALS[0]));
+    for sport in 2..20 {
+        let mut syn = from_client(PROTO_TCP, sport, 80, SYN, b"");
+        process(&mut syn, 0, &snap, &mut st, 1);
+        assert_ne!(
+            parsed(syn.bytes()).dst.addr,
+            Ipv4Addr::from(REALS[0]),
+            "no new connection to weight 0"
+        );
+    }
+}
+
+#[test]
+fn arp_and_echo_for_vips_and_local_addresses() {
+    let (snap, mut st) = (snapshot(), state());
+    let mut req = VecFrame::new(&arp_request(CLIENT_MAC, CLIENT.into(), VIP.into()));
+    assert_eq!(
+        process(&mut req, 0, &snap, &mut st, 0),
+        Verdict::Reply(Answer::Arp)
+    );
+    let a = arp::Packet::new_checked(&req.bytes()[14..]).unwrap();
+    assert_eq!((a.sender_ip(), a.sender_mac()), (VIP.into(), MAC0));
+    let mut req = VecFrame::new(&arp_request(real_mac(0), REALS[0].into(), LIP.into()));
+    assert_eq!(
+        process(&mut req, 1, &snap, &mut st, 0),
+        Verdict::Reply(Answer::Arp)
+    );
+    // Replies and requests for others are for the control thread's neighbour table.
+    let mut reply = arp_request(real_mac(0), REALS[0].into(), OWN1.into());
+    reply[21] = 2;
+    let mut reply = VecFrame::new(&reply);
+    assert_eq!(process(&mut reply, 1, &snap, &mut st, 0), Verdict::SlowPath);
+    let mut other = VecFrame::new(&arp_request(real_mac(0), REALS[0].into(), REALS[1].into()));
+    assert_eq!(process(&mut other, 1, &snap, &mut st, 0), Verdict::SlowPath);
+}
+
+#[test]
+fn echo_for_own_address_has_correct_checksums() {
+    let (snap, mut st) = (snapshot(), state());
+    let mut f = vec![0u8; 14 + 20 + 8 + 32];
+    f[0..6].copy_from_slice(&MAC0);
+    f[6..12].copy_from_slice(&CLIENT_MAC);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    ipv4::Repr {
+        src: CLIENT.into(),
+        dst: OWN0.into(),
+        protocol: ipv4::PROTO_ICMP,
+        ttl: 9,
+        tos: 0,
+        ident: 3,
+        dont_fragment: true,
+        payload_len: 40,
+    }
+    .emit(&mut f[14..]);
+    f[34] = icmp::TYPE_ECHO_REQUEST;
+    icmp::Packet::new_unchecked(&mut f[34..]).fill_checksum();
+    let mut frame = VecFrame::new(&f);
+    assert_eq!(
+        process(&mut frame, 0, &snap, &mut st, 0),
+        Verdict::Reply(Answer::IcmpEcho)
+    );
+    let ip = ipv4::Packet::new_checked(&frame.bytes()[14..]).unwrap();
+    let mut header = frame.bytes()[14..34].to_vec();
+    header[10..12].fill(0);
+    assert_eq!(ip.checksum(), checksum::checksum(&header));
+    assert_eq!(
+        (ip.src(), ip.dst(), ip.ttl()),
+        (OWN0.into(), CLIENT.into(), REPLY_TTL)
+    );
+    assert!(checksum::verify(ip.payload()));
+}
+
+#[test]
+fn connections_expire_like_ipvs() {
+    let (snap, mut st) = (snapshot(), state());
+    let mut d = from_client(PROTO_UDP, 5000, 9000, 0, b"x");
+    process(&mut d, 0, &snap, &mut st, 0);
+    assert_eq!(st.conns.len(), 1);
+    let mut expired = 0;
+    for second in 0..=301u64 {
+        expired += st.conns.expire(second * 1000, 1024);
+    }
+    assert_eq!((expired, st.conns.len()), (1, 0), "UDP timeout 300 s");
+    // A half-open TCP flow (SYN only) goes after SYN_RECV's 60 s.
+    let mut syn = from_client(PROTO_TCP, 1, 80, SYN, b"");
+    process(&mut syn, 0, &snap, &mut st, 400_000);
+    for second in 400..=461u64 {
+        st.conns.expire(second * 1000, 1024);
+    }
+    assert_eq!(st.conns.len(), 0);
+}
+
+proptest::proptest! {
+    /// Arbitrary bytes never panic the engine, and a drop never modifies the frame.
+    #[test]
+    fn fuzz_arbitrary_bytes_never_panic(mut bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+                                   port in 0usize..3, kind in 0usize..4) {
+        if bytes.len() >= 34 {
+            bytes[0..6].copy_from_slice(&MAC0);
+            bytes[6] &= 0xfe;
+            let t = [ethernet::ETHERTYPE_ARP, ethernet::ETHERTYPE_IPV4, ethernet::ETHERTYPE_IPV4, 0x8100][kind];
+            bytes[12..14].copy_from_slice(&t.to_be_bytes());
+            if kind == 2 {
+                // A valid IPv4 header to the VIP, so TCP/UDP/ICMP parsing is reached.
+                bytes[14] = 0x45;
+                let total = (bytes.len() - 14) as u16;
+                bytes[16..18].copy_from_slice(&total.to_be_bytes());
+                bytes[20] &= 0x40;
+                bytes[21] = 0;
+                bytes[23] = [PROTO_TCP, PROTO_UDP, ipv4::PROTO_ICMP][usize::from(bytes[23]) % 3];
+                bytes[26..30].copy_from_slice(&CLIENT);
+                bytes[30..34].copy_from_slice(&VIP);
+                ipv4::Packet::new_unchecked(&mut bytes[14..]).fill_checksum();
+            }
+        }
+        let (snap, mut st) = (snapshot(), state());
+        let mut f = VecFrame::new(&bytes);
+        let before = f.clone();
+        match process(&mut f, port, &snap, &mut st, 0) {
+            Verdict::Drop(_) | Verdict::SlowPath => proptest::prop_assert_eq!(f, before),
+            _ => {}
+        }
+    }
+}
+
+/// Recomputes only the IPv4 header checksum (for packets whose other fields are bogus).
+fn fix_ip_header(f: &mut [u8]) {
+    f[24..26].fill(0);
+    let c = checksum::checksum(&f[14..34]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+}
+
+/// Issue's malformed-input list, each to its named counter (or forwarded where IPVS would).
+#[test]
+fn malformed_inputs_land_in_named_counters() {
+    let snap = snapshot();
+    let syn = || frame(PROTO_TCP, ep(CLIENT, 40000), ep(VIP, 80), 64, SYN, b"");
+    let with = |edit: &dyn Fn(&mut Vec<u8>)| {
+        let mut f = syn();
+        edit(&mut f);
+        f
+    };
+    let cases: Vec<(&str, Vec<u8>, Verdict)> = vec![
+        (
+            "truncated Ethernet",
+            syn()[..10].to_vec(),
+            Verdict::Drop(DropReason::Malformed),
+        ),
+        (
+            "truncated IPv4",
+            syn()[..30].to_vec(),
+            Verdict::Drop(DropReason::Malformed),
+        ),
+        (
+            "bad IHL",
+            with(&|f| f[14] = 0x44),
+            Verdict::Drop(DropReason::Malformed),
+        ),
+        (
+            "IHL beyond the frame",
+            with(&|f| f[14] = 0x4f),
+            Verdict::Drop(DropReason::Malformed),
+        ),
+        (
+            "total length larger than the frame",
+            with(&|f| {
+                f[16..18].copy_from_slice(&200u16.to_be_bytes());
+                fix_ip_header(f);
+            }),
+            Verdict::Drop(DropReason::Malformed),
+        ),
+        (
+            "total length smaller than the headers",
+            with(&|f| {
+                f[16..18].copy_from_slice(&30u16.to_be_bytes());
+                fix_ip_header(f);
+            }),
+            Verdict::Drop(DropReason::Malformed),
+        ),
+        (
+            "bad IPv4 checksum",
+            with(&|f| f[24] ^= 0xff),
+            Verdict::Drop(DropReason::IpChecksum),
+        ),
+        (
+            "fragment",
+            with(&|f| {
+                f[20..22].copy_from_slice(&0x0001u16.to_be_bytes()); // offset 8, not first
+                fix_checksums(f, 14);
+            }),
+            Verdict::Drop(DropReason::Fragment),
+        ),
+        (
+            "zero destination port",
+            frame(PROTO_TCP, ep(CLIENT, 40000), ep(VIP, 0), 64, SYN, b""),
+            Verdict::Drop(DropReason::Malformed),
+        ),
+        (
+            "TTL 1",
+            frame(PROTO_TCP, ep(CLIENT, 40000), ep(VIP, 80), 1, SYN, b""),
+            Verdict::Reply(Answer::TimeExceeded),
+        ),
+        (
+            "TTL 0",
+            frame(PROTO_TCP, ep(CLIENT, 40000), ep(VIP, 80), 0, SYN, b""),
+            Verdict::Reply(Answer::TimeExceeded),
+        ),
+        (
+            "truncated TCP header",
+            with(&|f| {
+                f.truncate(14 + 20 + 10);
+                f[16..18].copy_from_slice(&30u16.to_be_bytes());
+                fix_ip_header(f);
+            }),
+            Verdict::Drop(DropReason::Malformed),
+        ),
+        (
+            "multicast source MAC",
+            with(&|f| f[6] |= 1),
+            Verdict::Drop(DropReason::MartianSource),
+        ),
+        (
+            "broadcast source address",
+            with(&|f| {
+                f[26..30].copy_from_slice(&[255; 4]);
+                fix_checksums(f, 14);
+            }),
+            Verdict::Drop(DropReason::MartianSource),
+        ),
+        (
+            "802.1Q tag",
+            with(&|f| f[12..14].copy_from_slice(&0x8100u16.to_be_bytes())),
+            Verdict::Drop(DropReason::UnsupportedEthertype),
+        ),
+        (
+            "IPv6",
+            with(&|f| f[12..14].copy_from_slice(&0x86ddu16.to_be_bytes())),
+            Verdict::Drop(DropReason::UnsupportedEthertype),
+        ),
+    ];
+    for (name, bytes, want) in cases {
+        let mut st = state();
+        let mut f = VecFrame::new(&bytes);
+        let before = f.clone();
+        let got = process(&mut f, 0, &snap, &mut st, 0);
+        assert_eq!(got, want, "{name}");
+        if let Verdict::Drop(_) = got {
+            assert_eq!(f, before, "{name}: a dropped frame is not modified");
+        }
+        assert_eq!(st.conns.len(), 0, "{name}: no connection");
+    }
+
+    // IP options: forwarded as IPVS would, options kept, checksums right.
+    let plain = syn();
+    let mut f = plain[..34].to_vec();
+    f.extend_from_slice(&[1, 1, 1, 0]);
+    f.extend_from_slice(&plain[34..]);
+    f[14] = 0x46;
+    let total = (f.len() - 14) as u16;
+    f[16..18].copy_from_slice(&total.to_be_bytes());
+    fix_checksums(&mut f, 14);
+    let mut st = state();
+    let mut frame_ = VecFrame::new(&f);
+    assert_eq!(
+        process(&mut frame_, 0, &snap, &mut st, 0),
+        Verdict::Forward {
+            port: 1,
+            created: true
+        }
+    );
+    let b = frame_.bytes();
+    assert_eq!(&b[34..38], &[1, 1, 1, 0], "options kept");
+    assert!(ipv4::Packet::new_checked(&b[14..])
+        .unwrap()
+        .verify_checksum());
+    let segment = &b[38..];
+    assert!(tcp::Packet::new_checked(segment)
+        .unwrap()
+        .verify_checksum(CLIENT.into(), REALS[0].into()));
+    // Link-layer padding after a short datagram is not part of it.
+    let mut padded = syn();
+    padded.resize(80, 0xee);
+    let mut st = state();
+    let mut frame_ = VecFrame::new(&padded);
+    assert!(matches!(
+        process(&mut frame_, 0, &snap, &mut st, 0),
+        Verdict::Forward { .. }
+    ));
+    assert_checksums(frame_.bytes(), 14);
+}
+
+proptest::proptest! {
+    /// Random sequences of client packets, real-server replies and ICMP errors, valid and
+    /// mangled, through one worker state: no panic, drops leave frames untouched, and every
+    /// forwarded packet has right checksums.
+    #[test]
+    fn fuzz_random_traffic_through_one_worker(steps in proptest::collection::vec(
+        (0usize..6, 0u16..8, 0u8..64, 0usize..4, proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+         proptest::option::of((0usize..120, proptest::num::u8::ANY))), 1..60)) {
+        let snap = snapshot();
+        let mut st = WorkerState::new(0, 1, 64, Timeouts::ipvs_defaults());
+        let mut now = 0u64;
+        for (kind, sport, flags, service, payload, mangle) in steps {
+            now += 1000;
+            let vport = [80u16, 81, 82, 83][service];
+            let (protocol, vport) = if kind == 5 { (PROTO_UDP, 9000) } else { (PROTO_TCP, vport) };
+            let client = ep(CLIENT, 30000 + sport);
+            let (mut bytes, port) = match kind {
+                0 | 1 | 5 => (frame(protocol, client, ep(VIP, vport), 64, flags & 0x3f, &payload), 0),
+                2 => {
+                    let mut f = frame(PROTO_TCP, ep(REALS[usize::from(sport) % 3], 8080), client, 64, flags & 0x3f, &payload);
+                    f[0..6].copy_from_slice(&MAC1);
+                    (f, 1)
+                }
+                3 => {
+                    let mut f = frame(PROTO_TCP, ep(REALS[0], 8080), ep(LIP, 1024 + sport), 64, flags & 0x3f, &payload);
+                    f[0..6].copy_from_slice(&MAC1);
+                    (f, 1)
+                }
+                _ => (payload.clone(), 0),
+            };
+            if let Some((at, value)) = mangle {
+                if let Some(b) = bytes.get_mut(at) {
+                    *b = value;
+                }
+            }
+            let mut f = VecFrame::new(&bytes);
+            let before = f.clone();
+            match process(&mut f, port, &snap, &mut st, now) {
+                Verdict::Drop(_) | Verdict::SlowPath => proptest::prop_assert_eq!(&f, &before),
+                Verdict::Forward { .. } if mangle.is_none() && kind != 4 => {
+                    let b = f.bytes();
+                    let l3 = if b.get(23) == Some(&ipv4::PROTO_IPIP) { 34 } else { 14 };
+                    assert_checksums(b, l3);
+                }
+                _ => {}
+            }
+            st.conns.expire(now, 8);
+        }
+    }
+}
+
+#[test]
+fn timeouts_follow_the_snapshot_like_ipvsadm_set() {
+    let mut snap = snapshot();
+    let mut st = state();
+    snap.timeouts.set(0, 0, 30);
+    snap.generation = 9;
+    st.sync(&snap);
+    let mut d = from_client(PROTO_UDP, 5000, 9000, 0, b"x");
+    process(&mut d, 0, &snap, &mut st, 0);
+    let mut expired = 0;
+    for second in 0..=31u64 {
+        expired += st.conns.expire(second * 1000, 1024);
+    }
+    assert_eq!(expired, 1, "UDP timeout 30 s from the snapshot");
+}

@@ -1,0 +1,199 @@
+//! The immutable state workers read: ports and their addresses, services, real servers with
+//! their resolved next hops. Built by the control thread, published with one atomic pointer
+//! swap, loaded by a worker once per RX burst. Connections keep what they need themselves, so
+//! a new snapshot never breaks an established one.
+
+use std::net::Ipv4Addr;
+
+use hashbrown::HashMap;
+
+use crate::flow::{Endpoint, ForwardMode};
+use crate::sched::SchedulerKind;
+
+/// What one port is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortAddrs {
+    pub mac: [u8; 6],
+    /// Every IPv4 address the appliance answers ARP and ping for on this port: its own
+    /// addresses, the VIPs that face this port, the FULLNAT local addresses on it.
+    pub ipv4: Vec<Ipv4Addr>,
+    /// The source of packets rvs originates on this port (ICMP errors, tunnels): its first
+    /// configured address.
+    pub primary: Option<Ipv4Addr>,
+    /// Largest IPv4 packet the port sends (without the Ethernet header).
+    pub mtu: u16,
+}
+
+impl PortAddrs {
+    #[inline]
+    pub fn owns(&self, addr: Ipv4Addr) -> bool {
+        self.ipv4.contains(&addr)
+    }
+}
+
+/// A real server as workers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealServer {
+    pub addr: Endpoint,
+    /// IPVS weight: 0 quiesces (no new connections; existing ones stay).
+    pub weight: u32,
+    /// The port it is reached through.
+    pub port: usize,
+    /// MAC of the next hop towards it, once resolved; until then new connections to it are
+    /// dropped and counted (`no_neighbor`).
+    pub next_hop_mac: Option<[u8; 6]>,
+}
+
+/// A virtual service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub protocol: u8,
+    pub vip: Endpoint,
+    pub mode: ForwardMode,
+    pub scheduler: SchedulerKind,
+    pub reals: Vec<RealServer>,
+    /// FULLNAT: the local addresses rvs uses towards the real servers.
+    pub local_addrs: Vec<Ipv4Addr>,
+}
+
+/// An IPv4 prefix reached through a port, directly (connected) or via a gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub network: Ipv4Addr,
+    pub prefix_len: u8,
+    pub port: usize,
+    /// `None`: on-link (the destination itself is the next hop).
+    pub gateway: Option<Ipv4Addr>,
+}
+
+impl Route {
+    #[inline]
+    pub fn contains(&self, addr: Ipv4Addr) -> bool {
+        let mask = if self.prefix_len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix_len))
+        };
+        u32::from(addr) & mask == u32::from(self.network) & mask
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Changes with every publication; workers compare it to notice a new snapshot.
+    pub generation: u64,
+    /// Indexed like the config's ports (and the workers' queue tables).
+    pub ports: Vec<PortAddrs>,
+    pub services: Vec<Service>,
+    /// (protocol, VIP endpoint) -> index into `services`.
+    pub service_index: HashMap<(u8, Endpoint), u32>,
+    /// Connected subnets and configured routes, longest prefix first.
+    pub routes: Vec<Route>,
+    /// Resolved neighbours: (port, IPv4 address) -> MAC.
+    pub neighbors: HashMap<(usize, Ipv4Addr), [u8; 6]>,
+    /// Connection timeouts (`ipvsadm --set`); workers apply them when the snapshot changes.
+    /// They govern timers set from then on, as in IPVS.
+    pub timeouts: crate::conn::Timeouts,
+}
+
+impl Snapshot {
+    /// A snapshot with ports only (no services): what the appliance answers for itself.
+    pub fn with_ports(ports: Vec<PortAddrs>) -> Self {
+        Snapshot {
+            ports,
+            ..Snapshot::default()
+        }
+    }
+
+    /// Adds a service and indexes it.
+    pub fn add_service(&mut self, service: Service) {
+        let index = self.services.len() as u32;
+        self.service_index
+            .insert((service.protocol, service.vip), index);
+        self.services.push(service);
+    }
+
+    /// Adds a route, keeping the table ordered longest prefix first.
+    pub fn add_route(&mut self, route: Route) {
+        let at = self
+            .routes
+            .partition_point(|r| r.prefix_len >= route.prefix_len);
+        self.routes.insert(at, route);
+    }
+
+    /// The port and next-hop MAC towards `addr`: longest matching prefix, then its neighbour.
+    /// `None` when no route matches or the next hop is not resolved yet.
+    #[inline]
+    pub fn next_hop(&self, addr: Ipv4Addr) -> Option<(usize, [u8; 6])> {
+        let route = self.routes.iter().find(|r| r.contains(addr))?;
+        let hop = route.gateway.unwrap_or(addr);
+        let mac = self.neighbors.get(&(route.port, hop))?;
+        Some((route.port, *mac))
+    }
+
+    /// The route towards `addr` without its neighbour (control plane: what to resolve).
+    pub fn route(&self, addr: Ipv4Addr) -> Option<&Route> {
+        self.routes.iter().find(|r| r.contains(addr))
+    }
+
+    #[inline]
+    pub fn service(&self, protocol: u8, vip: Endpoint) -> Option<(u32, &Service)> {
+        let index = *self.service_index.get(&(protocol, vip))?;
+        Some((index, &self.services[index as usize]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn longest_prefix_then_neighbour() {
+        let mut s = Snapshot::default();
+        s.add_route(Route {
+            network: [0, 0, 0, 0].into(),
+            prefix_len: 0,
+            port: 1,
+            gateway: Some([203, 0, 113, 254].into()),
+        });
+        s.add_route(Route {
+            network: [203, 0, 113, 0].into(),
+            prefix_len: 24,
+            port: 1,
+            gateway: None,
+        });
+        s.add_route(Route {
+            network: [198, 51, 100, 0].into(),
+            prefix_len: 24,
+            port: 0,
+            gateway: None,
+        });
+        assert_eq!(s.routes[2].prefix_len, 0, "default route last");
+        assert_eq!(
+            s.next_hop([203, 0, 113, 11].into()),
+            None,
+            "not resolved yet"
+        );
+        s.neighbors
+            .insert((1, [203, 0, 113, 11].into()), [2, 0, 0, 0, 0, 11]);
+        s.neighbors
+            .insert((1, [203, 0, 113, 254].into()), [2, 0, 0, 0, 0, 254]);
+        assert_eq!(
+            s.next_hop([203, 0, 113, 11].into()),
+            Some((1, [2, 0, 0, 0, 0, 11]))
+        );
+        assert_eq!(
+            s.next_hop([192, 0, 2, 7].into()),
+            Some((1, [2, 0, 0, 0, 0, 254])),
+            "via the gateway"
+        );
+        assert_eq!(s.next_hop([198, 51, 100, 7].into()), None);
+        assert!(Route {
+            network: [10, 1, 2, 3].into(),
+            prefix_len: 32,
+            port: 0,
+            gateway: None
+        }
+        .contains([10, 1, 2, 3].into()));
+    }
+}
