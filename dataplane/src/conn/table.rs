@@ -2,12 +2,13 @@
 //! key to its slot, and the timer wheel threaded through the slab.
 //!
 //! Everything is allocated in [`ConnTable::new`]; afterwards no operation allocates. The index
-//! is sized for two keys per slot. An open-addressing table can run out of fresh buckets when
-//! deletions leave tombstones; where hashbrown would then grow (allocate), the table instead
-//! clears its index and re-inserts every live key into the same buckets (O(capacity), rare:
-//! only when the index is nearly full of live keys and tombstones at once).
+//! is sized for two keys per slot plus headroom. An open-addressing table can run out of fresh
+//! buckets when deletions leave tombstones; where hashbrown would then grow (allocate), the
+//! table instead clears its index and re-inserts every live key into the same buckets
+//! (O(capacity), rare: see `index_capacity`).
 
 use std::mem::size_of;
+use std::net::Ipv4Addr;
 
 use hashbrown::HashMap;
 
@@ -15,7 +16,6 @@ use super::tcp_state::{next_state, Side};
 use super::timer::{self, Link, Linked, Wheel, NIL};
 use super::{Conn, ConnId, Direction, FlowKey, ForwardMode, InsertError, TcpState, Timeouts};
 use crate::flow::Endpoint;
-use std::net::Ipv4Addr;
 
 const TCP: u8 = 6;
 
@@ -80,6 +80,15 @@ fn reply_key(conn: &Conn) -> Option<FlowKey> {
         .then(|| FlowKey::new(conn.protocol, conn.real, conn.local))
 }
 
+/// Keys the index is sized for: two per connection, plus a quarter of headroom, so that a full
+/// table fills at most 70% of the index's buckets (hashbrown's own limit is 87.5%). Near that
+/// limit, churn leaves tombstones faster than erasures free buckets and the index would need
+/// rebuilding on almost every insert (measured: at 87.5% a rebuild per insert or two; at 70%
+/// one per ~0.7 × index-size inserts, amortised well under one re-insert per insert).
+fn index_capacity(capacity: usize) -> usize {
+    capacity.saturating_mul(5) / 2
+}
+
 /// One worker's connections. See the module docs for the layout.
 #[derive(Debug)]
 pub struct ConnTable {
@@ -124,7 +133,7 @@ impl ConnTable {
             slots,
             free: if capacity > 0 { 0 } else { NIL },
             len: 0,
-            index: HashMap::with_capacity(2 * capacity),
+            index: HashMap::with_capacity(index_capacity(capacity)),
             wheel: Wheel::new(),
             timeouts,
             index_rebuilds: 0,
@@ -309,10 +318,10 @@ impl ConnTable {
 
     /// Bytes of table memory per connection slot (slab + both index entries), from the
     /// table's own accounting: what the slab and the index actually allocated, divided by the
-    /// capacity. The index rounds its buckets up to a power of two, so this is lowest
-    /// (`size_of::<Slot>() + 2 * (entry + 1 control byte) * 8 / 7`) when `2 * capacity * 8 / 7`
-    /// is a power of two, and up to twice that index share just above one. The wheel's fixed
-    /// 16 KiB is not per connection and not counted.
+    /// capacity. The index holds `2.5 × capacity` keys at a load of at most 7/8 in a power of
+    /// two of buckets: at best `size_of::<Slot>() + 2.5 × 8/7 × (entry + 1 control byte)`
+    /// (64 + 71.4 → 136 on 64-bit, for capacities just under `0.35 × 2^k`), up to twice that
+    /// index share just above one (207). The wheel's fixed 16 KiB is not counted.
     pub fn bytes_per_connection(&self) -> usize {
         let slab = self.slots.capacity() * size_of::<Slot>();
         (slab + self.index.allocation_size()).div_ceil(self.capacity().max(1))

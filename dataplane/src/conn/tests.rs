@@ -547,15 +547,15 @@ fn refreshed_connection_survives_idle_one_expires() {
         let mut idle_gone = None;
         while now <= T0 + 600 * SECOND || idle_gone.is_none() {
             assert!(now <= T0 + 2 * timeout, "idle connection never expired");
-            if (now - T0) % (30 * SECOND) == 0 {
-                assert_eq!(t.update(busy, C2S, ACK, now), Some(S::Established));
+            assert_eq!(t.update(busy, C2S, ACK, now), Some(S::Established));
+            for _ in 0..300 {
+                t.expire(now, 64);
+                assert!(t.get(busy).is_some(), "busy connection expired at {now}");
+                if idle_gone.is_none() && t.get(idle).is_none() {
+                    idle_gone = Some(now);
+                }
+                now += 100;
             }
-            t.expire(now, 64);
-            assert!(t.get(busy).is_some(), "busy connection expired at {now}");
-            if idle_gone.is_none() && t.get(idle).is_none() {
-                idle_gone = Some(now);
-            }
-            now += 100;
         }
         // The idle one went within a second after its timeout.
         let gone = idle_gone.unwrap();
@@ -695,13 +695,13 @@ fn filling_to_capacity_does_not_reallocate() {
 
 #[test]
 fn churn_at_capacity_does_not_reallocate() {
-    // 7/16 of a power of two: the index is 7/8 full when the table is (its worst load).
-    let capacity = 7 * 1024 / 16;
+    // 35% of a power of two: a full table fills the index to its designed worst, 70%.
+    let capacity = 358;
     let mut t = table(capacity);
     let before = t.index_allocation();
     let mut rng = Rng(42);
     let mut live: Vec<ConnId> = Vec::new();
-    let mut next_client = 0;
+    let (mut next_client, mut inserts) = (0, 0);
     for round in 0..200_000 {
         if live.len() == capacity || (!live.is_empty() && rng.below(3) == 0) {
             let victim = live.swap_remove(rng.below(live.len() as u64) as usize);
@@ -709,6 +709,7 @@ fn churn_at_capacity_does_not_reallocate() {
         } else {
             let mode = [ForwardMode::Nat, ForwardMode::FullNat][rng.below(2) as usize];
             next_client += 1;
+            inserts += 1;
             live.push(t.insert(conn(mode, TCP, client(next_client)), T0).unwrap());
         }
         if round % 20_000 == 0 {
@@ -717,7 +718,13 @@ fn churn_at_capacity_does_not_reallocate() {
     }
     t.check_invariants(T0);
     assert_eq!(t.index_allocation().1, before.1, "index reallocated");
-    assert!(t.index_rebuilds() > 0, "tombstones never filled the index");
+    // Tombstones do fill the index now and then; rebuilding it must stay rare.
+    let rebuilds = t.index_rebuilds();
+    assert!(rebuilds > 0, "the rebuild path was not exercised");
+    assert!(
+        rebuilds < inserts / 100,
+        "{rebuilds} rebuilds in {inserts} inserts"
+    );
 }
 
 #[test]
@@ -727,20 +734,24 @@ fn bytes_per_connection_is_accounted() {
         "slot is {}",
         ConnTable::slot_size()
     );
-    // 2 * capacity * 8 / 7 is a power of two: the index has no rounding slack.
-    let capacity = 7 << 16; // 458_752
+    // The index's buckets are a power of two; this capacity leaves it no rounding slack.
+    let capacity = 367_001;
     let t = table(capacity);
-    let buckets = 2 * capacity * 8 / 7;
+    let buckets = 1 << 20;
     let (_, index) = t.index_allocation();
     // Buckets and their control bytes, plus one group of trailing control bytes.
-    assert!(index >= buckets * (ConnTable::index_entry_size() + 1));
-    assert!(index <= buckets * (ConnTable::index_entry_size() + 1) + 64);
+    let bucket_bytes = buckets * (ConnTable::index_entry_size() + 1);
+    assert!((bucket_bytes..=bucket_bytes + 64).contains(&index));
     let expected = (ConnTable::slot_size() * capacity + index).div_ceil(capacity);
-    let nominal =
-        ConnTable::slot_size() + (2 * (ConnTable::index_entry_size() + 1) * 8).div_ceil(7);
     assert_eq!(t.bytes_per_connection(), expected);
-    assert_eq!(t.bytes_per_connection(), nominal);
-    assert!(t.bytes_per_connection() < 160);
+    assert!(
+        t.bytes_per_connection() < 160,
+        "{}",
+        t.bytes_per_connection()
+    );
+    // Just past that, the index doubles.
+    let t = table(capacity + 1);
+    assert_eq!(t.index_allocation().1, 2 * index - (index - bucket_bytes));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -947,7 +958,7 @@ fn random_run_matches_a_model() {
             }
         }
         assert_eq!(t.len(), model.conns.len(), "op {op}");
-        if op % 5_000 == 0 {
+        if op / 5_000 * 5_000 == op {
             t.check_invariants(now);
         }
     }
@@ -1082,45 +1093,5 @@ proptest! {
         let end = latest + 70_000 * SECOND;
         t.expire(end, usize::MAX);
         prop_assert!(t.is_empty());
-    }
-}
-
-#[test]
-#[ignore]
-fn scratch_rebuild_rate() {
-    for (capacity, fill) in [
-        (7 * 4096 / 16 * 16, 100),
-        (7 * 4096 / 16 * 16, 90),
-        (7 * 4096 / 16 * 16, 75),
-        (7 * 4096 / 16 * 16, 50),
-        (30_000, 100),
-    ] {
-        let mut t = table(capacity);
-        let target = capacity * fill / 100;
-        let mut rng = Rng(7);
-        let mut live: Vec<ConnId> = Vec::new();
-        let mut next_client = 0;
-        let mut inserts = 0u64;
-        let start = std::time::Instant::now();
-        while inserts < 2_000_000 {
-            if live.len() >= target {
-                let victim = live.swap_remove(rng.below(live.len() as u64) as usize);
-                t.remove(victim).unwrap();
-            } else {
-                next_client += 1;
-                let c = conn(
-                    ForwardMode::Nat,
-                    TCP,
-                    Endpoint::new(Ipv4Addr::from(next_client as u32 + 0x0a00_0000), 1000),
-                );
-                live.push(t.insert(c, T0).unwrap());
-                inserts += 1;
-            }
-        }
-        println!(
-            "capacity {capacity} fill {fill}%: {} rebuilds in {inserts} inserts, {:?}",
-            t.index_rebuilds(),
-            start.elapsed()
-        );
     }
 }

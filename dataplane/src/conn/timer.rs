@@ -6,8 +6,9 @@
 //! `t % SLOTS`. The wheel reaches `SLOTS - 1` ticks past its cursor: a later deadline parks in
 //! the farthest bucket and is looked at again when the cursor gets there. An entry may sit in
 //! an earlier bucket than its deadline (refreshes are lazy), never in a later one, so the
-//! cursor finds every deadline in time; the owner decides, per visited entry, whether it is
-//! due or must be re-armed.
+//! cursor finds every deadline in time (if the owner stops advancing the wheel for a whole
+//! turn, every entry is due and the catch-up visits them all); the owner decides, per visited
+//! entry, whether it is due or must be re-armed.
 
 /// Ticks the wheel spans (4096 s, about 68 minutes); a power of two.
 pub(super) const SLOTS: usize = 4096;
@@ -45,7 +46,7 @@ pub(super) trait Linked {
 /// The tick a deadline falls due at (rounded up: an entry is never looked at too early to go).
 #[inline]
 pub(super) fn tick_of(ms: u64) -> u64 {
-    ms / TICK_MS + u64::from(ms % TICK_MS != 0)
+    ms.div_ceil(TICK_MS)
 }
 
 #[derive(Debug)]
