@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The rvs demo, from a fresh machine: set-up, release build, the namespace lab, rvsd on DPDK
-# answering ping and ARP for its own addresses, its counters, a clean stop. Leaves nothing
-# behind (lab, process, DPDK files), also when interrupted.
+# The rvs demo, from a fresh machine: set-up, release build, the namespace lab with three real
+# HTTP servers, rvsd on DPDK load-balancing a NAT service (configs/lab-nat.ron) and answering
+# ping and ARP, its counters, a clean stop. Leaves nothing behind (lab, processes, DPDK
+# files), also when interrupted.
 #
 # Usage: scripts/demo.sh   (as root)
 set -euo pipefail
@@ -35,12 +36,14 @@ show() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 echo "building rvsd (release: DPDK linked statically)..."
 cargo build --release -p control --quiet
 "$SCRIPT_DIR/lab.sh" up "$LAB"
+"$SCRIPT_DIR/lab.sh" servers "$LAB" start
+"$SCRIPT_DIR/lab.sh" mode "$LAB" nat
 
 worker_core=$(($(nproc) - 1))
 sed -e 's/"rvs-lab"/"rvs-demo"/' \
     -e "s#\"/run/rvs/lab-stats.json\"#\"$WORK/stats.json\"#" \
     -e "s/workers: \[1\]/workers: [$worker_core]/" \
-    configs/lab.ron >"$WORK/lab.ron"
+    configs/lab-nat.ron >"$WORK/lab.ron"
 if [[ $(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages) -lt 256 ]]; then
     sed -i 's/hugepages: true/hugepages: false/' "$WORK/lab.ron"
 fi
@@ -57,6 +60,10 @@ echo; cat "$WORK/rvsd.log"
 show ip netns exec "$LAB-client" ping -c 3 -i 0.2 198.51.100.1
 show ip netns exec "$LAB-client" arping -c 3 -i cl0 198.51.100.1
 show ip netns exec "$LAB-rs1" ping -c 3 -i 0.2 203.0.113.1
+show ip netns exec "$LAB-client" curl -sS http://198.51.100.100/
+show ip netns exec "$LAB-client" curl -sS http://198.51.100.100/
+show ip netns exec "$LAB-client" python3 scripts/lab/client.py http --url http://198.51.100.100/ --count 300
+show ip netns exec "$LAB-client" python3 scripts/lab/client.py udp --addr 198.51.100.100 --port 9000 --count 6
 
 printf '\n\033[1mrvsd counters (SIGUSR1):\033[0m\n'
 kill -USR1 "$RVSD_PID"
