@@ -32,9 +32,10 @@ struct Setup {
     lab: Lab,
     tmp: TempDir,
     prefix: String,
+    mode: &'static str,
 }
 
-fn start(mode: &str, edit: impl Fn(String) -> String) -> Setup {
+fn start(mode: &'static str, edit: impl Fn(String) -> String) -> Setup {
     let tag = common::run_tag();
     let lab = Lab::up(&format!("e2e{tag}{}", &mode[..1]));
     lab.lab_sh("servers", "start");
@@ -76,6 +77,7 @@ fn start(mode: &str, edit: impl Fn(String) -> String) -> Setup {
         lab,
         tmp,
         prefix,
+        mode,
     }
 }
 
@@ -156,6 +158,7 @@ fn thousand_requests_round_robin(setup: &Setup) {
     );
     assert_eq!(summary["ok"], 1000, "{summary}");
     let counts = by_server(&summary);
+    eprintln!("{}: 1000 HTTP requests, rr split {counts:?}", setup.mode);
     assert_eq!(counts.iter().sum::<u64>(), 1000);
     let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
     assert!(max - min <= 1, "rr split {counts:?}");
@@ -201,27 +204,87 @@ fn nat() {
     );
 }
 
+fn wrr_1_2_3(config: String) -> String {
+    config
+        .replacen("lb_algo: \"rr\"", "lb_algo: \"wrr\"", 1)
+        .replacen(
+            "(address: \"203.0.113.11\")",
+            "(address: \"203.0.113.11\", weight: 1)",
+            1,
+        )
+        .replacen(
+            "(address: \"203.0.113.12\")",
+            "(address: \"203.0.113.12\", weight: 2)",
+            1,
+        )
+        .replacen(
+            "(address: \"203.0.113.13\")",
+            "(address: \"203.0.113.13\", weight: 3)",
+            1,
+        )
+}
+
+/// A reload (SIGHUP) that changes the scheduler and the weights while a connection streams:
+/// the connection keeps its server to the end, new connections follow the new weights.
+#[test]
+fn nat_connection_survives_a_reload() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut setup = start("nat", |s| s);
+    let config = setup.tmp.path("lab.ron");
+    let long = std::thread::scope(|scope| {
+        let streaming = scope.spawn(|| {
+            client(
+                &setup,
+                &["long", "--url", &format!("http://{VIP}/"), "--seconds", "5"],
+            )
+        });
+        std::thread::sleep(Duration::from_millis(1500));
+        std::fs::write(
+            &config,
+            wrr_1_2_3(std::fs::read_to_string(&config).unwrap()),
+        )
+        .unwrap();
+        setup.rvsd.signal(1);
+        streaming.join().expect("streaming client")
+    });
+    assert!(
+        setup.rvsd.wait_for_log("reloaded ", Duration::from_secs(5)),
+        "{}",
+        setup.rvsd.log_text()
+    );
+    assert_eq!(long["lines"], 5, "{long}");
+    assert_eq!(
+        long["servers"].as_array().map(Vec::len),
+        Some(1),
+        "kept its server: {long}"
+    );
+    let summary = client(
+        &setup,
+        &[
+            "http",
+            "--url",
+            &format!("http://{VIP}/"),
+            "--count",
+            "600",
+            "--timeout",
+            "5",
+        ],
+    );
+    let counts = by_server(&summary);
+    eprintln!("nat after reload to wrr 1:2:3: 600 HTTP requests, split {counts:?}; streaming connection {long}");
+    for (got, share) in counts.iter().zip([1.0, 2.0, 3.0]) {
+        assert!(
+            (*got as f64 - 100.0 * share).abs() <= 12.0,
+            "wrr after reload {counts:?}"
+        );
+    }
+    stop(setup);
+}
+
 #[test]
 fn nat_weighted_round_robin_1_2_3() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let setup = start("nat", |s| {
-        s.replacen("lb_algo: \"rr\"", "lb_algo: \"wrr\"", 1)
-            .replacen(
-                "(address: \"203.0.113.11\")",
-                "(address: \"203.0.113.11\", weight: 1)",
-                1,
-            )
-            .replacen(
-                "(address: \"203.0.113.12\")",
-                "(address: \"203.0.113.12\", weight: 2)",
-                1,
-            )
-            .replacen(
-                "(address: \"203.0.113.13\")",
-                "(address: \"203.0.113.13\", weight: 3)",
-                1,
-            )
-    });
+    let setup = start("nat", wrr_1_2_3);
     let summary = client(
         &setup,
         &[
@@ -236,6 +299,7 @@ fn nat_weighted_round_robin_1_2_3() {
     );
     assert_eq!(summary["ok"], 1200, "{summary}");
     let counts = by_server(&summary);
+    eprintln!("nat: 1200 HTTP requests, wrr 1:2:3 split {counts:?}");
     for (got, share) in counts.iter().zip([1.0, 2.0, 3.0]) {
         let want = 1200.0 * share / 6.0;
         assert!(

@@ -192,3 +192,82 @@ fn stops_cleanly_on_sigint_and_sigterm() {
         assert_eq!(stats["ports"][0]["name"], "loop");
     }
 }
+
+#[test]
+fn sighup_reloads_services_and_refuses_what_needs_a_restart() {
+    let tmp = TempDir::new("cli-reload");
+    let prefix = format!("rvs-cli-reload-{}", common::run_tag());
+    let file = tmp.path("reload.ron");
+    let base = ring_config(&prefix);
+    std::fs::write(&file, &base).unwrap();
+    let mut rvsd = Rvsd::start(None, &file, &tmp.path("rvsd.log"));
+    assert!(
+        rvsd.wait_for_log("rvsd running", Duration::from_secs(60)),
+        "{}",
+        rvsd.log_text()
+    );
+
+    // A new service and new timeouts: published without a restart.
+    let with_service = base.replace(
+        "    ports: [",
+        r#"    services: [
+        (protocol: TCP, vip: "198.51.100.100", port: 80, lb_kind: NAT, lb_algo: "wrr",
+         real_servers: [(address: "198.51.100.11", weight: 2), (address: "198.51.100.12")]),
+    ],
+    connections: (udp_timeout: 30),
+    ports: ["#,
+    );
+    std::fs::write(&file, &with_service).unwrap();
+    rvsd.signal(1);
+    assert!(
+        rvsd.wait_for_log("reloaded ", Duration::from_secs(10)),
+        "{}",
+        rvsd.log_text()
+    );
+    assert!(
+        rvsd.log_text()
+            .contains("service TCP 198.51.100.100:80 Nat wrr: 2 real servers"),
+        "{}",
+        rvsd.log_text()
+    );
+
+    // An invalid file: refused with its place, the running configuration stays.
+    std::fs::write(
+        &file,
+        with_service.replace("198.51.100.12", "198.51.100.300"),
+    )
+    .unwrap();
+    rvsd.signal(1);
+    let placed = format!(
+        "reload refused, the running configuration stays: {}:",
+        file.display()
+    );
+    assert!(
+        rvsd.wait_for_log(&placed, Duration::from_secs(10)),
+        "{}",
+        rvsd.log_text()
+    );
+    assert!(
+        rvsd.log_text().contains("is not an IPv4 address"),
+        "{}",
+        rvsd.log_text()
+    );
+
+    // Ports need a restart.
+    std::fs::write(
+        &file,
+        with_service.replace("rx_descriptors: 256", "rx_descriptors: 512"),
+    )
+    .unwrap();
+    rvsd.signal(1);
+    assert!(
+        rvsd.wait_for_log("restart rvsd for the rest", Duration::from_secs(10)),
+        "{}",
+        rvsd.log_text()
+    );
+
+    let status = rvsd
+        .stop(Duration::from_secs(20))
+        .expect("still running, stops on SIGTERM");
+    assert_eq!(status.code(), Some(0), "{}", rvsd.log_text());
+}

@@ -259,28 +259,15 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
 
     let macs: Vec<[u8; 6]> = ports.iter().map(Port::mac).collect();
     let mut neighbors = Neighbors::new();
-    for n in &c.neighbors {
-        if let (Some(port), Some(mac)) = (
-            c.ports.iter().position(|p| p.name == n.port),
-            config::parse_mac(&n.mac),
-        ) {
-            neighbors.add_static(port, n.address, mac);
-        }
-    }
+    add_static_neighbors(c, &mut neighbors);
     let mut generation = 1;
     let first = snapshot::build(c, &macs, &neighbors.table(), generation);
     neighbors.want(&snapshot::next_hops(&first));
-    for svc in &first.services {
-        info!(
-            "service {} {} {:?} {}: {} real servers",
-            if svc.protocol == 6 { "TCP" } else { "UDP" },
-            svc.vip,
-            svc.mode,
-            svc.scheduler.name(),
-            svc.reals.len()
-        );
-    }
+    log_services(&first);
     let snapshots = ArcSwap::from_pointee(first);
+    // What the snapshot is built from: the file's services, routes, neighbours and timeouts
+    // may change on SIGHUP; the rest needs a restart.
+    let mut current = c.clone();
     let port_index: HashMap<u16, usize> =
         ports.iter().enumerate().map(|(i, p)| (p.id(), i)).collect();
     let ring = |name: String, size| {
@@ -347,7 +334,7 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
             }
             info!("worker on core {core} started");
         }
-        info!("rvsd running: SIGUSR1 logs counters, SIGINT/SIGTERM stop");
+        info!("rvsd running: SIGHUP reloads services, SIGUSR1 logs counters, SIGINT/SIGTERM stop");
 
         let views = || -> Vec<stats::PortView<'_>> {
             c.ports
@@ -379,9 +366,23 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
                     let report = stats::gather(&views(), &c.workers, &counters);
                     info!("counters:\n{}", report.table());
                 }
-                Ok(SIGHUP) => warn!(
-                    "SIGHUP: live reload is not implemented yet; the running configuration stays"
-                ),
+                Ok(SIGHUP) => match reload(&loaded.file, &current) {
+                    Ok(new) => {
+                        current = new;
+                        add_static_neighbors(&current, &mut neighbors);
+                        generation += 1;
+                        let next = snapshot::build(&current, &macs, &neighbors.table(), generation);
+                        neighbors.want(&snapshot::next_hops(&next));
+                        log_services(&next);
+                        snapshots.store(Arc::new(next));
+                        info!(
+                            "reloaded {}: {} services; established connections keep their real servers",
+                            loaded.file.display(),
+                            current.services.len()
+                        );
+                    }
+                    Err(e) => warn!("reload refused, the running configuration stays: {e}"),
+                },
                 Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     break Err("the signal thread died".to_owned())
@@ -432,7 +433,7 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
             if changed {
                 generation += 1;
                 snapshots.store(Arc::new(snapshot::build(
-                    c,
+                    &current,
                     &macs,
                     &neighbors.table(),
                     generation,
@@ -492,6 +493,52 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
     drop(eal);
     info!("stopped: ports closed, DPDK memory released");
     result.map_err(Failure::Runtime)
+}
+
+/// Reads `file` again for a live reload. Refused (with the file's own error, placed) if it is
+/// invalid, or if it changes what only a restart can: EAL, cores, mempool, ports, table size,
+/// stats file.
+fn reload(file: &std::path::Path, running: &config::Config) -> Result<config::Config, String> {
+    let new = config::load(file).map_err(|e| e.to_string())?.config;
+    let mut rest = new.clone();
+    rest.services.clone_from(&running.services);
+    rest.routes.clone_from(&running.routes);
+    rest.neighbors.clone_from(&running.neighbors);
+    rest.connections.tcp_timeout = running.connections.tcp_timeout;
+    rest.connections.tcpfin_timeout = running.connections.tcpfin_timeout;
+    rest.connections.udp_timeout = running.connections.udp_timeout;
+    if rest != *running {
+        return Err(format!(
+            "{}: only services, routes, neighbors and connection timeouts change while running; \
+             restart rvsd for the rest",
+            file.display()
+        ));
+    }
+    Ok(new)
+}
+
+fn add_static_neighbors(c: &config::Config, neighbors: &mut Neighbors) {
+    for n in &c.neighbors {
+        if let (Some(port), Some(mac)) = (
+            c.ports.iter().position(|p| p.name == n.port),
+            config::parse_mac(&n.mac),
+        ) {
+            neighbors.add_static(port, n.address, mac);
+        }
+    }
+}
+
+fn log_services(snapshot: &dataplane::snapshot::Snapshot) {
+    for svc in &snapshot.services {
+        info!(
+            "service {} {} {:?} {}: {} real servers",
+            if svc.protocol == 6 { "TCP" } else { "UDP" },
+            svc.vip,
+            svc.mode,
+            svc.scheduler.name(),
+            svc.reals.len()
+        );
+    }
 }
 
 /// How often the control thread looks at the workers' rings (ARP for the neighbour table).

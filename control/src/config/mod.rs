@@ -55,6 +55,7 @@ pub struct Config {
 pub struct ServiceConfig {
     pub protocol: Protocol,
     /// The virtual IP: rvsd answers ARP for it on the port whose subnet holds it.
+    #[serde(deserialize_with = "ipv4")]
     pub vip: Ipv4Addr,
     pub port: u16,
     /// Forwarding method: NAT, FULLNAT, DR or TUN.
@@ -64,7 +65,7 @@ pub struct ServiceConfig {
     pub lb_algo: String,
     /// FULLNAT: the local addresses (LIPs) rvsd uses as source towards the real servers; rvsd
     /// answers ARP for them on the port whose subnet holds them.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "ipv4_list")]
     pub local_addresses: Vec<Ipv4Addr>,
     pub real_servers: Vec<RealServerConfig>,
 }
@@ -72,6 +73,7 @@ pub struct ServiceConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RealServerConfig {
+    #[serde(deserialize_with = "ipv4")]
     pub address: Ipv4Addr,
     /// Default: the service's port. DR and TUN cannot change the port.
     #[serde(default)]
@@ -121,6 +123,7 @@ impl LbKind {
 pub struct RouteConfig {
     pub destination: Ipv4Cidr,
     /// The gateway; it must sit on the subnet of `port`.
+    #[serde(deserialize_with = "ipv4")]
     pub via: Ipv4Addr,
     /// The name of the port the gateway is on.
     pub port: String,
@@ -129,6 +132,7 @@ pub struct RouteConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NeighborConfig {
+    #[serde(deserialize_with = "ipv4")]
     pub address: Ipv4Addr,
     /// "02:00:00:00:00:01"
     pub mac: String,
@@ -336,6 +340,23 @@ impl<'de> Deserialize<'de> for Ipv4Cidr {
         let text = String::deserialize(d)?;
         text.parse().map_err(serde::de::Error::custom)
     }
+}
+
+fn parse_ipv4(text: &str) -> Result<Ipv4Addr, String> {
+    text.parse()
+        .map_err(|_| format!("{text:?} is not an IPv4 address (expected e.g. \"198.51.100.1\")"))
+}
+
+/// An IPv4 address field, refused with a message that names the value.
+fn ipv4<'de, D: Deserializer<'de>>(d: D) -> Result<Ipv4Addr, D::Error> {
+    parse_ipv4(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+fn ipv4_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Ipv4Addr>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|t| parse_ipv4(t).map_err(serde::de::Error::custom))
+        .collect()
 }
 
 fn is_pci_address(name: &str) -> bool {

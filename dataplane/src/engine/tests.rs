@@ -932,3 +932,67 @@ fn timeouts_follow_the_snapshot_like_ipvsadm_set() {
     }
     assert_eq!(expired, 1, "UDP timeout 30 s from the snapshot");
 }
+
+/// Path-MTU discovery through FULLNAT: a router on the client's side sends
+/// fragmentation-needed about a reply (VIP -> client); the real server must get it as about its
+/// own packet (real -> local address), from the local address, with the MTU unchanged.
+#[test]
+fn fullnat_frag_needed_from_the_client_side_reaches_the_real_server() {
+    let (snap, mut st) = (snapshot(), state());
+    let mut syn = from_client(PROTO_TCP, 40000, 81, SYN, b"");
+    process(&mut syn, 0, &snap, &mut st, 0);
+    let local = parsed(syn.bytes()).src;
+    // What the client side saw: a full-size reply from the VIP.
+    let reply = frame(
+        PROTO_TCP,
+        ep(VIP, 81),
+        ep(CLIENT, 40000),
+        60,
+        ACK,
+        &[0u8; 1460],
+    );
+    let quote = &reply[14..14 + 28];
+    let router: [u8; 4] = [198, 51, 100, 254];
+    let mut err = vec![0u8; 14 + 20 + 8 + quote.len()];
+    err[0..6].copy_from_slice(&MAC0);
+    err[6..12].copy_from_slice(&CLIENT_MAC);
+    err[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    ipv4::Repr {
+        src: router.into(),
+        dst: VIP.into(),
+        protocol: ipv4::PROTO_ICMP,
+        ttl: 64,
+        tos: 0,
+        ident: 7,
+        dont_fragment: false,
+        payload_len: 8 + quote.len(),
+    }
+    .emit(&mut err[14..]);
+    icmp::emit_error(&mut err[34..], 3, 4, 1400, quote);
+    let mut f = VecFrame::new(&err);
+    assert_eq!(
+        process(&mut f, 0, &snap, &mut st, 1),
+        Verdict::Forward {
+            port: 1,
+            created: false
+        }
+    );
+    let b = f.bytes();
+    assert_eq!(macs(&f), (MAC1, real_mac(0)));
+    let ip = ipv4::Packet::new_checked(&b[14..]).unwrap();
+    assert!(ip.verify_checksum());
+    assert_eq!((ip.src(), ip.dst()), (local.addr, REALS[0].into()));
+    let msg = icmp::Packet::new_checked(ip.payload()).unwrap();
+    assert!(msg.verify_checksum());
+    assert_eq!(msg.next_hop_mtu(), 1400);
+    let q = icmp_error::parse(b, 14, 34, b.len()).unwrap();
+    assert_eq!(
+        (q.src, q.dst),
+        (ep(REALS[0], 8080), local),
+        "quoted as the real server sent it"
+    );
+    assert!(
+        checksum::verify(&b[q.q3..q.q4]),
+        "quoted IPv4 header checksum"
+    );
+}
