@@ -263,7 +263,7 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
     let mut generation = 1;
     let first = snapshot::build(c, &macs, &neighbors.table(), generation);
     neighbors.want(&snapshot::next_hops(&first));
-    log_services(&first);
+    log_services(&first, c.workers.len());
     let snapshots = ArcSwap::from_pointee(first);
     // What the snapshot is built from: the file's services, routes, neighbours and timeouts
     // may change on SIGHUP; the rest needs a restart.
@@ -373,7 +373,7 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
                         generation += 1;
                         let next = snapshot::build(&current, &macs, &neighbors.table(), generation);
                         neighbors.want(&snapshot::next_hops(&next));
-                        log_services(&next);
+                        log_services(&next, c.workers.len());
                         snapshots.store(Arc::new(next));
                         info!(
                             "reloaded {}: {} services; established connections keep their real servers",
@@ -528,7 +528,14 @@ fn add_static_neighbors(c: &config::Config, neighbors: &mut Neighbors) {
     }
 }
 
-fn log_services(snapshot: &dataplane::snapshot::Snapshot) {
+fn log_services(snapshot: &dataplane::snapshot::Snapshot, workers: usize) {
+    let replies = snapshot.services.iter().any(|s| s.mode.sees_replies());
+    if replies && workers > 1 {
+        warn!(
+            "NAT/FULLNAT with several workers: replies are not steered to the worker that owns \
+             their connection yet, so some are dropped (no_connection); use one worker, or DR/TUN"
+        );
+    }
     for svc in &snapshot.services {
         info!(
             "service {} {} {:?} {}: {} real servers",
