@@ -328,10 +328,16 @@ fn transport(
 ) -> Outcome {
     if let Some((id, direction)) = state.conns.lookup(&p.key()) {
         let conn = *state.conns.get(id).ok_or(DropReason::NoConnection)?;
-        // Forward first: a packet that cannot leave does not advance the state machine.
-        let verdict = forward(frame, port, snapshot, &conn, direction, p, false)?;
-        state.conns.update(id, direction, p.tcp_flags, now_ms);
-        return Ok(verdict);
+        if direction == Direction::Original && is_lone_syn(p) && reusable(&conn) {
+            // The client reuses the ports of a connection that is over: as IPVS's
+            // conn_reuse_mode, end the old entry and schedule the new connection afresh.
+            state.conns.remove(id);
+        } else {
+            // Forward first: a packet that cannot leave does not advance the state machine.
+            let verdict = forward(frame, port, snapshot, &conn, direction, p, false)?;
+            state.conns.update(id, direction, p.tcp_flags, now_ms);
+            return Ok(verdict);
+        }
     }
     if !port.owns(p.dst.addr) {
         return Err(DropReason::NotForUs);
@@ -339,12 +345,9 @@ fn transport(
     let (service_index, service) = snapshot
         .service(p.protocol, p.dst)
         .ok_or(DropReason::NoService)?;
-    if p.protocol == ipv4::PROTO_TCP {
-        let f = p.tcp_flags;
-        // As IPVS: only a SYN (no ACK, RST or FIN) may start a TCP connection.
-        if f & tcp::FLAG_SYN == 0 || f & (tcp::FLAG_ACK | tcp::FLAG_RST | tcp::FLAG_FIN) != 0 {
-            return Err(DropReason::NoConnection);
-        }
+    // As IPVS: only a SYN (no ACK, RST or FIN) may start a TCP connection.
+    if p.protocol == ipv4::PROTO_TCP && !is_lone_syn(p) {
+        return Err(DropReason::NoConnection);
     }
     state.sync(snapshot);
     let scheduler = &mut state
@@ -390,6 +393,27 @@ fn transport(
         }
         Err(InsertError::Full) => Err(DropReason::TableFull),
         Err(InsertError::Exists) => Err(DropReason::NoLocalPort),
+    }
+}
+
+/// A TCP segment that opens a connection: SYN without ACK, RST or FIN.
+#[inline]
+fn is_lone_syn(p: &Parsed) -> bool {
+    let f = p.tcp_flags;
+    p.protocol == ipv4::PROTO_TCP
+        && f & tcp::FLAG_SYN != 0
+        && f & (tcp::FLAG_ACK | tcp::FLAG_RST | tcp::FLAG_FIN) == 0
+}
+
+/// Whether a new SYN may replace this connection (IPVS `conn_reuse_mode` 3): it is closing
+/// down (TIME_WAIT, CLOSE) or, where rvs sees only the client side (DR, TUN), the client has
+/// already sent its FIN.
+#[inline]
+fn reusable(conn: &Conn) -> bool {
+    match conn.state {
+        TcpState::TimeWait | TcpState::Close => true,
+        TcpState::FinWait => !conn.mode.sees_replies(),
+        _ => false,
     }
 }
 

@@ -996,3 +996,54 @@ fn fullnat_frag_needed_from_the_client_side_reaches_the_real_server() {
         "quoted IPv4 header checksum"
     );
 }
+
+/// A client reusing the ports of a finished connection gets a newly scheduled one (IPVS
+/// conn_reuse_mode); a SYN on a live connection does not move it.
+#[test]
+fn reused_ports_of_a_closed_connection_are_scheduled_afresh() {
+    let (snap, mut st) = (snapshot(), state());
+    let key = FlowKey::new(PROTO_TCP, ep(CLIENT, 40000), ep(VIP, 80));
+    let real_of = |f: &VecFrame| parsed(f.bytes()).dst.addr;
+    let mut syn = from_client(PROTO_TCP, 40000, 80, SYN, b"");
+    process(&mut syn, 0, &snap, &mut st, 0);
+    assert_eq!(real_of(&syn), Ipv4Addr::from(REALS[0]));
+    // A retransmitted SYN of the live connection stays on its server.
+    let mut again = from_client(PROTO_TCP, 40000, 80, SYN, b"");
+    assert_eq!(
+        process(&mut again, 0, &snap, &mut st, 1),
+        Verdict::Forward {
+            port: 1,
+            created: false
+        }
+    );
+    assert_eq!(real_of(&again), Ipv4Addr::from(REALS[0]));
+    // Establish it, close it down (the client resets it), then open again on the same ports.
+    let mut syn_ack = from_real(
+        PROTO_TCP,
+        ep(REALS[0], 8080),
+        ep(CLIENT, 40000),
+        SYN_ACK,
+        b"",
+    );
+    process(&mut syn_ack, 1, &snap, &mut st, 1);
+    let mut ack = from_client(PROTO_TCP, 40000, 80, ACK, b"");
+    process(&mut ack, 0, &snap, &mut st, 1);
+    let mut rst = from_client(PROTO_TCP, 40000, 80, tcp::FLAG_RST, b"");
+    process(&mut rst, 0, &snap, &mut st, 2);
+    let (id, _) = st.conns.lookup(&key).unwrap();
+    assert_eq!(st.conns.get(id).unwrap().state, TcpState::Close);
+    let mut reopen = from_client(PROTO_TCP, 40000, 80, SYN, b"");
+    assert_eq!(
+        process(&mut reopen, 0, &snap, &mut st, 3),
+        Verdict::Forward {
+            port: 1,
+            created: true
+        }
+    );
+    assert_eq!(
+        real_of(&reopen),
+        Ipv4Addr::from(REALS[1]),
+        "scheduled afresh by rr"
+    );
+    assert_eq!(st.conns.len(), 1);
+}
