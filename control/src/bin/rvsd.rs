@@ -391,7 +391,11 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
             let now = Instant::now();
             let mut changed = false;
             for ring in &to_control {
-                while ring.dequeue_burst(&mut slow) > 0 {
+                // Bounded per poll: an ARP flood delays learning, it cannot hold the thread.
+                for _ in 0..SLOW_PATH_BURSTS_PER_POLL {
+                    if ring.dequeue_burst(&mut slow) == 0 {
+                        break;
+                    }
                     for mbuf in slow.drain() {
                         let Some(&port) = port_index.get(&mbuf.port()) else {
                             continue;
@@ -547,6 +551,9 @@ fn log_services(snapshot: &dataplane::snapshot::Snapshot, workers: usize) {
         );
     }
 }
+
+/// Bursts taken from each worker's slow-path ring per poll (32 x 32 packets).
+const SLOW_PATH_BURSTS_PER_POLL: usize = 32;
 
 /// How often the control thread looks at the workers' rings (ARP for the neighbour table).
 const CONTROL_POLL: Duration = Duration::from_millis(20);
