@@ -124,6 +124,33 @@ fn from_real(protocol: u8, src: Endpoint, dst: Endpoint, flags: u8, payload: &[u
     VecFrame::new(&f)
 }
 
+/// An ICMP error frame (`to_mac`, `from_mac`), (`from`, `to`) addresses, (type, code, rest of
+/// header), quoting `quote`.
+fn icmp_error_frame(
+    macs: ([u8; 6], [u8; 6]),
+    addrs: ([u8; 4], [u8; 4]),
+    kind: (u8, u8, u32),
+    quote: &[u8],
+) -> Vec<u8> {
+    let mut err = vec![0u8; 14 + 20 + 8 + quote.len()];
+    err[0..6].copy_from_slice(&macs.0);
+    err[6..12].copy_from_slice(&macs.1);
+    err[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    ipv4::Repr {
+        src: addrs.0.into(),
+        dst: addrs.1.into(),
+        protocol: ipv4::PROTO_ICMP,
+        ttl: 64,
+        tos: 0,
+        ident: 1,
+        dont_fragment: false,
+        payload_len: 8 + quote.len(),
+    }
+    .emit(&mut err[14..]);
+    icmp::emit_error(&mut err[34..], kind.0, kind.1, kind.2, quote);
+    err
+}
+
 fn macs(f: &VecFrame) -> ([u8; 6], [u8; 6]) {
     let b = f.bytes();
     (b[6..12].try_into().unwrap(), b[0..6].try_into().unwrap())
@@ -376,22 +403,7 @@ fn icmp_port_unreachable_from_a_nat_real_server_is_translated() {
     let sent = d.bytes().to_vec();
     // The real server's port-unreachable about what it got, to the client.
     let quote = &sent[14..14 + 28];
-    let mut err = vec![0u8; 14 + 20 + 8 + quote.len()];
-    err[0..6].copy_from_slice(&MAC1);
-    err[6..12].copy_from_slice(&real_mac(0));
-    err[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    ipv4::Repr {
-        src: REALS[0].into(),
-        dst: CLIENT.into(),
-        protocol: ipv4::PROTO_ICMP,
-        ttl: 64,
-        tos: 0,
-        ident: 1,
-        dont_fragment: false,
-        payload_len: 8 + quote.len(),
-    }
-    .emit(&mut err[14..]);
-    icmp::emit_error(&mut err[34..], 3, 3, 0, quote);
+    let err = icmp_error_frame((MAC1, real_mac(0)), (REALS[0], CLIENT), (3, 3, 0), quote);
     let mut f = VecFrame::new(&err);
     assert_eq!(
         process(&mut f, 1, &snap, &mut st, 1),
@@ -953,22 +965,7 @@ fn fullnat_frag_needed_from_the_client_side_reaches_the_real_server() {
     );
     let quote = &reply[14..14 + 28];
     let router: [u8; 4] = [198, 51, 100, 254];
-    let mut err = vec![0u8; 14 + 20 + 8 + quote.len()];
-    err[0..6].copy_from_slice(&MAC0);
-    err[6..12].copy_from_slice(&CLIENT_MAC);
-    err[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    ipv4::Repr {
-        src: router.into(),
-        dst: VIP.into(),
-        protocol: ipv4::PROTO_ICMP,
-        ttl: 64,
-        tos: 0,
-        ident: 7,
-        dont_fragment: false,
-        payload_len: 8 + quote.len(),
-    }
-    .emit(&mut err[14..]);
-    icmp::emit_error(&mut err[34..], 3, 4, 1400, quote);
+    let err = icmp_error_frame((MAC0, CLIENT_MAC), (router, VIP), (3, 4, 1400), quote);
     let mut f = VecFrame::new(&err);
     assert_eq!(
         process(&mut f, 0, &snap, &mut st, 1),
