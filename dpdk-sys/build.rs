@@ -4,8 +4,9 @@
 //! - `shared` (default for debug builds): links the shared EAL; EAL then loads every driver
 //!   plugin from its plugin directory by itself. Fast to link.
 //! - `static` (default for release builds): every DPDK archive whole-archive, so the drivers'
-//!   ELF constructors register them. Measured 1.33x faster than shared on the same forwarder:
-//!   the shared libraries pay a `__tls_get_addr` per mbuf alloc/free for the lcore id.
+//!   ELF constructors register them. The shared libraries pay a `__tls_get_addr` per mbuf
+//!   alloc/free for the lcore id (1.33x on a plain forwarder in the project's reference notes;
+//!   not yet measured by rvs's own benchmark).
 
 use std::env;
 use std::path::PathBuf;

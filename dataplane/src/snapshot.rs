@@ -56,6 +56,17 @@ pub struct Service {
     pub local_addrs: Vec<Ipv4Addr>,
 }
 
+/// Whether `addr` lies in `network/prefix_len`.
+#[inline]
+pub fn prefix_contains(network: Ipv4Addr, prefix_len: u8, addr: Ipv4Addr) -> bool {
+    let mask = if prefix_len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix_len.min(32)))
+    };
+    u32::from(addr) & mask == u32::from(network) & mask
+}
+
 /// An IPv4 prefix reached through a port, directly (connected) or via a gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
@@ -69,12 +80,7 @@ pub struct Route {
 impl Route {
     #[inline]
     pub fn contains(&self, addr: Ipv4Addr) -> bool {
-        let mask = if self.prefix_len == 0 {
-            0
-        } else {
-            u32::MAX << (32 - u32::from(self.prefix_len))
-        };
-        u32::from(addr) & mask == u32::from(self.network) & mask
+        prefix_contains(self.network, self.prefix_len, addr)
     }
 }
 

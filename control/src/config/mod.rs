@@ -320,12 +320,7 @@ impl FromStr for Ipv4Cidr {
 
 impl Ipv4Cidr {
     pub fn contains(&self, addr: Ipv4Addr) -> bool {
-        let mask = if self.prefix_len == 0 {
-            0
-        } else {
-            u32::MAX << (32 - u32::from(self.prefix_len))
-        };
-        u32::from(addr) & mask == u32::from(self.addr) & mask
+        dataplane::snapshot::prefix_contains(self.addr, self.prefix_len, addr)
     }
 }
 

@@ -12,10 +12,7 @@
 use super::Direction;
 use crate::flow::ForwardMode;
 
-const FLAG_FIN: u8 = 0x01;
-const FLAG_SYN: u8 = 0x02;
-const FLAG_RST: u8 = 0x04;
-const FLAG_ACK: u8 = 0x10;
+use crate::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};
 
 /// A TCP connection's state as IPVS tracks it; the discriminant indexes the timeout table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

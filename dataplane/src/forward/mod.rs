@@ -16,6 +16,7 @@ use std::net::Ipv4Addr;
 use crate::flow::{Endpoint, FlowKey};
 use crate::wire::checksum;
 use crate::wire::ipv4::{PROTO_TCP, PROTO_UDP};
+pub(crate) use crate::wire::{read_u16, write_u16};
 
 /// Offsets and values of a validated IPv4 TCP/UDP packet in an Ethernet frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,16 +58,6 @@ fn l4_checksum_offset(protocol: u8) -> Option<usize> {
         PROTO_UDP => Some(6),
         _ => None,
     }
-}
-
-#[inline]
-fn read_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
-#[inline]
-fn write_u16(b: &mut [u8], at: usize, v: u16) {
-    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
 
 #[inline]
