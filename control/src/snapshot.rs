@@ -2,19 +2,25 @@
 //! addresses and the neighbour table, and says which next hops need resolving.
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use dataplane::flow::Endpoint;
-use dataplane::snapshot::{PortAddrs, RealServer, Route, Service, Snapshot};
+use dataplane::sched::{MaglevTable, SchedulerKind, MH_TABLE_SIZE};
+use dataplane::snapshot::{Persistence, PortAddrs, RealServer, Route, Service, Snapshot};
 use hashbrown::HashMap;
 
 use crate::config::{self, Config};
 
 /// `macs[i]` is the MAC of `config.ports[i]`; `neighbors` maps (port, address) to a MAC.
+/// `previous` is the snapshot this one replaces: Maglev tables are carried over when their
+/// servers did not change, and a server reweighted to 0 keeps its place in the table (IPVS's
+/// `last_weight`), so quiescing it moves no other flow.
 pub fn build(
     config: &Config,
     macs: &[[u8; 6]],
     neighbors: &HashMap<(usize, Ipv4Addr), [u8; 6]>,
     generation: u64,
+    previous: Option<&Snapshot>,
 ) -> Snapshot {
     let on_link = |addr: Ipv4Addr| {
         config
@@ -86,19 +92,56 @@ pub fn build(
                     weight: rs.weight,
                     port,
                     next_hop_mac: neighbors.get(&(port, hop)).copied(),
+                    upper_threshold: rs.upper_threshold,
+                    lower_threshold: rs.lower_threshold,
                 }
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let protocol = svc.protocol.number();
+        let vip = Endpoint::new(svc.vip, svc.port);
+        let maglev = (scheduler == SchedulerKind::Mh).then(|| {
+            let before = previous
+                .and_then(|p| p.service(protocol, vip))
+                .map(|(_, s)| s);
+            maglev_table(&reals, before)
+        });
         snapshot.add_service(Service {
-            protocol: svc.protocol.number(),
-            vip: Endpoint::new(svc.vip, svc.port),
+            protocol,
+            vip,
             mode: svc.lb_kind.mode(),
             scheduler,
+            flags: config::sched_flags(svc),
             reals,
             local_addrs: svc.local_addresses.clone(),
+            persistence: svc.persistence_timeout.map(|timeout_s| Persistence {
+                timeout_s,
+                netmask: svc.persistence_netmask.unwrap_or(Ipv4Addr::BROADCAST),
+            }),
+            maglev,
         });
     }
     snapshot
+}
+
+/// The Maglev table for `reals`: each server with its weight, or, at weight 0, the weight it
+/// had in `before` (its last non-zero one). The previous table when nothing changed.
+fn maglev_table(reals: &[RealServer], before: Option<&Service>) -> Arc<MaglevTable> {
+    let last_weights: Vec<(Endpoint, u32)> = reals
+        .iter()
+        .map(|r| {
+            let last = before
+                .and_then(|b| b.maglev.as_ref())
+                .and_then(|t| t.servers().iter().find(|(ep, _)| *ep == r.addr))
+                .map_or(0, |(_, w)| *w);
+            (r.addr, if r.weight > 0 { r.weight } else { last })
+        })
+        .collect();
+    if let Some(table) = before.and_then(|b| b.maglev.as_ref()) {
+        if table.servers() == last_weights.as_slice() {
+            return table.clone();
+        }
+    }
+    Arc::new(MaglevTable::build(&last_weights, MH_TABLE_SIZE))
 }
 
 /// The (port, address) next hops the real servers need: what the control thread resolves.
@@ -115,4 +158,60 @@ pub fn next_hops(snapshot: &Snapshot) -> Vec<(usize, Ipv4Addr)> {
     hops.sort();
     hops.dedup();
     hops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(weights: &[u32]) -> Config {
+        let reals: Vec<String> = weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| format!("(address: \"198.51.100.{}\", weight: {w})", 11 + i))
+            .collect();
+        let source = format!(
+            r#"(
+    workers: [0],
+    ports: [(name: "client", device: "net_ring0", addresses: ["198.51.100.1/24"])],
+    services: [(protocol: TCP, vip: "198.51.100.100", port: 80, lb_kind: NAT, lb_algo: "mh",
+                real_servers: [{}])],
+)"#,
+            reals.join(", ")
+        );
+        ron::Options::default()
+            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+            .from_str(&source)
+            .unwrap()
+    }
+
+    fn table(s: &Snapshot) -> &Arc<MaglevTable> {
+        s.services[0].maglev.as_ref().unwrap()
+    }
+
+    /// IPVS's last_weight: quiescing a server keeps the Maglev table (no other flow moves);
+    /// a reload that changes nothing reuses it; a real reweight rebuilds it.
+    #[test]
+    fn maglev_table_keeps_last_weights() {
+        let macs = [[2, 0, 0, 0, 0, 1]];
+        let neighbors = HashMap::new();
+        let first = build(&config(&[1, 1, 1]), &macs, &neighbors, 1, None);
+        let same = build(&config(&[1, 1, 1]), &macs, &neighbors, 2, Some(&first));
+        assert!(Arc::ptr_eq(table(&first), table(&same)));
+        let quiesced = build(&config(&[1, 0, 1]), &macs, &neighbors, 3, Some(&same));
+        assert!(Arc::ptr_eq(table(&first), table(&quiesced)));
+        assert_eq!(quiesced.services[0].reals[1].weight, 0);
+        // Still quiesced one reload later: the last non-zero weight is remembered.
+        let still = build(&config(&[1, 0, 1]), &macs, &neighbors, 4, Some(&quiesced));
+        assert!(Arc::ptr_eq(table(&first), table(&still)));
+        let heavier = build(&config(&[1, 2, 1]), &macs, &neighbors, 5, Some(&still));
+        assert!(!Arc::ptr_eq(table(&first), table(&heavier)));
+        let fresh = build(&config(&[1, 0, 1]), &macs, &neighbors, 6, None);
+        assert!(!Arc::ptr_eq(table(&first), table(&fresh)));
+        assert_ne!(
+            **table(&first),
+            **table(&fresh),
+            "weight 0 from the start: no entries"
+        );
+    }
 }

@@ -310,6 +310,53 @@ fn nat_weighted_round_robin_1_2_3() {
     stop(setup);
 }
 
+/// Persistence in the lab (`ipvsadm -p 5` on both services, rr): 100 TCP connections and
+/// 100 UDP flows from one client each land on one server while the template lives; once the
+/// UDP flows are gone (1 s idle) and the template has expired (5 s after the last flow
+/// began), rr decides again and the client moves to the next server.
+#[test]
+fn nat_persistence_pins_a_client_until_its_template_expires() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let setup = start("nat", |s| {
+        s.replace(
+            "lb_algo: \"rr\",",
+            "lb_algo: \"rr\", persistence_timeout: 5,",
+        )
+        .replace("udp_timeout: 300", "udp_timeout: 1")
+    });
+    let one_server = |summary: &Value, n: u64| -> usize {
+        let counts = by_server(summary);
+        let used: Vec<usize> = (0..3).filter(|i| counts[*i] > 0).collect();
+        assert_eq!(used.len(), 1, "one server: {counts:?} {summary}");
+        assert_eq!(counts[used[0]], n, "{summary}");
+        used[0]
+    };
+    let url = format!("http://{VIP}/");
+    let tcp = client(&setup, &["http", "--url", &url, "--count", "100"]);
+    let tcp_server = one_server(&tcp, 100);
+    let udp = |n: &str| {
+        client(
+            &setup,
+            &["udp", "--addr", VIP, "--port", "9000", "--count", n],
+        )
+    };
+    let first = one_server(&udp("100"), 100);
+    // The TCP template still lives (its connections linger in TIME_WAIT): same server.
+    let again = client(&setup, &["http", "--url", &url, "--count", "10"]);
+    assert_eq!(one_server(&again, 10), tcp_server);
+    std::thread::sleep(Duration::from_secs(8));
+    let second = one_server(&udp("30"), 30);
+    eprintln!(
+        "nat persistence: 110 TCP connections on rs{}; 100 UDP flows on rs{}, after expiry 30 on rs{}",
+        tcp_server + 1,
+        first + 1,
+        second + 1
+    );
+    assert_ne!(first, second, "after expiry rr moved the client on");
+    let stats = stop(setup);
+    assert_eq!(stats["ports"][0]["drops"]["templates_full"], 0);
+}
+
 #[test]
 fn fullnat() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());

@@ -47,10 +47,13 @@ pub enum DropReason {
     TtlExceeded,
     /// The ring to the control thread was full.
     SlowPathFull,
+    /// A persistent service could not record the client's template (the worker's template
+    /// table is full): as IPVS, the connection is refused rather than served unpinned.
+    TemplatesFull,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 19;
+    pub const COUNT: usize = 20;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Malformed,
         DropReason::IpChecksum,
@@ -71,6 +74,7 @@ impl DropReason {
         DropReason::TooBig,
         DropReason::TtlExceeded,
         DropReason::SlowPathFull,
+        DropReason::TemplatesFull,
     ];
 
     pub fn name(self) -> &'static str {
@@ -94,6 +98,7 @@ impl DropReason {
             DropReason::TooBig => "too_big",
             DropReason::TtlExceeded => "ttl_exceeded",
             DropReason::SlowPathFull => "slow_path_full",
+            DropReason::TemplatesFull => "templates_full",
         }
     }
 }

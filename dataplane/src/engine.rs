@@ -9,14 +9,17 @@
 
 use std::net::Ipv4Addr;
 
-use crate::conn::{Conn, ConnTable, Direction, InsertError, TcpState, Timeouts};
+use crate::conn::{
+    Conn, ConnId, ConnTable, Direction, InsertError, TcpState, TemplateKey, TemplateTable,
+    Timeouts, NO_TEMPLATE,
+};
 use crate::counters::DropReason;
 use crate::flow::{Endpoint, FlowKey, ForwardMode};
 use crate::forward::icmp_error::{self, ErrorKind, QuotedFlow, Translation};
 use crate::forward::{self, dr, fullnat, nat, tun, Parsed};
 use crate::frame::Frame;
-use crate::sched::{Scheduler, SchedulerState};
-use crate::snapshot::{PortAddrs, Snapshot};
+use crate::sched::{share_of, Candidates, DestTable, Loads, Scheduler, SchedulerState};
+use crate::snapshot::{PortAddrs, RealServer, Service, Snapshot};
 use crate::wire::{arp, checksum, ethernet, icmp, ipv4, tcp};
 
 /// TTL of the packets the appliance originates (replies), as Linux's default.
@@ -56,36 +59,54 @@ pub enum Verdict {
     Drop(DropReason),
 }
 
-/// What one worker owns besides its queues: its connection table, its schedulers' state and
-/// its share of the FULLNAT local ports.
+/// One service as a worker keeps it: what it was built for, the dest slots of its real
+/// servers (same order), and its scheduler state.
+struct ServiceState {
+    protocol: u8,
+    vip: Endpoint,
+    reals: Vec<RealServer>,
+    dest_ids: Vec<u32>,
+    sched: SchedulerState,
+}
+
+/// What one worker owns besides its queues: its connection table, its load on every real
+/// server, its persistence templates, its schedulers' state and its share of the FULLNAT
+/// local ports.
 pub struct WorkerState {
     pub conns: ConnTable,
+    pub dests: DestTable,
+    pub templates: TemplateTable,
     worker: usize,
     workers: usize,
-    /// Generation of the snapshot the schedulers below belong to.
+    /// Generation of the snapshot the services below belong to.
     generation: Option<u64>,
-    /// Per service of that snapshot: its identity and its scheduler state.
-    schedulers: Vec<(u8, Endpoint, Vec<Endpoint>, SchedulerState)>,
+    /// Indexed like the snapshot's services.
+    services: Vec<ServiceState>,
     local_port_cursor: u32,
     local_addr_cursor: usize,
 }
 
 impl WorkerState {
+    /// `capacity` connections; persistence templates get a quarter of that (at least 1024):
+    /// one per client network and persistent service.
     pub fn new(worker: usize, workers: usize, capacity: usize, timeouts: Timeouts) -> Self {
         WorkerState {
             conns: ConnTable::new(capacity, timeouts),
+            dests: DestTable::new(),
+            templates: TemplateTable::new((capacity / 4).max(1024)),
             worker,
             workers: workers.max(1),
             generation: None,
-            schedulers: Vec::new(),
+            services: Vec::new(),
             local_port_cursor: 0,
             local_addr_cursor: 0,
         }
     }
 
-    /// Brings the schedulers in line with `snapshot`; call once per burst. Cheap when nothing
-    /// changed; on a new snapshot a service whose real servers are unchanged keeps its state
-    /// (a neighbour update does not restart round robin).
+    /// Brings the schedulers and load slots in line with `snapshot`; call once per burst.
+    /// Cheap when nothing changed. On a new snapshot a service keeps its scheduler state
+    /// (same protocol, VIP, scheduler and flags), adjusted if its real servers changed: a
+    /// neighbour update does not restart round robin, a reload does not forget lblc's cache.
     pub fn sync(&mut self, snapshot: &Snapshot) {
         if self.generation == Some(snapshot.generation) {
             return;
@@ -93,26 +114,162 @@ impl WorkerState {
         if *self.conns.timeouts() != snapshot.timeouts {
             self.conns.set_timeouts(snapshot.timeouts);
         }
-        let mut old = std::mem::take(&mut self.schedulers);
-        self.schedulers = snapshot
-            .services
-            .iter()
-            .map(|s| {
-                let reals: Vec<Endpoint> = s.reals.iter().map(|r| r.addr).collect();
-                let kept = old
-                    .iter()
-                    .position(|(p, vip, r, state)| {
-                        *p == s.protocol
-                            && *vip == s.vip
-                            && *r == reals
-                            && same_kind(state, s.scheduler)
-                    })
-                    .map(|i| old.swap_remove(i).3);
-                let state = kept.unwrap_or_else(|| s.scheduler.new_state(&s.reals, self.worker));
-                (s.protocol, s.vip, reals, state)
-            })
-            .collect();
+        let (worker, workers) = (self.worker, self.workers);
+        self.dests.begin_sync();
+        let mut old = std::mem::take(&mut self.services);
+        let mut services = Vec::with_capacity(snapshot.services.len());
+        for s in &snapshot.services {
+            let dest_ids = s
+                .reals
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    self.dests.attach(
+                        (s.protocol, s.vip, r.addr),
+                        i,
+                        share_of(r.upper_threshold, workers, worker),
+                        share_of(r.lower_threshold, workers, worker),
+                    )
+                })
+                .collect();
+            let kept = old
+                .iter()
+                .position(|o| o.protocol == s.protocol && o.vip == s.vip)
+                .map(|i| old.swap_remove(i))
+                .filter(|o| o.sched.kind() == s.scheduler && same_flags(o, s));
+            let sched = match kept {
+                Some(mut o) => {
+                    if o.reals != s.reals || o.sched.kind() == crate::sched::SchedulerKind::Mh {
+                        o.sched.reconfigure(&o.reals, s, worker);
+                    }
+                    o.sched
+                }
+                None => s.scheduler.new_state(s, worker),
+            };
+            services.push(ServiceState {
+                protocol: s.protocol,
+                vip: s.vip,
+                reals: s.reals.clone(),
+                dest_ids,
+                sched,
+            });
+        }
+        self.services = services;
+        self.dests.end_sync();
         self.generation = Some(snapshot.generation);
+    }
+
+    /// Expires connections and templates whose time is up, visiting at most `budget` timer
+    /// entries of each; returns the connections removed. Call once per burst.
+    pub fn expire(&mut self, now_ms: u64, budget: usize) -> usize {
+        let (dests, templates) = (&mut self.dests, &mut self.templates);
+        let removed = self
+            .conns
+            .expire_with(now_ms, budget, |conn| unbind(dests, templates, conn));
+        let dests = &mut self.dests;
+        self.templates
+            .expire(now_ms, budget, |t| dests.release_template(t.dest));
+        removed
+    }
+
+    /// This worker's load on real server `real` of service `service` of the current
+    /// snapshot (statistics, tests).
+    pub fn load(&self, service: usize, real: usize) -> Option<crate::sched::DestLoad> {
+        let id = *self.services.get(service)?.dest_ids.get(real)?;
+        Some(*self.dests.load(id))
+    }
+
+    /// Removes a connection before its time (a new SYN reusing its ports).
+    fn remove(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.remove(id) {
+            unbind(&mut self.dests, &mut self.templates, &conn);
+        }
+    }
+
+    /// A packet of connection `id`: state transition, timeout, and the active/inactive
+    /// counts of its server when the state crosses that line.
+    #[inline]
+    fn update(&mut self, id: ConnId, conn: &Conn, direction: Direction, flags: u8, now_ms: u64) {
+        if let Some(state) = self.conns.update(id, direction, flags, now_ms) {
+            let was = conn.is_active();
+            let now = Conn { state, ..*conn }.is_active();
+            if was != now {
+                self.dests.set_active(conn.dest, now);
+            }
+        }
+    }
+    /// The real server for a new connection to `service` (index `index` in the snapshot
+    /// this state is synced to): its position, its dest slot, and the persistence template
+    /// that chose it (`NO_TEMPLATE` without persistence).
+    ///
+    /// With persistence, a live template whose server is still configured decides (even at
+    /// weight 0: IPVS's default keeps quiesced servers' persistent clients); otherwise the
+    /// scheduler picks and the template is created or re-pointed.
+    #[inline]
+    fn schedule(
+        &mut self,
+        index: usize,
+        service: &Service,
+        p: &Parsed,
+        now_ms: u64,
+    ) -> Result<(usize, u32, u32), DropReason> {
+        let ss = self
+            .services
+            .get_mut(index)
+            .ok_or(DropReason::NoRealServer)?;
+        let template = match service.persistence {
+            None => None,
+            Some(persist) => {
+                let key = TemplateKey {
+                    protocol: p.protocol,
+                    vip: p.dst,
+                    client_net: persist.client_net(p.src.addr),
+                };
+                match self.templates.lookup(&key) {
+                    Some(t) => {
+                        let dest = self.templates.get(t).dest;
+                        if let Some(i) = self.dests.current_index(dest) {
+                            if ss.dest_ids.get(i) == Some(&dest) {
+                                return Ok((i, dest, t));
+                            }
+                        }
+                        Some((key, Some(t)))
+                    }
+                    None => Some((key, None)),
+                }
+            }
+        };
+        let candidates = Candidates {
+            reals: &service.reals,
+            loads: Loads::new(self.dests.loads(), &ss.dest_ids),
+            src: p.src,
+            dst: p.dst,
+            now_ms,
+        };
+        let i = ss.sched.pick(&candidates).ok_or(DropReason::NoRealServer)?;
+        let dest = ss.dest_ids[i];
+        let template = match template {
+            None => NO_TEMPLATE,
+            Some((_, Some(t))) => {
+                let old = self.templates.get(t).dest;
+                self.dests.release_template(old);
+                self.templates.retarget(t, dest);
+                self.dests.hold_template(dest);
+                t
+            }
+            Some((key, None)) => {
+                let timeout = service
+                    .persistence
+                    .map_or(0, |p| u64::from(p.timeout_s) * 1000);
+                let t = self
+                    .templates
+                    .insert(key, dest, timeout, now_ms)
+                    .map_err(|_| DropReason::TemplatesFull)?;
+                self.dests.hold_template(dest);
+                t
+            }
+        };
+        Ok((i, dest, template))
     }
 
     /// A free local endpoint on one of `addrs` towards `real` from this worker's port share.
@@ -145,12 +302,31 @@ impl WorkerState {
     }
 }
 
-fn same_kind(state: &SchedulerState, kind: crate::sched::SchedulerKind) -> bool {
-    use crate::sched::SchedulerKind;
-    matches!(
-        (state, kind),
-        (SchedulerState::Rr(_), SchedulerKind::Rr) | (SchedulerState::Wrr(_), SchedulerKind::Wrr)
-    )
+/// A connection ended: its server's counters and its template's count.
+#[inline]
+fn unbind(dests: &mut DestTable, templates: &mut TemplateTable, conn: &Conn) {
+    dests.unbind(conn.dest, conn.is_active());
+    if conn.template != NO_TEMPLATE {
+        templates.release(conn.template);
+    }
+}
+
+fn same_flags(old: &ServiceState, new: &Service) -> bool {
+    match &old.sched {
+        SchedulerState::Sh(_) | SchedulerState::Mh(_) => {
+            // Flags live in the state; the kind check above is not enough.
+            old_flags(&old.sched) == new.flags
+        }
+        _ => true,
+    }
+}
+
+fn old_flags(s: &SchedulerState) -> crate::sched::SchedFlags {
+    match s {
+        SchedulerState::Sh(s) => s.flags(),
+        SchedulerState::Mh(s) => s.flags(),
+        _ => crate::sched::SchedFlags::default(),
+    }
 }
 
 /// Decides what to do with `frame`, received on port `in_port`, rewriting it in place for
@@ -331,11 +507,11 @@ fn transport(
         if direction == Direction::Original && is_lone_syn(p) && reusable(&conn) {
             // The client reuses the ports of a connection that is over: as IPVS's
             // conn_reuse_mode, end the old entry and schedule the new connection afresh.
-            state.conns.remove(id);
+            state.remove(id);
         } else {
             // Forward first: a packet that cannot leave does not advance the state machine.
             let verdict = forward(frame, port, snapshot, &conn, direction, p, false)?;
-            state.conns.update(id, direction, p.tcp_flags, now_ms);
+            state.update(id, &conn, direction, p.tcp_flags, now_ms);
             return Ok(verdict);
         }
     }
@@ -350,14 +526,8 @@ fn transport(
         return Err(DropReason::NoConnection);
     }
     state.sync(snapshot);
-    let scheduler = &mut state
-        .schedulers
-        .get_mut(service_index as usize)
-        .ok_or(DropReason::NoRealServer)?
-        .3;
-    let real_index = scheduler
-        .pick(&service.reals)
-        .ok_or(DropReason::NoRealServer)?;
+    let (real_index, dest, template) =
+        state.schedule(service_index as usize, service, p, now_ms)?;
     let real = service.reals[real_index].addr;
     let local = match service.mode {
         ForwardMode::FullNat => state
@@ -373,8 +543,8 @@ fn transport(
         local,
         real,
         mode: service.mode,
-        service: service_index,
-        real_index: real_index as u32,
+        dest,
+        template,
         client_port: in_port as u16,
         client_mac,
         state: TcpState::None,
@@ -386,9 +556,15 @@ fn transport(
     }
     match state.conns.insert(conn, now_ms) {
         Ok(id) => {
-            state
-                .conns
-                .update(id, Direction::Original, p.tcp_flags, now_ms);
+            let conn = *state.conns.get(id).ok_or(DropReason::NoConnection)?;
+            state.dests.bind(dest, conn.is_active());
+            if template != NO_TEMPLATE {
+                let timeout = service
+                    .persistence
+                    .map_or(0, |p| u64::from(p.timeout_s) * 1000);
+                state.templates.control(template, timeout, now_ms);
+            }
+            state.update(id, &conn, Direction::Original, p.tcp_flags, now_ms);
             Ok(verdict)
         }
         Err(InsertError::Full) => Err(DropReason::TableFull),
@@ -676,5 +852,7 @@ pub fn arp_request(mac: [u8; 6], ip: Ipv4Addr, target: Ipv4Addr) -> [u8; 60] {
     f
 }
 
+#[cfg(test)]
+mod sched_tests;
 #[cfg(test)]
 mod tests;

@@ -4,11 +4,12 @@
 //! a new snapshot never breaks an established one.
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use hashbrown::HashMap;
 
 use crate::flow::{Endpoint, ForwardMode};
-use crate::sched::SchedulerKind;
+use crate::sched::{MaglevTable, SchedFlags, SchedulerKind};
 
 /// What one port is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +43,28 @@ pub struct RealServer {
     /// MAC of the next hop towards it, once resolved; until then new connections to it are
     /// dropped and counted (`no_neighbor`).
     pub next_hop_mac: Option<[u8; 6]>,
+    /// IPVS connection thresholds (`ipvsadm -x`, `-y`; 0: none): at `upper_threshold`
+    /// connections the server is overloaded and takes no new ones until it is back below
+    /// `lower_threshold` (3/4 of the upper one without it). Each worker enforces its share.
+    pub upper_threshold: u32,
+    pub lower_threshold: u32,
+}
+
+/// IPVS persistence (`ipvsadm -p timeout -M netmask`): a client network keeps its real
+/// server across connections while its template lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Persistence {
+    /// Seconds a template outlives the last connection it started.
+    pub timeout_s: u32,
+    /// Which part of the client address makes the template's key.
+    pub netmask: Ipv4Addr,
+}
+
+impl Persistence {
+    #[inline]
+    pub fn client_net(&self, client: Ipv4Addr) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(client) & u32::from(self.netmask))
+    }
 }
 
 /// A virtual service.
@@ -51,9 +74,15 @@ pub struct Service {
     pub vip: Endpoint,
     pub mode: ForwardMode,
     pub scheduler: SchedulerKind,
+    /// `sh-port`, `sh-fallback`, `mh-port`, `mh-fallback`.
+    pub flags: SchedFlags,
     pub reals: Vec<RealServer>,
     /// FULLNAT: the local addresses rvs uses towards the real servers.
     pub local_addrs: Vec<Ipv4Addr>,
+    pub persistence: Option<Persistence>,
+    /// `mh`: the Maglev lookup table, built by the control thread and shared by the workers.
+    /// [`Snapshot::add_service`] builds it from the current weights when it is `None`.
+    pub maglev: Option<Arc<MaglevTable>>,
 }
 
 /// Whether `addr` lies in `network/prefix_len`.
@@ -111,8 +140,11 @@ impl Snapshot {
         }
     }
 
-    /// Adds a service and indexes it.
-    pub fn add_service(&mut self, service: Service) {
+    /// Adds a service and indexes it (and builds its Maglev table if it needs one).
+    pub fn add_service(&mut self, mut service: Service) {
+        if service.scheduler == SchedulerKind::Mh && service.maglev.is_none() {
+            service.maglev = Some(Arc::new(MaglevTable::for_reals(&service.reals)));
+        }
         let index = self.services.len() as u32;
         self.service_index
             .insert((service.protocol, service.vip), index);

@@ -157,7 +157,7 @@ pub fn run(
                 flush(tx_queue, out, port_counters);
             }
         }
-        let expired = state.conns.expire(now_ms, EXPIRE_BUDGET);
+        let expired = state.expire(now_ms, EXPIRE_BUDGET);
         if expired > 0 {
             counters.connections_expired.add(expired as u64);
         }

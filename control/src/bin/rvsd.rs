@@ -261,7 +261,7 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
     let mut neighbors = Neighbors::new();
     add_static_neighbors(c, &mut neighbors);
     let mut generation = 1;
-    let first = snapshot::build(c, &macs, &neighbors.table(), generation);
+    let first = snapshot::build(c, &macs, &neighbors.table(), generation, None);
     neighbors.want(&snapshot::next_hops(&first));
     log_services(&first, c.workers.len());
     let snapshots = ArcSwap::from_pointee(first);
@@ -371,7 +371,13 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
                         current = new;
                         add_static_neighbors(&current, &mut neighbors);
                         generation += 1;
-                        let next = snapshot::build(&current, &macs, &neighbors.table(), generation);
+                        let next = snapshot::build(
+                            &current,
+                            &macs,
+                            &neighbors.table(),
+                            generation,
+                            Some(&snapshots.load()),
+                        );
                         neighbors.want(&snapshot::next_hops(&next));
                         log_services(&next, c.workers.len());
                         snapshots.store(Arc::new(next));
@@ -436,12 +442,14 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
             }
             if changed {
                 generation += 1;
-                snapshots.store(Arc::new(snapshot::build(
+                let next = snapshot::build(
                     &current,
                     &macs,
                     &neighbors.table(),
                     generation,
-                )));
+                    Some(&snapshots.load()),
+                );
+                snapshots.store(Arc::new(next));
             }
             if now >= next_tick {
                 next_tick += interval;
@@ -541,12 +549,22 @@ fn log_services(snapshot: &dataplane::snapshot::Snapshot, workers: usize) {
         );
     }
     for svc in &snapshot.services {
+        let mut sched = svc.scheduler.name().to_owned();
+        if svc.flags.port {
+            sched += &format!(" {}-port", svc.scheduler.name());
+        }
+        if svc.flags.fallback {
+            sched += &format!(" {}-fallback", svc.scheduler.name());
+        }
+        if let Some(p) = svc.persistence {
+            sched += &format!(", persistent {} s per {} network", p.timeout_s, p.netmask);
+        }
         info!(
             "service {} {} {:?} {}: {} real servers",
             if svc.protocol == 6 { "TCP" } else { "UDP" },
             svc.vip,
             svc.mode,
-            svc.scheduler.name(),
+            sched,
             svc.reals.len()
         );
     }

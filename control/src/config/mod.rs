@@ -60,9 +60,22 @@ pub struct ServiceConfig {
     pub port: u16,
     /// Forwarding method: NAT, FULLNAT, DR or TUN.
     pub lb_kind: LbKind,
-    /// Scheduler, by its IPVS name: "rr" or "wrr".
+    /// Scheduler, by its IPVS name: rr, wrr, lc, wlc, sed, nq, sh, dh, lblc, lblcr, fo, ovf,
+    /// mh.
     #[serde(default = "defaults::lb_algo")]
     pub lb_algo: String,
+    /// IPVS scheduler flags (`ipvsadm -b`): "sh-port", "sh-fallback" (with sh),
+    /// "mh-port", "mh-fallback" (with mh).
+    #[serde(default)]
+    pub sched_flags: Vec<String>,
+    /// Persistence (`ipvsadm -p`): seconds a client keeps its real server after its last
+    /// new connection (and while connections it started live). Absent: no persistence.
+    #[serde(default)]
+    pub persistence_timeout: Option<u32>,
+    /// Persistence granularity (`ipvsadm -M`): clients in one network under this mask share
+    /// a real server. Default 255.255.255.255 (per client address).
+    #[serde(default, deserialize_with = "ipv4_opt")]
+    pub persistence_netmask: Option<Ipv4Addr>,
     /// FULLNAT: the local addresses (LIPs) rvsd uses as source towards the real servers; rvsd
     /// answers ARP for them on the port whose subnet holds them.
     #[serde(default, deserialize_with = "ipv4_list")]
@@ -81,6 +94,12 @@ pub struct RealServerConfig {
     /// IPVS weight; 0 quiesces the server (no new connections, existing ones stay).
     #[serde(default = "defaults::weight")]
     pub weight: u32,
+    /// `ipvsadm -x`: at this many connections the server takes no new ones (0: no limit).
+    #[serde(default)]
+    pub upper_threshold: u32,
+    /// `ipvsadm -y`: it takes new ones again below this many (0: below 3/4 of the upper).
+    #[serde(default)]
+    pub lower_threshold: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -345,6 +364,12 @@ fn parse_ipv4(text: &str) -> Result<Ipv4Addr, String> {
 /// An IPv4 address field, refused with a message that names the value.
 fn ipv4<'de, D: Deserializer<'de>>(d: D) -> Result<Ipv4Addr, D::Error> {
     parse_ipv4(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+fn ipv4_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Ipv4Addr>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|t| parse_ipv4(&t).map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 fn ipv4_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Ipv4Addr>, D::Error> {
@@ -656,13 +681,68 @@ fn validate_network(loaded: &LoadedConfig) -> Result<(), ConfigError> {
     let mut local_addresses = HashSet::new();
     for (i, svc) in c.services.iter().enumerate() {
         let at = |f| [Field("services"), Index(i), Field(f)];
-        if crate::config::scheduler(&svc.lb_algo).is_none() {
+        let Some(kind) = crate::config::scheduler(&svc.lb_algo) else {
+            let names: Vec<&str> = dataplane::sched::SchedulerKind::ALL
+                .iter()
+                .map(|k| k.name())
+                .collect();
             return Err(loaded.error_at(
                 &at("lb_algo"),
                 format!(
-                    "unknown scheduler {:?} (this version has \"rr\" and \"wrr\")",
-                    svc.lb_algo
+                    "unknown scheduler {:?} (one of {})",
+                    svc.lb_algo,
+                    names.join(", ")
                 ),
+            ));
+        };
+        for (j, flag) in svc.sched_flags.iter().enumerate() {
+            let here = [Field("services"), Index(i), Field("sched_flags"), Index(j)];
+            let Some((algo, _)) = sched_flag(flag) else {
+                return Err(loaded.error_at(
+                    &here,
+                    format!(
+                        "unknown scheduler flag {flag:?} (sh-port, sh-fallback, mh-port, \
+                         mh-fallback)"
+                    ),
+                ));
+            };
+            if algo != kind.name() {
+                return Err(loaded.error_at(
+                    &here,
+                    format!(
+                        "{flag} is a flag of lb_algo \"{algo}\", not \"{}\"",
+                        kind.name()
+                    ),
+                ));
+            }
+        }
+        if let Some(t) = svc.persistence_timeout {
+            if t == 0 || t > 31_536_000 {
+                return Err(loaded.error_at(
+                    &at("persistence_timeout"),
+                    "persistence_timeout must be 1..=31536000 seconds",
+                ));
+            }
+        }
+        if let Some(mask) = svc.persistence_netmask {
+            if svc.persistence_timeout.is_none() {
+                return Err(loaded.error_at(
+                    &at("persistence_netmask"),
+                    "persistence_netmask needs persistence_timeout",
+                ));
+            }
+            let m = u32::from(mask);
+            if m.leading_ones() + m.trailing_zeros() != 32 {
+                return Err(loaded.error_at(
+                    &at("persistence_netmask"),
+                    format!("{mask} is not a netmask (contiguous ones, like 255.255.255.0)"),
+                ));
+            }
+        }
+        if svc.real_servers.len() > MAX_REAL_SERVERS {
+            return Err(loaded.error_at(
+                &at("real_servers"),
+                format!("at most {MAX_REAL_SERVERS} real servers per service"),
             ));
         }
         if svc.port == 0 {
@@ -756,6 +836,15 @@ fn validate_network(loaded: &LoadedConfig) -> Result<(), ConfigError> {
             if rs.port == Some(0) {
                 return Err(loaded.error_at(&here("port"), "port 0 is not a real server port"));
             }
+            if rs.lower_threshold > rs.upper_threshold {
+                return Err(loaded.error_at(
+                    &here("lower_threshold"),
+                    format!(
+                        "lower_threshold {} is above upper_threshold {} (IPVS refuses it too)",
+                        rs.lower_threshold, rs.upper_threshold
+                    ),
+                ));
+            }
         }
     }
     for (i, svc) in c.services.iter().enumerate() {
@@ -767,6 +856,39 @@ fn validate_network(loaded: &LoadedConfig) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// Real servers one service may have (schedulers' tables index them with 16 bits).
+pub const MAX_REAL_SERVERS: usize = 65_000;
+
+/// A scheduler flag: (the lb_algo it belongs to, which flag).
+pub fn sched_flag(name: &str) -> Option<(&'static str, SchedFlag)> {
+    Some(match name {
+        "sh-port" => ("sh", SchedFlag::Port),
+        "sh-fallback" => ("sh", SchedFlag::Fallback),
+        "mh-port" => ("mh", SchedFlag::Port),
+        "mh-fallback" => ("mh", SchedFlag::Fallback),
+        _ => return None,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchedFlag {
+    Port,
+    Fallback,
+}
+
+/// A service's flags as the dataplane takes them.
+pub fn sched_flags(svc: &ServiceConfig) -> dataplane::sched::SchedFlags {
+    let mut flags = dataplane::sched::SchedFlags::default();
+    for f in &svc.sched_flags {
+        match sched_flag(f) {
+            Some((_, SchedFlag::Port)) => flags.port = true,
+            Some((_, SchedFlag::Fallback)) => flags.fallback = true,
+            None => {}
+        }
+    }
+    flags
 }
 
 /// The scheduler an `lb_algo` names.
@@ -916,6 +1038,77 @@ mod tests {
             err.starts_with("t.ron:10:29: device \"net_ring0\" is used by two ports"),
             "{err}"
         );
+    }
+
+    fn with_service(fields: &str, real: &str) -> String {
+        GOOD.replace(
+            "    ],\n)",
+            &format!(
+                "    ],\n    services: [(protocol: TCP, vip: \"198.51.100.100\", port: 80, \
+                 lb_kind: NAT, {fields} real_servers: [(address: \"198.51.100.11\", {real})])],\n)"
+            ),
+        )
+    }
+
+    #[test]
+    fn schedulers_flags_persistence_and_thresholds() {
+        let ok = with_service(
+            "lb_algo: \"mh\", sched_flags: [\"mh-port\", \"mh-fallback\"], \
+             persistence_timeout: 300, persistence_netmask: \"255.255.255.0\",",
+            "upper_threshold: 10, lower_threshold: 5",
+        );
+        let loaded = check(&ok).unwrap();
+        let svc = &loaded.config.services[0];
+        assert_eq!(
+            svc.persistence_netmask,
+            Some(Ipv4Addr::new(255, 255, 255, 0))
+        );
+        let flags = sched_flags(svc);
+        assert!(flags.port && flags.fallback);
+        for name in dataplane::sched::SchedulerKind::ALL.map(|k| k.name()) {
+            check(&with_service(&format!("lb_algo: \"{name}\","), "")).unwrap();
+        }
+        let cases = [
+            (
+                with_service("lb_algo: \"lru\",", ""),
+                "unknown scheduler \"lru\" (one of rr, wrr, lc, wlc, sed, nq, sh, dh, lblc, \
+                 lblcr, fo, ovf, mh)",
+            ),
+            (
+                with_service("sched_flags: [\"sh-port\"],", ""),
+                "sh-port is a flag of lb_algo \"sh\", not \"rr\"",
+            ),
+            (
+                with_service("lb_algo: \"sh\", sched_flags: [\"sh-sticky\"],", ""),
+                "unknown scheduler flag \"sh-sticky\"",
+            ),
+            (
+                with_service("persistence_netmask: \"255.255.255.0\",", ""),
+                "persistence_netmask needs persistence_timeout",
+            ),
+            (
+                with_service(
+                    "persistence_timeout: 60, persistence_netmask: \"255.0.255.0\",",
+                    "",
+                ),
+                "255.0.255.0 is not a netmask",
+            ),
+            (
+                with_service("persistence_timeout: 0,", ""),
+                "persistence_timeout must be 1..=31536000 seconds",
+            ),
+            (
+                with_service("", "upper_threshold: 5, lower_threshold: 6"),
+                "lower_threshold 6 is above upper_threshold 5",
+            ),
+        ];
+        for (source, want) in cases {
+            let err = check(&source).unwrap_err();
+            assert!(
+                err.starts_with("t.ron:") && err.contains(want),
+                "got {err:?}, want {want:?}"
+            );
+        }
     }
 
     #[test]

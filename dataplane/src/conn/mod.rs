@@ -12,6 +12,7 @@
 
 mod table;
 mod tcp_state;
+mod template;
 mod timer;
 
 #[cfg(test)]
@@ -20,6 +21,7 @@ mod tests;
 pub use crate::flow::{Endpoint, FlowKey, ForwardMode};
 pub use table::ConnTable;
 pub use tcp_state::{TcpState, Timeouts};
+pub use template::{Template, TemplateKey, TemplateTable, TemplatesFull};
 
 /// A handle on a connection of one [`ConnTable`]. It goes stale when the connection is
 /// removed or expires; the table then answers `None` for it, even once the slot is reused.
@@ -53,16 +55,32 @@ pub struct Conn {
     /// The real server.
     pub real: Endpoint,
     pub mode: ForwardMode,
-    /// Index of the service in the snapshot that created the connection.
-    pub service: u32,
-    /// Index of the real server in that service.
-    pub real_index: u32,
+    /// The worker's dest slot of the real server (its load counters; `sched::DestTable`).
+    pub dest: u32,
+    /// The persistence template that started it (`TemplateTable` id), or `NO_TEMPLATE`.
+    pub template: u32,
     /// Ingress port index (DPDK port position) of the original direction.
     pub client_port: u16,
     /// L2 source of the original direction ("auto last hop": replies go back to it).
     pub client_mac: [u8; 6],
     /// For UDP: `Established` while alive.
     pub state: TcpState,
+}
+
+/// `Conn::template` of a connection without persistence.
+pub const NO_TEMPLATE: u32 = u32::MAX;
+
+impl Conn {
+    /// Whether IPVS counts it as active (`tcp_state_active`): TCP in ESTABLISHED or one of
+    /// the opening states. UDP connections are always inactive.
+    #[inline]
+    pub fn is_active(&self) -> bool {
+        self.protocol == 6
+            && matches!(
+                self.state,
+                TcpState::Established | TcpState::SynSent | TcpState::SynRecv | TcpState::SynAck
+            )
+    }
 }
 
 /// Why a connection was not inserted.

@@ -60,8 +60,8 @@ const VACANT: Conn = Conn {
     local: UNSPECIFIED,
     real: UNSPECIFIED,
     mode: ForwardMode::Nat,
-    service: 0,
-    real_index: 0,
+    dest: 0,
+    template: super::NO_TEMPLATE,
     client_port: 0,
     client_mac: [0; 6],
     state: TcpState::None,
@@ -285,6 +285,16 @@ impl ConnTable {
     /// A connection goes at the first call at or after its deadline rounded up to the next
     /// second (given enough budget). When the budget runs out the next call resumes there.
     pub fn expire(&mut self, now_ms: u64, budget: usize) -> usize {
+        self.expire_with(now_ms, budget, |_| {})
+    }
+
+    /// [`expire`](Self::expire), calling `on_expire` with each connection removed.
+    pub fn expire_with(
+        &mut self,
+        now_ms: u64,
+        budget: usize,
+        mut on_expire: impl FnMut(&Conn),
+    ) -> usize {
         let now_tick = now_ms / timer::TICK_MS;
         if self.len == 0 {
             self.wheel.skip_to(now_tick + 1);
@@ -304,7 +314,8 @@ impl ConnTable {
                 visited += 1;
                 let expires_ms = self.slots[index as usize].expires_ms;
                 if expires_ms <= now_ms {
-                    self.release(index);
+                    let conn = self.release(index);
+                    on_expire(&conn);
                     removed += 1;
                 } else {
                     // Due tick <= now_tick < tick_of(expires_ms): never back into this bucket.

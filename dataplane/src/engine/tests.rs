@@ -13,25 +13,25 @@ use crate::sched::SchedulerKind;
 use crate::snapshot::{PortAddrs, RealServer, Route, Service, Snapshot};
 use crate::wire::ipv4::{PROTO_TCP, PROTO_UDP};
 
-const MAC0: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 1];
-const MAC1: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 2];
-const OWN0: [u8; 4] = [198, 51, 100, 1];
-const OWN1: [u8; 4] = [203, 0, 113, 1];
-const CLIENT: [u8; 4] = [198, 51, 100, 10];
-const VIP: [u8; 4] = [198, 51, 100, 100];
-const LIP: [u8; 4] = [203, 0, 113, 201];
-const REALS: [[u8; 4]; 3] = [[203, 0, 113, 11], [203, 0, 113, 12], [203, 0, 113, 13]];
-const SYN: u8 = tcp::FLAG_SYN;
-const SYN_ACK: u8 = tcp::FLAG_SYN | tcp::FLAG_ACK;
-const ACK: u8 = tcp::FLAG_ACK;
+pub(super) const MAC0: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 1];
+pub(super) const MAC1: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 2];
+pub(super) const OWN0: [u8; 4] = [198, 51, 100, 1];
+pub(super) const OWN1: [u8; 4] = [203, 0, 113, 1];
+pub(super) const CLIENT: [u8; 4] = [198, 51, 100, 10];
+pub(super) const VIP: [u8; 4] = [198, 51, 100, 100];
+pub(super) const LIP: [u8; 4] = [203, 0, 113, 201];
+pub(super) const REALS: [[u8; 4]; 3] = [[203, 0, 113, 11], [203, 0, 113, 12], [203, 0, 113, 13]];
+pub(super) const SYN: u8 = tcp::FLAG_SYN;
+pub(super) const SYN_ACK: u8 = tcp::FLAG_SYN | tcp::FLAG_ACK;
+pub(super) const ACK: u8 = tcp::FLAG_ACK;
 
-fn real_mac(i: usize) -> [u8; 6] {
+pub(super) fn real_mac(i: usize) -> [u8; 6] {
     [0x02, 0x55, 0, 0, 0, 11 + i as u8]
 }
 
 /// Two ports, one service per mode on its own VIP port (80 NAT, 81 FULLNAT, 82 DR, 83 TUN,
 /// 9000 UDP NAT), three real servers, all neighbours resolved.
-fn snapshot() -> Snapshot {
+pub(super) fn snapshot() -> Snapshot {
     let mut s = Snapshot::with_ports(vec![
         PortAddrs {
             mac: MAC0,
@@ -70,6 +70,8 @@ fn snapshot() -> Snapshot {
                 weight: 1,
                 port: 1,
                 next_hop_mac: None,
+                upper_threshold: 0,
+                lower_threshold: 0,
             })
             .collect()
     };
@@ -85,6 +87,9 @@ fn snapshot() -> Snapshot {
             vip: ep(VIP, vport),
             mode,
             scheduler: SchedulerKind::Rr,
+            flags: Default::default(),
+            persistence: None,
+            maglev: None,
             reals: reals(if mode == ForwardMode::Dr || mode == ForwardMode::Tun {
                 vport
             } else {
@@ -100,12 +105,18 @@ fn snapshot() -> Snapshot {
     s
 }
 
-fn state() -> WorkerState {
+pub(super) fn state() -> WorkerState {
     WorkerState::new(0, 1, 1024, Timeouts::ipvs_defaults())
 }
 
 /// A client frame to the VIP, addressed to port 0's MAC.
-fn from_client(protocol: u8, sport: u16, vport: u16, flags: u8, payload: &[u8]) -> VecFrame {
+pub(super) fn from_client(
+    protocol: u8,
+    sport: u16,
+    vport: u16,
+    flags: u8,
+    payload: &[u8],
+) -> VecFrame {
     VecFrame::new(&frame(
         protocol,
         ep(CLIENT, sport),
@@ -117,7 +128,13 @@ fn from_client(protocol: u8, sport: u16, vport: u16, flags: u8, payload: &[u8]) 
 }
 
 /// A real server's frame, addressed to port 1's MAC.
-fn from_real(protocol: u8, src: Endpoint, dst: Endpoint, flags: u8, payload: &[u8]) -> VecFrame {
+pub(super) fn from_real(
+    protocol: u8,
+    src: Endpoint,
+    dst: Endpoint,
+    flags: u8,
+    payload: &[u8],
+) -> VecFrame {
     let mut f = frame(protocol, src, dst, 64, flags, payload);
     f[0..6].copy_from_slice(&MAC1);
     f[6..12].copy_from_slice(&real_mac(0));

@@ -1,7 +1,7 @@
-//! Round robin: the next server after the last one picked, skipping weight 0.
-//! IPVS counterpart: `ip_vs_rr.c`.
+//! Round robin: the next usable server after the last one picked (weight 0 or overloaded are
+//! skipped). IPVS counterpart: `ip_vs_rr.c`.
 
-use super::Scheduler;
+use super::{Candidates, Scheduler};
 use crate::snapshot::RealServer;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,47 +22,74 @@ impl RoundRobin {
 
 impl Scheduler for RoundRobin {
     #[inline]
-    fn pick(&mut self, reals: &[RealServer]) -> Option<usize> {
-        let n = reals.len();
+    fn pick(&mut self, c: &Candidates<'_>) -> Option<usize> {
+        let n = c.reals.len();
         for step in 1..=n {
             let i = (self.last + step) % n;
-            if reals[i].weight > 0 {
+            if c.usable(i) {
                 self.last = i;
                 return Some(i);
             }
         }
         None
     }
+
+    /// As IPVS, which keeps its cursor on the list node: continue after the same server if
+    /// it is still there, else from the same position.
+    fn update(&mut self, old: &[RealServer], new: &[RealServer]) {
+        let n = new.len().max(1);
+        self.last = old
+            .get(self.last)
+            .and_then(|r| new.iter().position(|x| x.addr == r.addr))
+            .unwrap_or(self.last % n);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sched::testing::reals;
+    use crate::sched::testing::{reals, Fixture};
 
+    /// IPVS rule: next server after the last, skipping weight 0 (B) and overloaded ones.
     #[test]
-    fn cycles_and_skips_quiesced() {
-        let r = reals(&[1, 0, 5]);
-        let mut s = RoundRobin::new(&r, 0);
-        let picks: Vec<_> = (0..5).map(|_| s.pick(&r).unwrap()).collect();
-        assert_eq!(picks, vec![0, 2, 0, 2, 0]);
+    fn cycles_and_skips_quiesced_and_overloaded() {
+        let mut f = Fixture::new(&[1, 0, 5, 1]);
+        let mut s = RoundRobin::new(&f.reals, 0);
+        assert_eq!(f.run(&mut s, 6, false), "ACDACD");
+        f.loads[3].overloaded = true;
+        assert_eq!(f.run(&mut s, 4, false), "ACAC");
     }
 
     #[test]
     fn workers_start_apart() {
-        let r = reals(&[1, 1, 1]);
+        let f = Fixture::new(&[1, 1, 1]);
         let firsts: Vec<_> = (0..3)
-            .map(|w| RoundRobin::new(&r, w).pick(&r).unwrap())
+            .map(|w| RoundRobin::new(&f.reals, w).pick(&f.candidates()).unwrap())
             .collect();
         assert_eq!(firsts, vec![0, 1, 2]);
     }
 
     #[test]
-    fn none_when_all_quiesced_or_empty() {
-        assert_eq!(
-            RoundRobin::new(&reals(&[0, 0]), 0).pick(&reals(&[0, 0])),
-            None
-        );
-        assert_eq!(RoundRobin::new(&[], 0).pick(&[]), None);
+    fn none_when_all_quiesced() {
+        let mut f = Fixture::new(&[0, 0]);
+        let mut s = RoundRobin::new(&f.reals, 0);
+        assert_eq!(f.run(&mut s, 2, false), "--");
+    }
+
+    #[test]
+    fn update_continues_after_the_same_server() {
+        let mut f = Fixture::new(&[1, 1, 1]);
+        let mut s = RoundRobin::new(&f.reals, 0);
+        assert_eq!(f.run(&mut s, 2, false), "AB");
+        // C is removed and a new D goes first: the next pick after B is still after B.
+        let old = f.reals.clone();
+        let mut new = reals(&[1, 1, 1]);
+        new[0].addr.addr = [203, 0, 113, 99].into();
+        new[1].addr = old[0].addr;
+        new[2].addr = old[1].addr;
+        s.update(&old, &new);
+        f.reals = new;
+        // New order: D A B; after B comes D.
+        assert_eq!(f.run(&mut s, 3, false), "ABC");
     }
 }
