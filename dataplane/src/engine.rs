@@ -139,7 +139,9 @@ impl WorkerState {
                 .filter(|o| o.sched.kind() == s.scheduler && same_flags(o, s));
             let sched = match kept {
                 Some(mut o) => {
-                    if o.reals != s.reals || o.sched.kind() == crate::sched::SchedulerKind::Mh {
+                    if !same_servers(&o.reals, &s.reals)
+                        || o.sched.kind() == crate::sched::SchedulerKind::Mh
+                    {
                         o.sched.reconfigure(&o.reals, s, worker);
                     }
                     o.sched
@@ -309,6 +311,15 @@ fn unbind(dests: &mut DestTable, templates: &mut TemplateTable, conn: &Conn) {
     if conn.template != NO_TEMPLATE {
         templates.release(conn.template);
     }
+}
+
+/// Whether a scheduler would see the same servers: addresses and weights in the same order
+/// (a resolved next hop or a new threshold changes nothing for it).
+fn same_servers(a: &[RealServer], b: &[RealServer]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.addr == y.addr && x.weight == y.weight)
 }
 
 fn same_flags(old: &ServiceState, new: &Service) -> bool {

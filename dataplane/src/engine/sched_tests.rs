@@ -298,3 +298,22 @@ fn every_scheduler_schedules_and_respects_weight_zero() {
         );
     }
 }
+
+/// A snapshot that changes nothing a scheduler sees (a next hop resolved, a threshold set)
+/// leaves its state alone: wrr 3:2:1 goes on with its sequence (A A B A B C).
+#[test]
+fn neighbour_updates_do_not_restart_the_sequence() {
+    let mut snap = with(SchedulerKind::Wrr);
+    for (r, w) in snap.services[0].reals.iter_mut().zip([3, 2, 1]) {
+        r.weight = w;
+    }
+    let mut st = state();
+    let mut picks: Vec<usize> = (1..=3)
+        .map(|p| open(&snap, &mut st, CLIENT, p, 0))
+        .collect();
+    snap.generation += 1;
+    snap.services[0].reals[1].next_hop_mac = Some([2, 0, 0, 0, 0, 12]);
+    snap.services[0].reals[2].upper_threshold = 1000;
+    picks.extend((4..=6).map(|p| open(&snap, &mut st, CLIENT, p, 0)));
+    assert_eq!(picks, vec![0, 0, 1, 0, 1, 2]);
+}
