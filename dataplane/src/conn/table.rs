@@ -302,27 +302,20 @@ impl ConnTable {
         }
         self.wheel.catch_up(now_tick);
         let (mut visited, mut removed) = (0, 0);
-        while self.wheel.cursor() <= now_tick {
-            loop {
-                let index = self.wheel.due_head();
-                if index == NIL {
-                    break;
-                }
-                if visited == budget {
-                    return removed;
-                }
-                visited += 1;
-                let expires_ms = self.slots[index as usize].expires_ms;
-                if expires_ms <= now_ms {
-                    let conn = self.release(index);
-                    on_expire(&conn);
-                    removed += 1;
-                } else {
-                    // Due tick <= now_tick < tick_of(expires_ms): never back into this bucket.
-                    self.wheel.rearm(&mut self.slots, index, expires_ms);
-                }
+        while let Some(index) = self.wheel.next_due(now_tick) {
+            if visited == budget {
+                break;
             }
-            self.wheel.advance();
+            visited += 1;
+            let expires_ms = self.slots[index as usize].expires_ms;
+            if expires_ms <= now_ms {
+                let conn = self.release(index);
+                on_expire(&conn);
+                removed += 1;
+            } else {
+                // Due tick <= now_tick < tick_of(expires_ms): never back into this bucket.
+                self.wheel.rearm(&mut self.slots, index, expires_ms);
+            }
         }
         removed
     }

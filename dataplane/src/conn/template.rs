@@ -205,38 +205,32 @@ impl TemplateTable {
         }
         self.wheel.catch_up(now_tick);
         let (mut visited, mut freed) = (0, 0);
-        while self.wheel.cursor() <= now_tick {
-            loop {
-                let id = self.wheel.due_head();
-                if id == NIL {
-                    break;
-                }
-                if visited == budget {
-                    return freed;
-                }
-                visited += 1;
-                let slot = &mut self.slots[id as usize];
-                if slot.expires_ms > now_ms {
-                    let at = slot.expires_ms;
-                    self.wheel.rearm(&mut self.slots, id, at);
-                } else if slot.template.controlled > 0 {
-                    slot.expires_ms = now_ms + EXPIRE_LATER_MS;
-                    let at = slot.expires_ms;
-                    self.wheel.rearm(&mut self.slots, id, at);
-                } else {
-                    self.wheel.disarm(&mut self.slots, id);
-                    let slot = &mut self.slots[id as usize];
-                    slot.live = false;
-                    slot.link.next = self.free;
-                    self.free = id;
-                    self.len -= 1;
-                    let t = slot.template;
-                    self.index.remove(&t.key);
-                    on_free(&t);
-                    freed += 1;
-                }
+        while let Some(id) = self.wheel.next_due(now_tick) {
+            if visited == budget {
+                break;
             }
-            self.wheel.advance();
+            visited += 1;
+            let slot = &mut self.slots[id as usize];
+            if slot.expires_ms > now_ms || slot.template.controlled > 0 {
+                // Refreshed since armed; or due but still starting connections' owner:
+                // IPVS keeps it another 60 s.
+                if slot.expires_ms <= now_ms {
+                    slot.expires_ms = now_ms + EXPIRE_LATER_MS;
+                }
+                let at = slot.expires_ms;
+                self.wheel.rearm(&mut self.slots, id, at);
+                continue;
+            }
+            self.wheel.disarm(&mut self.slots, id);
+            let slot = &mut self.slots[id as usize];
+            slot.live = false;
+            slot.link.next = self.free;
+            self.free = id;
+            self.len -= 1;
+            let t = slot.template;
+            self.index.remove(&t.key);
+            on_free(&t);
+            freed += 1;
         }
         freed
     }

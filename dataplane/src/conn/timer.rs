@@ -75,6 +75,21 @@ impl Wheel {
         self.heads[(self.cursor & MASK) as usize]
     }
 
+    /// The first entry of the earliest due bucket at or before `now_tick`, moving the cursor
+    /// past empty buckets; `None` once the cursor is past `now_tick`. The caller must take
+    /// the entry out of its bucket (disarm or re-arm it) before asking again.
+    #[inline]
+    pub(super) fn next_due(&mut self, now_tick: u64) -> Option<u32> {
+        while self.cursor <= now_tick {
+            let head = self.due_head();
+            if head != NIL {
+                return Some(head);
+            }
+            self.advance();
+        }
+        None
+    }
+
     /// Moves past the cursor's tick; its bucket must be empty.
     #[inline]
     pub(super) fn advance(&mut self) {
