@@ -64,7 +64,8 @@ impl Wheel {
         }
     }
 
-    #[inline]
+    /// The next tick to process (tests: the tables' invariant checks).
+    #[cfg(test)]
     pub(super) fn cursor(&self) -> u64 {
         self.cursor
     }
