@@ -82,8 +82,9 @@ pub struct WorkerState {
     generation: Option<u64>,
     /// Indexed like the snapshot's services.
     services: Vec<ServiceState>,
-    local_port_cursor: u32,
-    local_addr_cursor: usize,
+    /// FULLNAT: position in this worker's (local address, port) pairs, addresses varying
+    /// fastest: pair k is address `k mod A`, port index `k div A`.
+    local_cursor: u64,
 }
 
 impl WorkerState {
@@ -98,8 +99,7 @@ impl WorkerState {
             workers: workers.max(1),
             generation: None,
             services: Vec::new(),
-            local_port_cursor: 0,
-            local_addr_cursor: 0,
+            local_cursor: 0,
         }
     }
 
@@ -284,14 +284,15 @@ impl WorkerState {
         if addrs.is_empty() {
             return None;
         }
-        let share = LOCAL_PORT_COUNT / self.workers as u32;
+        let share = u64::from(LOCAL_PORT_COUNT / self.workers as u32);
+        let pairs = share * addrs.len() as u64;
         for _ in 0..LOCAL_PORT_TRIES {
-            let addr = addrs[self.local_addr_cursor % addrs.len()];
-            self.local_addr_cursor = self.local_addr_cursor.wrapping_add(1);
-            self.local_port_cursor = (self.local_port_cursor + 1) % share;
-            let port = LOCAL_PORT_FIRST
-                + self.local_port_cursor * self.workers as u32
-                + self.worker as u32;
+            // Every pair in turn: A addresses give A times the ports (stepping address and
+            // port together would repeat after lcm(A, share) pairs, as few as one address's).
+            self.local_cursor = (self.local_cursor + 1) % pairs;
+            let addr = addrs[(self.local_cursor % addrs.len() as u64) as usize];
+            let index = (self.local_cursor / addrs.len() as u64) as u32;
+            let port = LOCAL_PORT_FIRST + index * self.workers as u32 + self.worker as u32;
             let local = Endpoint::new(addr, port as u16);
             if self
                 .conns

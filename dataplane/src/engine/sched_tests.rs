@@ -317,3 +317,41 @@ fn neighbour_updates_do_not_restart_the_sequence() {
     picks.extend((4..=6).map(|p| open(&snap, &mut st, CLIENT, p, 0)));
     assert_eq!(picks, vec![0, 0, 1, 0, 1, 2]);
 }
+
+/// FULLNAT with two local addresses towards one real server: twice one address's ports.
+/// (Found by the engine benchmark: stepping address and port together reached only
+/// lcm(addresses, ports) pairs, i.e. one address's worth whenever the count divides 64512.)
+#[test]
+fn fullnat_local_addresses_multiply_the_ports() {
+    let mut snap = snapshot();
+    let fullnat = snap
+        .services
+        .iter()
+        .position(|s| s.mode == ForwardMode::FullNat)
+        .unwrap();
+    let lip2: Ipv4Addr = [203, 0, 113, 202].into();
+    snap.ports[1].ipv4.push(lip2);
+    let svc = &mut snap.services[fullnat];
+    svc.reals.truncate(1);
+    svc.local_addrs.push(lip2);
+    let vport = svc.vip.port;
+    let per_address = 65536 - 1024;
+    let mut st = WorkerState::new(0, 1, 2 * per_address + 16, Timeouts::ipvs_defaults());
+    let mut created = 0;
+    for i in 0..(per_address + 100) as u32 {
+        let client = Ipv4Addr::from(0x0a00_0000 + i);
+        let mut f = VecFrame::new(&frame(
+            PROTO_TCP,
+            Endpoint::new(client, 40000),
+            ep(VIP, vport),
+            64,
+            SYN,
+            b"",
+        ));
+        match process(&mut f, 0, &snap, &mut st, 0) {
+            Verdict::Forward { created: true, .. } => created += 1,
+            v => panic!("SYN {i}: {v:?}"),
+        }
+    }
+    assert_eq!(created, per_address + 100);
+}
