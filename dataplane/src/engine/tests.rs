@@ -902,8 +902,20 @@ proptest::proptest! {
     #[test]
     fn fuzz_random_traffic_through_one_worker(steps in proptest::collection::vec(
         (0usize..6, 0u16..8, 0u8..64, 0usize..4, proptest::collection::vec(proptest::num::u8::ANY, 0..40),
-         proptest::option::of((0usize..120, proptest::num::u8::ANY))), 1..60)) {
-        let snap = snapshot();
+         proptest::option::of((0usize..120, proptest::num::u8::ANY))), 1..60),
+         sched in 0usize..SchedulerKind::ALL.len(), persist in proptest::bool::ANY) {
+        let mut snap = snapshot();
+        for svc in &mut snap.services {
+            svc.scheduler = SchedulerKind::ALL[sched];
+            // A small Maglev table: 65521 entries per case would dominate the run.
+            let servers: Vec<_> = svc.reals.iter().map(|r| (r.addr, r.weight)).collect();
+            svc.maglev = Some(std::sync::Arc::new(crate::sched::MaglevTable::build(&servers, 251)));
+            svc.reals[0].upper_threshold = 3;
+            svc.persistence = persist.then_some(crate::snapshot::Persistence {
+                timeout_s: 5,
+                netmask: [255, 255, 255, 0].into(),
+            });
+        }
         let mut st = WorkerState::new(0, 1, 64, Timeouts::ipvs_defaults());
         let mut now = 0u64;
         for (kind, sport, flags, service, payload, mangle) in steps {
@@ -941,8 +953,15 @@ proptest::proptest! {
                 }
                 _ => {}
             }
-            st.conns.expire(now, 8);
+            st.expire(now, 8);
         }
+        // IPVS's accounting holds: every connection counted once on its server, every
+        // template once as persistent.
+        let loads = st.dests.loads();
+        let counted: u64 = loads.iter().map(|l| u64::from(l.active) + u64::from(l.inactive)).sum();
+        let persistent: u64 = loads.iter().map(|l| u64::from(l.persistent)).sum();
+        proptest::prop_assert_eq!(counted, st.conns.len() as u64);
+        proptest::prop_assert_eq!(persistent, st.templates.len() as u64);
     }
 }
 
