@@ -1,7 +1,6 @@
 //! Weighted overflow: the highest-weight server whose active connections do not exceed its
-//! weight (IPVS skips a server when `active > weight`, so it takes one more than the issue's
-//! "active < weight" wording); the first in list order on a tie. IPVS counterpart:
-//! `ip_vs_ovf.c`.
+//! weight (IPVS skips a server only when `active > weight`: at `active == weight` it still
+//! takes one more); the first in list order on a tie. IPVS counterpart: `ip_vs_ovf.c`.
 
 use super::{Candidates, Scheduler};
 use crate::snapshot::RealServer;
@@ -34,7 +33,7 @@ mod tests {
     use super::*;
     use crate::sched::testing::Fixture;
 
-    /// Weights 2, 3: C... by hand: B (3) takes connections while active <= 3, i.e. 4 of
+    /// Weights 2, 3, by hand: B (3) takes connections while active <= 3, i.e. 4 of
     /// them (active 0, 1, 2, 3 at pick time); then A (2) takes 3 (active 0, 1, 2); then
     /// nothing is left.
     #[test]
