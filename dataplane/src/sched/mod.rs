@@ -3,9 +3,9 @@
 //! A scheduler sees the service's real servers (weights from the snapshot) and this worker's
 //! load on each of them ([`Loads`]: active and inactive connections, overload flag), and the
 //! new flow's addresses (for the hashing ones). State is per worker: no shared counters on the
-//! per-packet path. Where IPVS breaks a tie by list order (lc, wlc, sed, nq, lblc, lblcr) each worker
-//! walks the list from its own starting point, so that workers do not all send their first
-//! connection to the same server; worker 0 walks it in IPVS's order.
+//! per-packet path. Where IPVS breaks a tie by list order (lc, wlc, sed, nq, lblc, lblcr)
+//! each worker walks the list from its own starting point, so that workers do not all send
+//! their first connection to the same server; worker 0 walks it in IPVS's order.
 //!
 //! Picks allocate nothing. The state is built when a snapshot brings a service, and adjusted
 //! ([`Scheduler::update`]) when a reload changes its real servers.
