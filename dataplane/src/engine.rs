@@ -194,7 +194,7 @@ impl WorkerState {
     fn update(&mut self, id: ConnId, conn: &Conn, direction: Direction, flags: u8, now_ms: u64) {
         if let Some(state) = self.conns.update(id, direction, flags, now_ms) {
             let was = conn.is_active();
-            let now = Conn { state, ..*conn }.is_active();
+            let now = crate::conn::counts_active(conn.protocol, state);
             if was != now {
                 self.dests.set_active(conn.dest, now);
             }

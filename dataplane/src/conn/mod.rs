@@ -75,12 +75,18 @@ impl Conn {
     /// the opening states. UDP connections are always inactive.
     #[inline]
     pub fn is_active(&self) -> bool {
-        self.protocol == 6
-            && matches!(
-                self.state,
-                TcpState::Established | TcpState::SynSent | TcpState::SynRecv | TcpState::SynAck
-            )
+        counts_active(self.protocol, self.state)
     }
+}
+
+/// [`Conn::is_active`] for a connection of `protocol` in `state`.
+#[inline]
+pub fn counts_active(protocol: u8, state: TcpState) -> bool {
+    protocol == 6
+        && matches!(
+            state,
+            TcpState::Established | TcpState::SynSent | TcpState::SynRecv | TcpState::SynAck
+        )
 }
 
 /// Why a connection was not inserted.

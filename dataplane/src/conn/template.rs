@@ -31,8 +31,6 @@ pub struct Template {
     pub dest: u32,
     /// Connections started under it that are still alive.
     pub controlled: u32,
-    /// The persistence timeout it was last used with.
-    pub timeout_ms: u64,
 }
 
 /// IPVS re-arms a template that still controls connections for another 60 s.
@@ -83,7 +81,6 @@ impl TemplateTable {
             },
             dest: 0,
             controlled: 0,
-            timeout_ms: 0,
         };
         TemplateTable {
             slots: (0..capacity)
@@ -126,11 +123,6 @@ impl TemplateTable {
         &self.slots[id as usize].template
     }
 
-    /// When `id` goes if nothing uses it again (tests, diagnostics).
-    pub fn expires_at(&self, id: u32) -> u64 {
-        self.slots[id as usize].expires_ms
-    }
-
     /// A new template pointing at `dest`, due `timeout_ms` from `now_ms`.
     pub fn insert(
         &mut self,
@@ -152,7 +144,6 @@ impl TemplateTable {
             key,
             dest,
             controlled: 0,
-            timeout_ms,
         };
         slot.live = true;
         slot.expires_ms = now_ms.saturating_add(timeout_ms);
@@ -174,7 +165,6 @@ impl TemplateTable {
     pub fn control(&mut self, id: u32, timeout_ms: u64, now_ms: u64) {
         let slot = &mut self.slots[id as usize];
         slot.template.controlled += 1;
-        slot.template.timeout_ms = timeout_ms;
         let expires = now_ms.saturating_add(timeout_ms);
         let sooner = expires < slot.expires_ms;
         slot.expires_ms = expires;

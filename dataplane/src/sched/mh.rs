@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use super::{Candidates, SchedFlags, Scheduler};
+use super::{gcd, Candidates, SchedFlags, Scheduler};
 use crate::flow::Endpoint;
 use crate::snapshot::RealServer;
 
@@ -58,14 +58,6 @@ pub struct MaglevTable {
     lookup: Box<[u16]>,
     /// What it was built from: (server, weight used).
     servers: Vec<(Endpoint, u32)>,
-}
-
-fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
 }
 
 impl MaglevTable {

@@ -31,9 +31,7 @@ pub use lblc::LocalityLeastConn;
 pub use lblcr::LocalityLeastConnReplicated;
 pub use lc::LeastConn;
 pub use load::{share_of, DestLoad, DestTable, Loads, NO_DEST};
-pub use mh::{
-    populate as maglev_populate, Maglev, MaglevTable, Setup as MaglevSetup, MH_TABLE_SIZE,
-};
+pub use mh::{Maglev, MaglevTable, MH_TABLE_SIZE};
 pub use nq::NeverQueue;
 pub use ovf::WeightedOverflow;
 pub use rr::RoundRobin;
@@ -132,11 +130,6 @@ impl SchedulerKind {
                 service.flags,
             )),
         }
-    }
-
-    /// Whether the algorithm reads the flow's port with this flag (`sh-port`, `mh-port`).
-    pub fn takes_flags(self) -> bool {
-        matches!(self, SchedulerKind::Sh | SchedulerKind::Mh)
     }
 }
 
@@ -283,6 +276,15 @@ impl Scheduler for SchedulerState {
 
     fn update(&mut self, old: &[RealServer], new: &[RealServer]) {
         self.inner().update(old, new)
+    }
+}
+
+/// Greatest common divisor (wrr's step, mh's weight scale), 0 for an empty fold.
+pub(crate) fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
     }
 }
 

@@ -2,7 +2,7 @@
 //! of the weights each time the walk wraps, and a usable server with `weight >= cw` is picked.
 //! IPVS counterpart: `ip_vs_wrr.c`.
 
-use super::{Candidates, Scheduler};
+use super::{gcd, Candidates, Scheduler};
 use crate::snapshot::RealServer;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,14 +15,6 @@ pub struct WeightedRoundRobin {
     mw: i64,
     /// Gcd of the positive weights (`di`).
     di: i64,
-}
-
-fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
 }
 
 /// (mw, di) of a server list, as `ip_vs_wrr_init_svc` / `ip_vs_wrr_dest_changed`.
