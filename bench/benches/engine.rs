@@ -37,7 +37,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use dataplane::conn::Timeouts;
 use dataplane::engine::{process, Verdict, WorkerState};
 use dataplane::flow::{Endpoint, ForwardMode};
-use dataplane::frame::Frame;
+use dataplane::frame::{Frame, VecFrame};
 use dataplane::sched::SchedulerKind;
 use dataplane::snapshot::{PortAddrs, RealServer, Route, Service, Snapshot};
 use dataplane::wire::checksum;
@@ -137,63 +137,15 @@ impl Rng {
 }
 
 /// One working packet buffer with an mbuf's headroom, refilled from a template per packet.
-struct BenchFrame {
-    buf: [u8; 512],
-    start: usize,
-    end: usize,
+fn work_frame() -> VecFrame {
+    VecFrame::with_room(&[], HEADROOM, 512 - HEADROOM)
 }
 
-impl BenchFrame {
-    fn new() -> Self {
-        BenchFrame {
-            buf: [0; 512],
-            start: HEADROOM,
-            end: HEADROOM,
-        }
-    }
-
-    #[inline(always)]
-    fn load(&mut self, template: &[u8]) {
-        self.start = HEADROOM;
-        self.end = HEADROOM + template.len();
-        self.buf[HEADROOM..self.end].copy_from_slice(template);
-    }
-}
-
-impl Frame for BenchFrame {
-    #[inline(always)]
-    fn bytes(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
-    }
-
-    #[inline(always)]
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[self.start..self.end]
-    }
-
-    fn prepend(&mut self, n: usize) -> bool {
-        if n > self.start {
-            return false;
-        }
-        self.start -= n;
-        true
-    }
-
-    fn adj(&mut self, n: usize) -> bool {
-        if n > self.end - self.start {
-            return false;
-        }
-        self.start += n;
-        true
-    }
-
-    fn set_len(&mut self, len: usize) -> bool {
-        if self.start + len > self.buf.len() {
-            return false;
-        }
-        self.end = self.start + len;
-        true
-    }
+/// Copies `template` into the working buffer (the per-packet copy `frame_prep` measures).
+#[inline(always)]
+fn load(frame: &mut VecFrame, template: &[u8]) {
+    let fits = frame.refill(HEADROOM, template);
+    debug_assert!(fits);
 }
 
 fn real_mac(i: usize) -> [u8; 6] {
@@ -402,7 +354,7 @@ fn real_template(flags: u8, payload: &[u8]) -> Vec<u8> {
 
 /// Runs one packet; panics unless it is forwarded as expected (set-up only).
 fn must_forward(
-    frame: &mut BenchFrame,
+    frame: &mut VecFrame,
     in_port: usize,
     snap: &Snapshot,
     state: &mut WorkerState,
@@ -430,19 +382,19 @@ fn establish(mode: Mode, n: usize, snap: &Snapshot) -> Established {
     let ack = client_template(mode, FLAG_ACK, &PAYLOAD);
     let syn_ack = real_template(FLAG_SYN | FLAG_ACK, &[]);
     let mut replies = Vec::with_capacity(if mode.sees_replies() { n } else { 0 });
-    let mut frame = BenchFrame::new();
+    let mut frame = work_frame();
     for i in 0..n {
-        frame.load(&syn);
+        load(&mut frame, &syn);
         patch(frame.bytes_mut(), client(i), mode.vip());
         must_forward(&mut frame, 0, snap, &mut state, true, "SYN");
         if mode.sees_replies() {
             let (local, real) = endpoints(frame.bytes());
             replies.push((real, local));
-            frame.load(&syn_ack);
+            load(&mut frame, &syn_ack);
             patch(frame.bytes_mut(), real, local);
             must_forward(&mut frame, 1, snap, &mut state, false, "SYN-ACK");
         }
-        frame.load(&ack);
+        load(&mut frame, &ack);
         patch(frame.bytes_mut(), client(i), mode.vip());
         must_forward(&mut frame, 0, snap, &mut state, false, "ACK");
     }
@@ -466,7 +418,7 @@ fn established(c: &mut Criterion) {
 
         let mut prep = c.benchmark_group("frame_prep");
         let template = client_template(Mode::Nat, FLAG_ACK, &PAYLOAD);
-        let mut frame = BenchFrame::new();
+        let mut frame = work_frame();
         let mut k = 0usize;
         prep.bench_function(label, |b| {
             b.iter(|| {
@@ -475,7 +427,7 @@ fn established(c: &mut Criterion) {
                 if k == originals.len() {
                     k = 0;
                 }
-                frame.load(&template);
+                load(&mut frame, &template);
                 patch(frame.bytes_mut(), src, Mode::Nat.vip());
                 black_box(&mut frame);
             })
@@ -495,8 +447,8 @@ fn established(c: &mut Criterion) {
             }
             let vip = mode.vip();
             let template = client_template(mode, FLAG_ACK, &PAYLOAD);
-            let run = |frame: &mut BenchFrame, state: &mut WorkerState, src: Endpoint| {
-                frame.load(&template);
+            let run = |frame: &mut VecFrame, state: &mut WorkerState, src: Endpoint| {
+                load(frame, &template);
                 patch(frame.bytes_mut(), src, vip);
                 process(frame, 0, &snap, state, NOW_MS)
             };
@@ -525,10 +477,10 @@ fn established(c: &mut Criterion) {
                 let pairs: Vec<(Endpoint, Endpoint)> = flows.iter().map(|&i| replies[i]).collect();
                 drop(replies);
                 let template = real_template(FLAG_ACK, &PAYLOAD);
-                let run = |frame: &mut BenchFrame,
+                let run = |frame: &mut VecFrame,
                            state: &mut WorkerState,
                            (src, dst): (Endpoint, Endpoint)| {
-                    frame.load(&template);
+                    load(frame, &template);
                     patch(frame.bytes_mut(), src, dst);
                     process(frame, 1, &snap, state, NOW_MS)
                 };
@@ -566,7 +518,7 @@ fn established(c: &mut Criterion) {
 /// SYNs from clients `first..first + count`, each of which must create a connection; the
 /// time they took.
 fn syns(
-    frame: &mut BenchFrame,
+    frame: &mut VecFrame,
     syn: &[u8],
     vip: Endpoint,
     snap: &Snapshot,
@@ -577,7 +529,7 @@ fn syns(
     let mut created = 0usize;
     let start = Instant::now();
     for i in first..first + count {
-        frame.load(syn);
+        load(frame, syn);
         patch(frame.bytes_mut(), client(i), vip);
         let v = process(frame, 0, snap, state, NOW_MS);
         created += usize::from(matches!(v, Verdict::Forward { created: true, .. }));
@@ -594,7 +546,7 @@ fn preloaded(mode: Mode, snap: &Snapshot) -> (WorkerState, usize) {
     let mut state = WorkerState::new(0, 1, n + n / 4, Timeouts::ipvs_defaults());
     let syn = client_template(mode, FLAG_SYN, &[]);
     syns(
-        &mut BenchFrame::new(),
+        &mut work_frame(),
         &syn,
         mode.vip(),
         snap,
@@ -611,7 +563,7 @@ fn new_connection(c: &mut Criterion) {
     for mode in Mode::ALL {
         let vip = mode.vip();
         let syn = client_template(mode, FLAG_SYN, &[]);
-        let mut frame = BenchFrame::new();
+        let mut frame = work_frame();
         // A fresh table per `NEW_BATCH` SYNs: it stays within the last-level cache.
         group.bench_function(BenchmarkId::new(mode.name(), "fresh"), |b| {
             b.iter_custom(|iters| {

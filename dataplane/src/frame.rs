@@ -39,15 +39,34 @@ impl VecFrame {
     }
 }
 
+impl VecFrame {
+    /// Refills the frame with `bytes` after `headroom` bytes, reusing its buffer (no
+    /// allocation: benchmarks replay one buffer). `false` if the buffer is too small.
+    #[inline]
+    pub fn refill(&mut self, headroom: usize, bytes: &[u8]) -> bool {
+        let end = headroom + bytes.len();
+        if end > self.buf.len() {
+            return false;
+        }
+        self.buf[headroom..end].copy_from_slice(bytes);
+        self.start = headroom;
+        self.end = end;
+        true
+    }
+}
+
 impl Frame for VecFrame {
+    #[inline]
     fn bytes(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
 
+    #[inline]
     fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.buf[self.start..self.end]
     }
 
+    #[inline]
     fn prepend(&mut self, n: usize) -> bool {
         if n > self.start {
             return false;
@@ -56,6 +75,7 @@ impl Frame for VecFrame {
         true
     }
 
+    #[inline]
     fn adj(&mut self, n: usize) -> bool {
         if n > self.end - self.start {
             return false;
@@ -64,6 +84,7 @@ impl Frame for VecFrame {
         true
     }
 
+    #[inline]
     fn set_len(&mut self, len: usize) -> bool {
         if self.start + len > self.buf.len() {
             return false;
@@ -90,5 +111,8 @@ mod tests {
         assert!(f.set_len(1));
         assert_eq!(f.bytes(), &[1]);
         assert!(!f.adj(2));
+        assert!(f.refill(1, &[7, 8]));
+        assert_eq!(f.bytes(), &[7, 8]);
+        assert!(!f.refill(5, &[7, 8]));
     }
 }

@@ -295,12 +295,9 @@ impl ConnTable {
         budget: usize,
         mut on_expire: impl FnMut(&Conn),
     ) -> usize {
-        let now_tick = now_ms / timer::TICK_MS;
-        if self.len == 0 {
-            self.wheel.skip_to(now_tick + 1);
+        let Some(now_tick) = self.wheel.start_walk(now_ms, self.len == 0) else {
             return 0;
-        }
-        self.wheel.catch_up(now_tick);
+        };
         let (mut visited, mut removed) = (0, 0);
         while let Some(index) = self.wheel.next_due(now_tick) {
             if visited == budget {

@@ -76,6 +76,20 @@ impl Wheel {
         self.heads[(self.cursor & MASK) as usize]
     }
 
+    /// Starts a walk of the due entries up to `now_ms` and returns its tick: with nothing
+    /// armed (`empty`), skips the empty buckets and returns `None`; otherwise bounds the walk
+    /// to one turn ([`catch_up`](Self::catch_up)). Then [`next_due`](Self::next_due).
+    #[inline]
+    pub(super) fn start_walk(&mut self, now_ms: u64, empty: bool) -> Option<u64> {
+        let now_tick = now_ms / TICK_MS;
+        if empty {
+            self.skip_to(now_tick + 1);
+            return None;
+        }
+        self.catch_up(now_tick);
+        Some(now_tick)
+    }
+
     /// The first entry of the earliest due bucket at or before `now_tick`, moving the cursor
     /// past empty buckets; `None` once the cursor is past `now_tick`. The caller must take
     /// the entry out of its bucket (disarm or re-arm it) before asking again.
