@@ -32,6 +32,8 @@ pub struct WorkerReport {
     /// Connections in the worker's table now, and expired so far.
     pub connections: u64,
     pub connections_expired: u64,
+    /// The connection table's own accounting: its memory over its capacity.
+    pub bytes_per_connection: u64,
     pub ports: Vec<Counters>,
 }
 
@@ -135,6 +137,7 @@ pub fn gather(ports: &[PortView<'_>], cores: &[usize], workers: &[WorkerCounters
             core: *core,
             connections: w.connections.get(),
             connections_expired: w.connections_expired.get(),
+            bytes_per_connection: w.bytes_per_connection.get(),
             ports: totals.iter().map(Counters::from).collect(),
         })
         .collect();
@@ -207,8 +210,8 @@ impl Report {
         for w in &self.workers {
             let _ = writeln!(
                 out,
-                "worker {}: {} connections, {} expired",
-                w.core, w.connections, w.connections_expired
+                "worker {}: {} connections, {} expired, {} bytes per connection",
+                w.core, w.connections, w.connections_expired, w.bytes_per_connection
             );
         }
         out

@@ -186,6 +186,9 @@ pub struct WorkerCounters {
     pub connections: Counter,
     /// Connections expired by the timer wheel.
     pub connections_expired: Counter,
+    /// The connection table's memory divided by its capacity, both directions' index
+    /// included (set once at start: the table is allocated whole).
+    pub bytes_per_connection: Counter,
 }
 
 impl WorkerCounters {
@@ -194,6 +197,7 @@ impl WorkerCounters {
             ports: (0..ports).map(|_| PortCounters::default()).collect(),
             connections: Counter::default(),
             connections_expired: Counter::default(),
+            bytes_per_connection: Counter::default(),
         }
     }
 }

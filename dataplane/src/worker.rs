@@ -63,37 +63,75 @@ pub fn run_pinned(
 
 /// The loop itself, on whatever thread calls it.
 pub fn run(
-    mut io: WorkerIo<'_>,
+    io: WorkerIo<'_>,
     snapshots: &ArcSwap<Snapshot>,
     state: &mut WorkerState,
     counters: &WorkerCounters,
     stop: &AtomicBool,
 ) {
-    assert_eq!(io.rx.len(), io.tx.len(), "one RX and one TX queue per port");
-    assert_eq!(
-        io.rx.len(),
-        counters.ports.len(),
-        "one counter block per port"
-    );
-    let start = Instant::now();
-    let mut rx = Burst::new();
-    let mut pending: Vec<Burst> = io.tx.iter().map(|_| Burst::new()).collect();
-    let mut injected = Burst::new();
-
+    let mut worker = Worker::new(io, counters);
+    counters
+        .bytes_per_connection
+        .set(state.conns.bytes_per_connection() as u64);
     while !stop.load(Ordering::Relaxed) {
+        if worker.poll(snapshots, state, counters) == 0 {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// One worker's queues and the bursts it reuses: `poll` is one turn of the loop.
+pub struct Worker<'p> {
+    io: WorkerIo<'p>,
+    start: Instant,
+    rx: Burst,
+    pending: Vec<Burst>,
+    injected: Burst,
+}
+
+impl<'p> Worker<'p> {
+    pub fn new(io: WorkerIo<'p>, counters: &WorkerCounters) -> Self {
+        assert_eq!(io.rx.len(), io.tx.len(), "one RX and one TX queue per port");
+        assert_eq!(
+            io.rx.len(),
+            counters.ports.len(),
+            "one counter block per port"
+        );
+        let pending = io.tx.iter().map(|_| Burst::new()).collect();
+        Worker {
+            io,
+            start: Instant::now(),
+            rx: Burst::new(),
+            pending,
+            injected: Burst::new(),
+        }
+    }
+
+    /// One turn: load the snapshot, a burst from each port through the engine, flush, expire a
+    /// few connections. Returns the packets received. Never inlined, so that a profiler
+    /// (`scripts/instructions.sh`) can count exactly this.
+    #[inline(never)]
+    pub fn poll(
+        &mut self,
+        snapshots: &ArcSwap<Snapshot>,
+        state: &mut WorkerState,
+        counters: &WorkerCounters,
+    ) -> usize {
+        let io = &mut self.io;
+        let pending = &mut self.pending;
         let snapshot = snapshots.load();
-        let now_ms = start.elapsed().as_millis() as u64;
+        let now_ms = self.start.elapsed().as_millis() as u64;
         state.sync(&snapshot);
         let mut received = 0;
         for (port, rx_queue) in io.rx.iter_mut().enumerate() {
-            let n = rx_queue.rx_burst(&mut rx);
+            let n = rx_queue.rx_burst(&mut self.rx);
             if n == 0 {
                 continue;
             }
             received += n;
             let port_counters = &counters.ports[port];
             let mut bytes = 0u64;
-            for mut mbuf in rx.drain() {
+            for mut mbuf in self.rx.drain() {
                 bytes += u64::from(mbuf.pkt_len());
                 if mbuf.segments() != 1 {
                     port_counters.drop(DropReason::MultiSegment);
@@ -142,15 +180,15 @@ pub fn run(
             for ((ring, tx_queue), port_counters) in
                 rings.iter().zip(&mut io.tx).zip(counters.ports.iter())
             {
-                if ring.dequeue_burst(&mut injected) > 0 {
-                    flush(tx_queue, &mut injected, port_counters);
+                if ring.dequeue_burst(&mut self.injected) > 0 {
+                    flush(tx_queue, &mut self.injected, port_counters);
                 }
             }
         }
         for ((tx_queue, out), port_counters) in io
             .tx
             .iter_mut()
-            .zip(&mut pending)
+            .zip(pending.iter_mut())
             .zip(counters.ports.iter())
         {
             if !out.is_empty() {
@@ -162,9 +200,7 @@ pub fn run(
             counters.connections_expired.add(expired as u64);
         }
         counters.connections.set(state.conns.len() as u64);
-        if received == 0 {
-            std::hint::spin_loop();
-        }
+        received
     }
 }
 
