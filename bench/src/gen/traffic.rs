@@ -55,6 +55,18 @@ pub struct Totals {
     pub connections: u64,
 }
 
+/// How long each phase lasts, in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Phases {
+    /// Established: the longest opening may take; a flow that did not open (lost) ends the
+    /// run there, into the drain and the loss report.
+    pub open_timeout: u64,
+    pub warmup: u64,
+    pub measure: u64,
+    /// The longest wait for packets still in flight at the end.
+    pub drain: u64,
+}
+
 #[derive(Debug)]
 pub struct Traffic {
     script: Script,
@@ -66,20 +78,18 @@ pub struct Traffic {
     follow: VecDeque<(u32, u8)>,
     phase: Phase,
     phase_end_ns: u64,
-    warmup_ns: u64,
-    measure_ns: u64,
-    drain_ns: u64,
+    phases: Phases,
     pub totals: Totals,
 }
 
 impl Traffic {
-    /// `flows` tuples, at most `window` packets outstanding, phase lengths in nanoseconds.
+    /// `flows` tuples, at most `window` packets outstanding.
     pub fn new(
         script: Script,
         udp: bool,
         flows: u32,
         window: u32,
-        (warmup_ns, measure_ns, drain_ns): (u64, u64, u64),
+        phases: Phases,
     ) -> Result<Traffic, String> {
         if flows == 0 || window == 0 {
             return Err("flows and window must be at least 1".into());
@@ -109,10 +119,11 @@ impl Traffic {
                 Script::Established => Phase::Open,
                 Script::Connections { .. } => Phase::Warmup,
             },
-            phase_end_ns: warmup_ns,
-            warmup_ns,
-            measure_ns,
-            drain_ns,
+            phase_end_ns: match script {
+                Script::Established => phases.open_timeout,
+                Script::Connections { .. } => phases.warmup,
+            },
+            phases,
             totals: Totals::default(),
         })
     }
@@ -136,15 +147,19 @@ impl Traffic {
             Phase::Open
                 if self.totals.flows_opened == u64::from(self.flows) && self.outstanding == 0 =>
             {
-                self.phase_end_ns = now_ns + self.warmup_ns;
+                self.phase_end_ns = now_ns + self.phases.warmup;
                 Phase::Warmup
             }
+            Phase::Open if now_ns >= self.phase_end_ns => {
+                self.phase_end_ns = now_ns + self.phases.drain;
+                Phase::Drain
+            }
             Phase::Warmup if now_ns >= self.phase_end_ns => {
-                self.phase_end_ns = now_ns + self.measure_ns;
+                self.phase_end_ns = now_ns + self.phases.measure;
                 Phase::Measure
             }
             Phase::Measure if now_ns >= self.phase_end_ns => {
-                self.phase_end_ns = now_ns + self.drain_ns;
+                self.phase_end_ns = now_ns + self.phases.drain;
                 Phase::Drain
             }
             Phase::Drain if self.outstanding == 0 || now_ns >= self.phase_end_ns => Phase::Done,
@@ -168,7 +183,7 @@ impl Traffic {
     /// The next client packet to build, as (flow, step), if the window and the phase allow
     /// one. Counts it as outstanding.
     #[inline]
-    pub fn next(&mut self) -> Option<(u32, u8)> {
+    pub fn next_packet(&mut self) -> Option<(u32, u8)> {
         if self.outstanding >= self.window {
             return None;
         }
@@ -233,12 +248,17 @@ impl Traffic {
 mod tests {
     use super::*;
 
-    const PHASES: (u64, u64, u64) = (10, 100, 50);
+    const PHASES: Phases = Phases {
+        open_timeout: 1000,
+        warmup: 10,
+        measure: 100,
+        drain: 50,
+    };
 
     /// Runs the script with every packet arriving at once; returns the (flow, step) sent.
     fn run(traffic: &mut Traffic, now: u64, max: usize) -> Vec<(u32, u8)> {
         let mut sent = Vec::new();
-        while let Some(p) = traffic.next() {
+        while let Some(p) = traffic.next_packet() {
             sent.push(p);
             if sent.len() == max {
                 break;
@@ -295,12 +315,12 @@ mod tests {
     #[test]
     fn the_window_bounds_what_is_outstanding() {
         let mut t = Traffic::new(Script::Established, false, 100, 4, PHASES).unwrap();
-        let sent: Vec<_> = std::iter::from_fn(|| t.next()).collect();
+        let sent: Vec<_> = std::iter::from_fn(|| t.next_packet()).collect();
         assert_eq!(sent.len(), 4);
         assert_eq!(t.room(), 0);
         t.completed(sent[0].0, sent[0].1);
         assert_eq!(t.room(), 1);
-        assert_eq!(t.next(), Some((0, 1)), "the follow-up goes first");
+        assert_eq!(t.next_packet(), Some((0, 1)), "the follow-up goes first");
     }
 
     #[test]
@@ -309,14 +329,26 @@ mod tests {
         assert_eq!(t.tick(10), Some(Phase::Measure));
         assert_eq!(t.tick(50), None);
         assert_eq!(t.tick(110), Some(Phase::Drain));
-        let lost = t.next();
+        let lost = t.next_packet();
         assert_eq!(lost, None, "nothing new once draining");
         let mut t = Traffic::new(Script::Connections { packets: 2 }, false, 10, 2, PHASES).unwrap();
-        assert!(t.next().is_some());
+        assert!(t.next_packet().is_some());
         t.tick(10);
         t.tick(110);
         assert_eq!(t.tick(120), None, "one outstanding: keep draining");
         assert_eq!(t.tick(160), Some(Phase::Done), "until the drain time is up");
+        assert_eq!(t.outstanding(), 1);
+    }
+
+    #[test]
+    fn an_opening_that_loses_a_packet_ends_in_the_drain() {
+        let mut t = Traffic::new(Script::Established, false, 2, 8, PHASES).unwrap();
+        let (a, b) = (t.next_packet().unwrap(), t.next_packet().unwrap());
+        t.completed(a.0, a.1);
+        let _lost = b;
+        assert_eq!(t.tick(999), None);
+        assert_eq!(t.tick(1000), Some(Phase::Drain));
+        assert_eq!(t.tick(1050), Some(Phase::Done));
         assert_eq!(t.outstanding(), 1);
     }
 

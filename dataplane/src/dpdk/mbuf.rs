@@ -211,6 +211,14 @@ impl Burst {
             .map(|slot| unsafe { slot.assume_init_ref() })
     }
 
+    /// The mbufs in the burst, in order, to change in place.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Mbuf> {
+        // SAFETY: slots [0, len) are initialised.
+        self.slots[..self.len]
+            .iter_mut()
+            .map(|slot| unsafe { slot.assume_init_mut() })
+    }
+
     /// Takes the mbufs out in order, leaving the burst empty.
     #[inline]
     pub fn drain(&mut self) -> Drain<'_> {

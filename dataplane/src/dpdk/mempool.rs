@@ -4,7 +4,7 @@
 use std::ffi::{CStr, CString};
 use std::ptr::NonNull;
 
-use super::{DpdkError, Mbuf};
+use super::{Burst, DpdkError, Mbuf};
 
 /// A pool of packet buffers. Shared by reference between threads (DPDK's mempool is
 /// multi-producer/multi-consumer); must outlive every port and mbuf that uses it.
@@ -76,6 +76,23 @@ impl Mempool {
         let raw = unsafe { dpdk_sys::rvs_pktmbuf_alloc(self.raw.as_ptr()) };
         // SAFETY: raw is either null or an mbuf owned by no one else.
         NonNull::new(raw).map(|raw| unsafe { Mbuf::from_raw(raw) })
+    }
+
+    /// Fills the empty `burst` with `n` (at most a burst) fresh mbufs, all or none: one call
+    /// into the pool instead of `n` (a generator's send path). `false` when the pool is short.
+    pub fn alloc_bulk(&self, burst: &mut Burst, n: usize) -> bool {
+        assert!(burst.is_empty(), "alloc_bulk fills an empty burst");
+        let (slots, room) = burst.spare_raw();
+        let n = n.min(room);
+        // SAFETY: the pool is alive; `slots` has room for `room >= n` pointers, which the call
+        // fills with mbufs we then own (or leaves untouched on failure).
+        let ret = unsafe { dpdk_sys::rvs_pktmbuf_alloc_bulk(self.raw.as_ptr(), slots, n as u32) };
+        if ret != 0 {
+            return false;
+        }
+        // SAFETY: the first n slots now hold owned, valid mbufs.
+        unsafe { burst.set_len(n) };
+        true
     }
 
     /// A new mbuf holding a copy of `bytes` (tests, the control plane; not the fast path).

@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# The forwarding benchmark: rvs-gen (core 0) against one rvsd worker (core 1) over two
+# net_memif links, per mode: established flows with 10k and with 1M connections, new
+# connections per second, and latency at half the measured maximum; and, in the same run,
+# the same generator against dpdk-testpmd (macswap, io) on the same links: the ceiling.
+# Prints one table (BENCHMARKS.md explains it). Run as root after scripts/setup.sh.
+#
+# Usage: scripts/bench.sh [--smoke] [--duration S] [--modes "nat fullnat dr tun"] [--out FILE]
+#   --smoke     every point for 1 s with small counts: checks the machinery, measures nothing
+#   --duration  seconds measured per point (default 30; one sample per second)
+#   --out       also write the table (markdown) to FILE
+set -euo pipefail
+
+SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd -- "$SCRIPT_DIR/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+. "$SCRIPT_DIR/lib/common.sh"
+cd "$ROOT"
+
+DURATION=30
+WARMUP=2
+MODES="nat fullnat dr tun"
+FLOWS_SMALL=10000
+FLOWS_LARGE=1000000
+SMOKE=0
+OUT=""
+while [[ $# -gt 0 ]]; do
+    case $1 in
+    --smoke) SMOKE=1 ;;
+    --duration) DURATION=$2; shift ;;
+    --modes) MODES=$2; shift ;;
+    --out) OUT=$2; shift ;;
+    *) die "unknown argument $1 (see the header of $0)" ;;
+    esac
+    shift
+done
+if [[ $SMOKE == 1 ]]; then
+    DURATION=1 WARMUP=0 FLOWS_SMALL=1000 FLOWS_LARGE=20000
+fi
+
+require_root
+[[ $(nproc) -ge 2 ]] || die "needs 2 cores: the generator on 0, the device under test on 1"
+if [[ ! -x "$(command -v dpdk-testpmd)" ]] || ! mountpoint -q /dev/hugepages; then
+    "$SCRIPT_DIR/setup.sh"
+fi
+
+# Everything this run starts, and the names it uses, are its own: cleaned up on any exit.
+RUN="bench$$"
+SOCKDIR=/run/rvs-bench
+WORK=$(mktemp -d /tmp/rvs-bench.XXXXXX)
+DUT_PID=""
+# shellcheck disable=SC2317  # called by the trap
+cleanup() {
+    stop_dut
+    rm -rf -- "$WORK" "$SOCKDIR" /var/run/dpdk/rvs-"$RUN"-* /var/run/dpdk/rvs-bench-dut \
+        /dev/hugepages/rvs-"$RUN"-* 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# shellcheck disable=SC2317
+stop_dut() {
+    if [[ -n $DUT_PID ]] && kill -0 "$DUT_PID" 2>/dev/null; then
+        kill -INT "$DUT_PID" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$DUT_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$DUT_PID" 2>/dev/null || true
+        wait "$DUT_PID" 2>/dev/null || true
+    fi
+    DUT_PID=""
+}
+
+note "building (release)"
+cargo build --release --quiet -p control --bin rvsd -p bench --bin rvs-gen
+GEN="$ROOT/target/release/rvs-gen"
+RVSD="$ROOT/target/release/rvsd"
+
+# Waits until both memif sockets of the device under test exist.
+wait_sockets() {
+    for _ in $(seq 100); do
+        [[ -S $SOCKDIR/client.sock && -S $SOCKDIR/servers.sock ]] && return 0
+        kill -0 "$DUT_PID" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# start_rvsd MODE: a fresh rvsd (fresh connection table) for one point.
+start_rvsd() {
+    rm -rf "$SOCKDIR" && mkdir -p "$SOCKDIR"
+    RVS_LOG=warn "$RVSD" --config "bench/configs/bench-$1.ron" >"$WORK/dut.log" 2>&1 &
+    DUT_PID=$!
+    wait_sockets || { cat "$WORK/dut.log" >&2; die "rvsd ($1) did not open its memif sockets"; }
+}
+
+# start_testpmd FWD: dpdk-testpmd on core 1 (its main thread sleeps, one forwarding lcore),
+# serving the same two memif sockets with the same MACs. A fresh one per point.
+start_testpmd() {
+    rm -rf "$SOCKDIR" && mkdir -p "$SOCKDIR"
+    dpdk-testpmd --lcores "0@1,1@1" --file-prefix "rvs-$RUN-pmd" --socket-mem 256 \
+        --socket-limit 256 --huge-unlink --no-pci --no-telemetry \
+        --vdev="net_memif0,role=server,id=0,socket=$SOCKDIR/client.sock,socket-abstract=no,mac=02:00:00:00:00:01" \
+        --vdev="net_memif1,role=server,id=0,socket=$SOCKDIR/servers.sock,socket-abstract=no,mac=02:00:00:00:00:02" \
+        -- --forward-mode="$1" --nb-cores=1 --stats-period=3600 --total-num-mbufs=16384 \
+        >"$WORK/dut.log" 2>&1 &
+    DUT_PID=$!
+    wait_sockets || { cat "$WORK/dut.log" >&2; die "dpdk-testpmd ($1) did not open its memif sockets"; }
+}
+
+# gen NAME ARGS...: one rvs-gen run; its RESULT line is kept as $WORK/NAME.result.
+gen() {
+    local name=$1
+    shift
+    if ! "$GEN" --core 0 --file-prefix "rvs-$RUN-gen" --warmup "$WARMUP" --duration "$DURATION" \
+        --quiet "$@" >"$WORK/$name.out" 2>&1; then
+        cat "$WORK/$name.out" >&2
+        echo "--- the device's log:" >&2
+        tail -20 "$WORK/dut.log" >&2
+        die "$name: rvs-gen failed (above)"
+    fi
+    grep '^RESULT ' "$WORK/$name.out" >"$WORK/$name.result"
+    note "$name: $(sed -n 's/.*fwd_mpps_p50=\([^ ]*\).*fwd_mpps_p90=\([^ ]*\).*cps_p50=\([^ ]*\).*lat_us_p50=\([^ ]*\).*/\1 \/ \2 Mpps, \3 conn\/s, latency p50 \4 us/p' "$WORK/$name.result")"
+}
+
+# field NAME KEY: a value of a run's RESULT line.
+field() {
+    sed -n "s/.* $2=\([^ ]*\).*/\1/p" "$WORK/$1.result"
+}
+
+# The device's own accounting after an rvsd point: bytes per connection, and no drop.
+dut_stats() {
+    python3 - "$SOCKDIR/dut-stats.json" "$1" >>"$WORK/memory" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+drops = {k: v for p in d["ports"] for k, v in p["drops"].items() if v}
+if drops:
+    sys.exit(f"{sys.argv[2]}: rvsd dropped packets: {drops}")
+print(sys.argv[2], d["workers"][0]["bytes_per_connection"])
+EOF
+}
+
+rvsd_point() { # MODE NAME GEN-ARGS...
+    local mode=$1 name=$2
+    shift 2
+    start_rvsd "$mode"
+    gen "$name" --dut "$mode" "$@"
+    stop_dut
+    dut_stats "$name"
+}
+
+half() { awk -v x="$1" 'BEGIN { printf "%d", x * 1e6 / 2 }'; }
+
+START=$SECONDS
+# The ceiling: the same generator, the same links, dpdk-testpmd forwarding. One way (as DR
+# and TUN: what crosses is checked at the servers' side) and both ways (as NAT and FULLNAT:
+# the servers' answers cross back).
+for fwd in macswap io; do
+    for replies in direct cross; do
+        [[ $fwd == io && $replies == cross ]] && continue
+        start_testpmd "$fwd"
+        gen "ceiling-$fwd-$replies" --dut passthrough --replies "$replies" --flows "$FLOWS_SMALL"
+        stop_dut
+    done
+done
+start_testpmd macswap
+rate=$(half "$(field ceiling-macswap-cross sent_mpps_p50)")
+gen "ceiling-macswap-latency" --dut passthrough --replies cross --flows "$FLOWS_SMALL" --rate "$rate"
+stop_dut
+
+for mode in $MODES; do
+    rvsd_point "$mode" "$mode-est-small" --flows "$FLOWS_SMALL"
+    rvsd_point "$mode" "$mode-est-large" --flows "$FLOWS_LARGE"
+    rvsd_point "$mode" "$mode-cps" --script connections --flows "$FLOWS_LARGE"
+    rate=$(half "$(field "$mode-est-small" sent_mpps_p50)")
+    rvsd_point "$mode" "$mode-latency" --flows "$FLOWS_SMALL" --rate "$rate"
+done
+ELAPSED=$((SECONDS - START))
+
+# The table.
+python3 - "$WORK" "$MODES" "$FLOWS_SMALL" "$FLOWS_LARGE" "$DURATION" "$ELAPSED" "$SMOKE" >"$WORK/table.md" <<'EOF'
+import os, sys
+work, modes, small, large, duration, elapsed, smoke = sys.argv[1:8]
+def result(name):
+    line = open(os.path.join(work, name + ".result")).read().split()
+    return {k: v for k, v in (w.split("=", 1) for w in line[1:])}
+memory = dict(l.split() for l in open(os.path.join(work, "memory")))
+k = lambda n: f"{int(n) // 1000}k" if int(n) < 1_000_000 else f"{int(n) // 1_000_000}M"
+print(f"rvs-gen on core 0, one rvsd worker (or dpdk-testpmd) on core 1, two net_memif links, 64-byte TCP;")
+print(f"{duration} s per point after warm-up, one sample per second; Mpps = packets the device forwarded")
+print(f"(both directions where replies cross); ratio = Mpps / the same generator against dpdk-testpmd")
+print(f"macswap (one way for DR/TUN, both ways for NAT/FULLNAT); latency of one crossing, at half the")
+print(f"p50 rate. Total {elapsed} s." + ("  SMOKE RUN: tiny counts, 1 s points: not a measurement." if smoke == "1" else ""))
+print()
+print("| device | point | Mpps p50 | Mpps p90 | ratio p50 | ratio p90 | conn/s p50 | conn/s p90 | latency p50 / p99 / p99.9 us | bytes/conn |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+def row(dev, point, r, ceil=None, mem="", lat=None, cps=False):
+    f = lambda x: f"{float(x):.2f}"
+    ratio = lambda p: f"{float(r['fwd_mpps_' + p]) / float(ceil['fwd_mpps_' + p]):.2f}" if ceil else ""
+    cells = [dev, point, f(r["fwd_mpps_p50"]), f(r["fwd_mpps_p90"]), ratio("p50"), ratio("p90"),
+             r["cps_p50"] if cps else "", r["cps_p90"] if cps else "",
+             f"{float(lat['lat_us_p50']):.1f} / {float(lat['lat_us_p99']):.1f} / {float(lat['lat_us_p999']):.1f}" if lat else "",
+             mem]
+    print("| " + " | ".join(cells) + " |")
+one, both = result("ceiling-macswap-direct"), result("ceiling-macswap-cross")
+row("testpmd macswap", f"one way, {k(small)} flows", one)
+row("testpmd macswap", f"both ways, {k(small)} flows", both, lat=result("ceiling-macswap-latency"))
+row("testpmd io", f"one way, {k(small)} flows", result("ceiling-io-direct"))
+for m in modes.split():
+    ceil = both if m in ("nat", "fullnat") else one
+    name = m.upper().replace("FULLNAT", "FULLNAT")
+    row(f"rvsd {name}", f"established, {k(small)}", result(f"{m}-est-small"), ceil, memory[f"{m}-est-small"], lat=result(f"{m}-latency"))
+    row(f"rvsd {name}", f"established, {k(large)}", result(f"{m}-est-large"), ceil, memory[f"{m}-est-large"])
+    row(f"rvsd {name}", f"new connections (SYN, data, FIN), {k(large)} tuples", result(f"{m}-cps"), None, memory[f"{m}-cps"], cps=True)
+EOF
+echo
+cat "$WORK/table.md"
+if [[ -n $OUT ]]; then
+    cp "$WORK/table.md" "$OUT"
+fi
