@@ -35,7 +35,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use dataplane::conn::Timeouts;
-use dataplane::engine::{process, Verdict, WorkerState};
+use dataplane::dpdk::BURST_SIZE;
+use dataplane::engine::{prefetch, process, Verdict, WorkerState};
 use dataplane::flow::{Endpoint, ForwardMode};
 use dataplane::frame::{Frame, VecFrame};
 use dataplane::sched::SchedulerKind;
@@ -472,6 +473,37 @@ fn established(c: &mut Criterion) {
                 })
             });
             group.finish();
+
+            // The worker's way: a burst's connections prefetched, then the burst processed;
+            // and the same burst without the prefetch pass. Times are per burst of 32.
+            let mut frames: Vec<VecFrame> = (0..BURST_SIZE).map(|_| work_frame()).collect();
+            for (group_name, prefetching) in
+                [("burst32_prefetch", true), ("burst32_no_prefetch", false)]
+            {
+                let mut group = c.benchmark_group(group_name);
+                let mut k = 0usize;
+                group.bench_function(BenchmarkId::new(mode.name(), label), |b| {
+                    b.iter(|| {
+                        for frame in frames.iter_mut() {
+                            load(frame, &template);
+                            patch(frame.bytes_mut(), originals[k], vip);
+                            k += 1;
+                            if k == originals.len() {
+                                k = 0;
+                            }
+                        }
+                        if prefetching {
+                            for frame in &frames {
+                                prefetch(frame, &state);
+                            }
+                        }
+                        for frame in frames.iter_mut() {
+                            black_box(process(frame, 0, &snap, &mut state, NOW_MS));
+                        }
+                    })
+                });
+                group.finish();
+            }
 
             if mode.sees_replies() {
                 let pairs: Vec<(Endpoint, Endpoint)> = flows.iter().map(|&i| replies[i]).collect();

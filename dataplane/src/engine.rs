@@ -341,6 +341,31 @@ fn old_flags(s: &SchedulerState) -> crate::sched::SchedFlags {
     }
 }
 
+/// Looks up the connection of a TCP/UDP packet and prefetches it, reading only the headers'
+/// fixed fields and checking nothing (`process` checks everything). Called on each packet of a
+/// burst before any is processed: at a million connections, the table's cache misses of 32
+/// packets then overlap instead of following one another.
+#[inline]
+pub fn prefetch(frame: &impl Frame, state: &WorkerState) {
+    let b = frame.bytes();
+    if b.len() < L3 + 20 || b[12..14] != [0x08, 0x00] {
+        return;
+    }
+    let protocol = b[L3 + 9];
+    let l4 = L3 + usize::from(b[L3] & 0x0f) * 4;
+    if !(protocol == ipv4::PROTO_TCP || protocol == ipv4::PROTO_UDP) || b.len() < l4 + 4 {
+        return;
+    }
+    let addr = |at: usize| Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3]);
+    let port = |at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
+    let key = FlowKey::new(
+        protocol,
+        Endpoint::new(addr(L3 + 12), port(l4)),
+        Endpoint::new(addr(L3 + 16), port(l4 + 2)),
+    );
+    state.conns.prefetch(&key);
+}
+
 /// Decides what to do with `frame`, received on port `in_port`, rewriting it in place for
 /// every verdict but `Drop` and `SlowPath` (which leave it untouched).
 #[inline]

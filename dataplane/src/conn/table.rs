@@ -176,6 +176,18 @@ impl ConnTable {
         ))
     }
 
+    /// Finds `key`'s slot and starts loading it into the cache (see [`crate::dpdk::prefetch`]):
+    /// the index lookups of a burst's packets overlap in the CPU when done back to back, and
+    /// the slots arrive while the burst is being processed.
+    #[inline]
+    pub fn prefetch(&self, key: &FlowKey) {
+        if let Some(&(index, _)) = self.index.get(key) {
+            if let Some(slot) = self.slots.get(index as usize) {
+                crate::dpdk::prefetch(slot);
+            }
+        }
+    }
+
     /// `None` if `id`'s connection is gone.
     #[inline]
     pub fn get(&self, id: ConnId) -> Option<&Conn> {
