@@ -66,6 +66,12 @@ step "fuzz: the engine on arbitrary bytes and random traffic, 200000 cases each,
 PROPTEST_CASES=200000 timeout 600 cargo test --release -p dataplane --lib fuzz_ 2>&1 | tee -a "$LOG" ||
     status=1
 
+step "benchmark smoke: scripts/bench.sh --smoke (every point for 1 s, tiny counts; measures nothing)"
+scripts/bench.sh --smoke || status=1
+
+step "instructions per packet smoke: scripts/instructions.sh --quick (callgrind; small counts)"
+scripts/instructions.sh --quick || status=1
+
 # One closing line over every run above.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
      END { printf "\nrvs: %d passed, %d failed\n", p, f }' "$LOG"
