@@ -493,9 +493,7 @@ fn established(c: &mut Criterion) {
                             }
                         }
                         if prefetching {
-                            for frame in &frames {
-                                prefetch(frame, &state);
-                            }
+                            prefetch(frames.iter(), &state);
                         }
                         for frame in frames.iter_mut() {
                             black_box(process(frame, 0, &snap, &mut state, NOW_MS));

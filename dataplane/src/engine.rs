@@ -341,29 +341,57 @@ fn old_flags(s: &SchedulerState) -> crate::sched::SchedFlags {
     }
 }
 
-/// Looks up the connection of a TCP/UDP packet and prefetches it, reading only the headers'
-/// fixed fields and checking nothing (`process` checks everything). Called on each packet of a
-/// burst before any is processed: at a million connections, the table's cache misses of 32
-/// packets then overlap instead of following one another.
+/// Prefetches the connections of a burst before any of its packets is processed, in two
+/// passes: every packet's index bucket (computed from the hash alone), then, once those are
+/// on their way, every packet's connection slot. At a million connections the cache misses of
+/// 32 packets then overlap instead of following one another. Reads only the headers' fixed
+/// fields and checks nothing (`process` checks everything); at most [`PREFETCH_BURST`].
+///
+/// Below [`PREFETCH_MIN_CONNECTIONS`] the table sits in the core's own cache and the passes
+/// would only add work (about 10% per packet at 1k connections, measured), so it does nothing.
 #[inline]
-pub fn prefetch(frame: &impl Frame, state: &WorkerState) {
-    let b = frame.bytes();
-    if b.len() < L3 + 20 || b[12..14] != [0x08, 0x00] {
+pub fn prefetch<'a, F: Frame + 'a>(frames: impl Iterator<Item = &'a F>, state: &WorkerState) {
+    if state.conns.len() < PREFETCH_MIN_CONNECTIONS {
         return;
+    }
+    let mut hashes = [0u64; PREFETCH_BURST];
+    let mut n = 0;
+    for frame in frames.take(PREFETCH_BURST) {
+        if let Some(key) = flow_key(frame.bytes()) {
+            hashes[n] = state.conns.prefetch_bucket(&key);
+            n += 1;
+        }
+    }
+    for &hash in &hashes[..n] {
+        state.conns.prefetch_slot(hash);
+    }
+}
+
+/// The most packets [`prefetch`] looks at (a DPDK burst).
+pub const PREFETCH_BURST: usize = 32;
+
+/// Connections from which [`prefetch`] pays: 16k connections are about 1.5 MiB of slots and
+/// index, what a core's L2 holds on the machines rvs is measured on (2 MiB).
+pub const PREFETCH_MIN_CONNECTIONS: usize = 16 * 1024;
+
+/// The flow key of an IPv4 TCP/UDP frame, from fixed offsets, unchecked.
+#[inline]
+fn flow_key(b: &[u8]) -> Option<FlowKey> {
+    if b.len() < L3 + 20 || b[12..14] != [0x08, 0x00] {
+        return None;
     }
     let protocol = b[L3 + 9];
     let l4 = L3 + usize::from(b[L3] & 0x0f) * 4;
     if !(protocol == ipv4::PROTO_TCP || protocol == ipv4::PROTO_UDP) || b.len() < l4 + 4 {
-        return;
+        return None;
     }
     let addr = |at: usize| Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3]);
     let port = |at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
-    let key = FlowKey::new(
+    Some(FlowKey::new(
         protocol,
         Endpoint::new(addr(L3 + 12), port(l4)),
         Endpoint::new(addr(L3 + 16), port(l4 + 2)),
-    );
-    state.conns.prefetch(&key);
+    ))
 }
 
 /// Decides what to do with `frame`, received on port `in_port`, rewriting it in place for

@@ -129,9 +129,7 @@ impl<'p> Worker<'p> {
                 continue;
             }
             received += n;
-            for mbuf in self.rx.iter() {
-                engine::prefetch(mbuf, state);
-            }
+            engine::prefetch(self.rx.iter(), state);
             let port_counters = &counters.ports[port];
             let mut bytes = 0u64;
             for mut mbuf in self.rx.drain() {

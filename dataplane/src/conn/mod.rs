@@ -10,6 +10,7 @@
 //! clock: time comes in as `now_ms`. Counterpart of IPVS's `ip_vs_conn.c` and
 //! `ip_vs_proto_tcp.c`.
 
+mod index;
 mod table;
 mod tcp_state;
 mod template;

@@ -1,26 +1,20 @@
 //! The connection table: a slab of connection slots, a hash index from each direction's flow
-//! key to its slot, and the timer wheel threaded through the slab.
+//! key to its slot (`index.rs`: cache-line buckets, prefetchable from the hash), and the timer
+//! wheel threaded through the slab.
 //!
 //! Everything is allocated in [`ConnTable::new`]; afterwards no operation allocates. The index
-//! is sized for two keys per slot plus headroom. An open-addressing table can run out of fresh
-//! buckets when deletions leave tombstones; where hashbrown would then grow (allocate), the
-//! table instead clears its index and re-inserts every live key into the same buckets
-//! (O(capacity), rare: see `index_capacity`).
+//! has room for two keys per slot and no tombstones, so it never grows or rebuilds.
 
 use std::mem::size_of;
 use std::net::Ipv4Addr;
 
-use hashbrown::HashMap;
-
+use super::index::{Entry, FlowIndex};
 use super::tcp_state::{next_state, Side};
 use super::timer::{self, Link, Linked, Wheel, NIL};
 use super::{Conn, ConnId, Direction, FlowKey, ForwardMode, InsertError, TcpState, Timeouts};
 use crate::flow::Endpoint;
 
 const TCP: u8 = 6;
-
-/// What an index entry points at: the slot and which of its keys this is.
-type IndexValue = (u32, Direction);
 
 /// One connection's storage. `generation` is odd while the slot holds a connection and is
 /// bumped on every insert and every free, so a `ConnId` from an earlier life never matches.
@@ -72,21 +66,26 @@ fn original_key(conn: &Conn) -> FlowKey {
     FlowKey::new(conn.protocol, conn.client, conn.vip)
 }
 
+/// The key a connection is indexed under for `direction`.
+#[inline]
+fn key_of(conn: &Conn, direction: Direction) -> Option<FlowKey> {
+    match direction {
+        Direction::Original => Some(original_key(conn)),
+        Direction::Reply => reply_key(conn),
+    }
+}
+
+#[inline]
+fn entry(slot: u32, direction: Direction) -> Entry {
+    Entry { slot, direction }
+}
+
 /// The key replies arrive under, if they pass through rvs at all.
 #[inline]
 fn reply_key(conn: &Conn) -> Option<FlowKey> {
     conn.mode
         .sees_replies()
         .then(|| FlowKey::new(conn.protocol, conn.real, conn.local))
-}
-
-/// Keys the index is sized for: two per connection, plus a quarter of headroom, so that a full
-/// table fills at most 70% of the index's buckets (hashbrown's own limit is 87.5%). Near that
-/// limit, churn leaves tombstones faster than erasures free buckets and the index would need
-/// rebuilding on almost every insert (measured: at 87.5% a rebuild per insert or two; at 70%
-/// one per ~0.7 × index-size inserts, amortised well under one re-insert per insert).
-fn index_capacity(capacity: usize) -> usize {
-    capacity.saturating_mul(5) / 2
 }
 
 /// One worker's connections. See the module docs for the layout.
@@ -96,11 +95,9 @@ pub struct ConnTable {
     /// Head of the free slots, chained through `link.next`.
     free: u32,
     len: usize,
-    index: HashMap<FlowKey, IndexValue>,
+    index: FlowIndex,
     wheel: Wheel,
     timeouts: Timeouts,
-    /// Times the index was rebuilt in place to clear tombstones (tests, diagnostics).
-    index_rebuilds: u64,
 }
 
 impl ConnTable {
@@ -133,10 +130,9 @@ impl ConnTable {
             slots,
             free: if capacity > 0 { 0 } else { NIL },
             len: 0,
-            index: HashMap::with_capacity(index_capacity(capacity)),
+            index: FlowIndex::new(2 * capacity),
             wheel: Wheel::new(),
             timeouts,
-            index_rebuilds: 0,
         }
     }
 
@@ -165,26 +161,45 @@ impl ConnTable {
     /// The connection a packet belongs to, and which direction it travels.
     #[inline]
     pub fn lookup(&self, key: &FlowKey) -> Option<(ConnId, Direction)> {
-        let &(index, direction) = self.index.get(key)?;
-        let slot = self.slots.get(index as usize)?;
+        let entry = self.find(self.index.hash(key), key)?;
         Some((
             ConnId {
-                index,
-                generation: slot.generation,
+                index: entry.slot,
+                generation: self.slots[entry.slot as usize].generation,
             },
-            direction,
+            entry.direction,
         ))
     }
 
-    /// Finds `key`'s slot and starts loading it into the cache (see [`crate::dpdk::prefetch`]):
-    /// the index lookups of a burst's packets overlap in the CPU when done back to back, and
-    /// the slots arrive while the burst is being processed.
+    /// The index entry of `key` (whose hash is `hash`), confirmed against the slot.
     #[inline]
-    pub fn prefetch(&self, key: &FlowKey) {
-        if let Some(&(index, _)) = self.index.get(key) {
-            if let Some(slot) = self.slots.get(index as usize) {
-                crate::dpdk::prefetch(slot);
-            }
+    fn find(&self, hash: u64, key: &FlowKey) -> Option<Entry> {
+        self.index.find(hash, |entry| {
+            self.slots
+                .get(entry.slot as usize)
+                .is_some_and(|slot| key_of(&slot.conn, entry.direction) == Some(*key))
+        })
+    }
+
+    /// First half of a burst's prefetch: hashes `key` and starts loading its index bucket
+    /// (no memory read yet). Returns the hash for [`prefetch_slot`](Self::prefetch_slot).
+    #[inline]
+    pub fn prefetch_bucket(&self, key: &FlowKey) -> u64 {
+        let hash = self.index.hash(key);
+        self.index.prefetch(hash);
+        hash
+    }
+
+    /// Second half, once every bucket of the burst is on its way: reads the bucket and starts
+    /// loading the slot its tag points at.
+    #[inline]
+    pub fn prefetch_slot(&self, hash: u64) {
+        if let Some(slot) = self
+            .index
+            .candidate(hash)
+            .and_then(|entry| self.slots.get(entry.slot as usize))
+        {
+            crate::dpdk::prefetch(slot);
         }
     }
 
@@ -215,15 +230,18 @@ impl ConnTable {
         }
         let original = original_key(&conn);
         let reply = reply_key(&conn);
-        if self.index.contains_key(&original)
-            || reply.is_some_and(|reply| reply == original || self.index.contains_key(&reply))
+        let original_hash = self.index.hash(&original);
+        let reply_hash = reply.map(|r| self.index.hash(&r));
+        if self.find(original_hash, &original).is_some()
+            || reply.is_some_and(|reply| {
+                reply == original || self.find(reply_hash.unwrap_or(0), &reply).is_some()
+            })
         {
             return Err(InsertError::Exists);
         }
         if conn.protocol != TCP {
             conn.state = TcpState::Established;
         }
-        self.ensure_index_room(1 + usize::from(reply.is_some()));
         if self.len == 0 {
             self.wheel.skip_to(timer::tick_of(now_ms));
         }
@@ -237,9 +255,14 @@ impl ConnTable {
         slot.expires_ms = expires_ms;
         let generation = slot.generation;
         self.wheel.arm(&mut self.slots, index, expires_ms);
-        self.index.insert(original, (index, Direction::Original));
-        if let Some(reply) = reply {
-            self.index.insert(reply, (index, Direction::Reply));
+        // Two keys per slot fit by construction (`FlowIndex::new(2 * capacity)`).
+        let placed = self
+            .index
+            .insert(original_hash, entry(index, Direction::Original));
+        debug_assert!(placed);
+        if let Some(hash) = reply_hash {
+            let placed = self.index.insert(hash, entry(index, Direction::Reply));
+            debug_assert!(placed);
         }
         self.len += 1;
         Ok(ConnId { index, generation })
@@ -281,7 +304,7 @@ impl ConnTable {
     /// Whether the reply key `key` is free (the FULLNAT local-port allocator asks this).
     #[inline]
     pub fn reply_key_free(&self, key: &FlowKey) -> bool {
-        !self.index.contains_key(key)
+        self.find(self.index.hash(key), key).is_none()
     }
 
     pub fn remove(&mut self, id: ConnId) -> Option<Conn> {
@@ -384,39 +407,18 @@ impl ConnTable {
         slot.link.next = self.free;
         self.free = index;
         self.len -= 1;
-        self.index.remove(&original_key(&conn));
+        let removed = self.index.remove(
+            self.index.hash(&original_key(&conn)),
+            entry(index, Direction::Original),
+        );
+        debug_assert!(removed);
         if let Some(reply) = reply_key(&conn) {
-            self.index.remove(&reply);
+            let removed = self
+                .index
+                .remove(self.index.hash(&reply), entry(index, Direction::Reply));
+            debug_assert!(removed);
         }
         conn
-    }
-
-    /// Makes sure `needed` keys can be inserted without the index growing. hashbrown only
-    /// grows when no fresh bucket is left (`capacity() - len()`, tombstones excluded); the
-    /// index always has buckets for two keys per slot, so re-inserting the live keys into the
-    /// cleared index frees every tombstone and leaves at least two fresh buckets.
-    fn ensure_index_room(&mut self, needed: usize) {
-        if self.index.capacity() - self.index.len() >= needed {
-            return;
-        }
-        self.index.clear();
-        for (index, slot) in self.slots.iter().enumerate() {
-            if !slot.is_live() {
-                continue;
-            }
-            let index = index as u32;
-            self.index
-                .insert(original_key(&slot.conn), (index, Direction::Original));
-            if let Some(reply) = reply_key(&slot.conn) {
-                self.index.insert(reply, (index, Direction::Reply));
-            }
-        }
-        self.index_rebuilds += 1;
-    }
-
-    #[cfg(test)]
-    pub(super) fn index_rebuilds(&self) -> u64 {
-        self.index_rebuilds
     }
 
     #[cfg(test)]
@@ -427,11 +429,6 @@ impl ConnTable {
     #[cfg(test)]
     pub(super) fn slot_size() -> usize {
         size_of::<Slot>()
-    }
-
-    #[cfg(test)]
-    pub(super) fn index_entry_size() -> usize {
-        size_of::<(FlowKey, IndexValue)>()
     }
 
     /// Every structural invariant, checked the slow way (tests). `latest_ms` is the latest
@@ -447,14 +444,24 @@ impl ConnTable {
             .map(|s| 1 + usize::from(reply_key(&s.conn).is_some()))
             .sum();
         assert_eq!(keys, self.index.len(), "index size");
-        for (&key, &(index, direction)) in &self.index {
-            let slot = &self.slots[index as usize];
+        // Every entry points at a live slot and sits where its key's hash says (tags,
+        // overflow counts); every live key finds its own entry.
+        self.index.check_overflow(|e| {
+            let slot = &self.slots[e.slot as usize];
             assert!(slot.is_live(), "index points at a free slot");
-            let expected = match direction {
-                Direction::Original => Some(original_key(&slot.conn)),
-                Direction::Reply => reply_key(&slot.conn),
-            };
-            assert_eq!(expected, Some(key), "index key");
+            self.index
+                .hash(&key_of(&slot.conn, e.direction).expect("index key"))
+        });
+        for (index, slot) in self.slots.iter().enumerate() {
+            if !slot.is_live() {
+                continue;
+            }
+            for direction in [Direction::Original, Direction::Reply] {
+                if let Some(key) = key_of(&slot.conn, direction) {
+                    let found = self.find(self.index.hash(&key), &key);
+                    assert_eq!(found, Some(entry(index as u32, direction)), "index key");
+                }
+            }
         }
         let mut free = 0;
         let mut at = self.free;

@@ -723,7 +723,7 @@ proptest::proptest! {
         let mut f = VecFrame::new(&bytes);
         let before = f.clone();
         // The worker's prefetch pass reads the same bytes unchecked first.
-        super::prefetch(&f, &st);
+        super::prefetch(std::iter::once(&f), &st);
         match process(&mut f, port, &snap, &mut st, 0) {
             Verdict::Drop(_) | Verdict::SlowPath => proptest::prop_assert_eq!(f, before),
             _ => {}
@@ -946,7 +946,7 @@ proptest::proptest! {
             }
             let mut f = VecFrame::new(&bytes);
             let before = f.clone();
-            super::prefetch(&f, &st);
+            super::prefetch(std::iter::once(&f), &st);
             match process(&mut f, port, &snap, &mut st, now) {
                 Verdict::Drop(_) | Verdict::SlowPath => proptest::prop_assert_eq!(&f, &before),
                 Verdict::Forward { .. } if mangle.is_none() && kind != 4 => {
