@@ -320,7 +320,9 @@ fn run(args: &Args) -> Result<ExitCode, String> {
             }
             let mut n = 0;
             while n < budget as usize {
-                let Some(p) = traffic.next_packet() else { break };
+                let Some(p) = traffic.next_packet() else {
+                    break;
+                };
                 next[n] = p;
                 n += 1;
             }
