@@ -2,7 +2,8 @@
 # The forwarding benchmark: rvs-gen (core 0) against one rvsd worker (core 1) over two
 # net_memif links, per mode: established flows with 10k and with 1M connections, new
 # connections per second, and latency at half the measured maximum; and, in the same run,
-# the same generator against dpdk-testpmd (macswap, io) on the same links: the ceiling.
+# the same generator against dpdk-testpmd (macswap before each mode, io once) on the same
+# links: the ceiling.
 # Prints one table (BENCHMARKS.md explains it). Run as root after scripts/setup.sh.
 #
 # Usage: scripts/bench.sh [--smoke] [--duration S] [--modes "nat fullnat dr tun"] [--out FILE]
@@ -148,31 +149,33 @@ rvsd_point() { # MODE NAME GEN-ARGS...
 }
 
 half() { awk -v x="$1" 'BEGIN { printf "%d", x * 1e6 / 2 }'; }
+PASSTHROUGH=(--dut passthrough --flows "$FLOWS_SMALL")
 
 START=$SECONDS
-# The ceiling: the same generator, the same links, dpdk-testpmd forwarding. One way (as DR
-# and TUN: what crosses is checked at the servers' side) and both ways (as NAT and FULLNAT:
-# the servers' answers cross back).
-for fwd in macswap io; do
-    for replies in direct cross; do
-        [[ $fwd == io && $replies == cross ]] && continue
-        start_testpmd "$fwd"
-        gen "ceiling-$fwd-$replies" --dut passthrough --replies "$replies" --flows "$FLOWS_SMALL"
-        stop_dut
-    done
-done
-start_testpmd macswap
-rate=$(half "$(field ceiling-macswap-cross sent_mpps_p50)")
-gen "ceiling-macswap-latency" --dut passthrough --replies cross --flows "$FLOWS_SMALL" --rate "$rate"
+# The ceiling: the same generator, the same links, dpdk-testpmd forwarding: one way (as DR and
+# TUN: what crosses is checked at the servers' side) or both ways (as NAT and FULLNAT: the
+# servers' answers cross back). The machine's speed flips every few seconds or minutes, so
+# each mode's ceiling is measured right before that mode's points, and its ratios use it.
+start_testpmd io
+gen ceiling-io "${PASSTHROUGH[@]}" --replies direct
 stop_dut
-
 for mode in $MODES; do
+    replies=direct
+    [[ $mode == nat || $mode == fullnat ]] && replies=cross
+    start_testpmd macswap
+    gen "ceiling-$mode" "${PASSTHROUGH[@]}" --replies "$replies"
+    stop_dut
     rvsd_point "$mode" "$mode-est-small" --flows "$FLOWS_SMALL"
     rvsd_point "$mode" "$mode-est-large" --flows "$FLOWS_LARGE"
     rvsd_point "$mode" "$mode-cps" --script connections --flows "$FLOWS_LARGE"
     rate=$(half "$(field "$mode-est-small" sent_mpps_p50)")
     rvsd_point "$mode" "$mode-latency" --flows "$FLOWS_SMALL" --rate "$rate"
 done
+# testpmd's latency at half its own (io) rate, one way, for comparison.
+start_testpmd macswap
+rate=$(half "$(field ceiling-io sent_mpps_p50)")
+gen ceiling-latency "${PASSTHROUGH[@]}" --replies direct --rate "$rate"
+stop_dut
 ELAPSED=$((SECONDS - START))
 
 # The table.
@@ -187,8 +190,8 @@ k = lambda n: f"{int(n) // 1000}k" if int(n) < 1_000_000 else f"{int(n) // 1_000
 print(f"rvs-gen on core 0, one rvsd worker (or dpdk-testpmd) on core 1, two net_memif links, 64-byte TCP;")
 print(f"{duration} s per point after warm-up, one sample per second; Mpps = packets the device forwarded")
 print(f"(both directions where replies cross); ratio = Mpps / the same generator against dpdk-testpmd")
-print(f"macswap (one way for DR/TUN, both ways for NAT/FULLNAT); latency of one crossing, at half the")
-print(f"p50 rate. Total {elapsed} s." + ("  SMOKE RUN: tiny counts, 1 s points: not a measurement." if smoke == "1" else ""))
+print(f"macswap measured just before the mode's points (one way for DR/TUN, both ways for NAT/FULLNAT);")
+print(f"latency of one crossing, at half the p50 rate. Total {elapsed} s." + ("  SMOKE RUN: tiny counts, 1 s points: not a measurement." if smoke == "1" else ""))
 print()
 print("| device | point | Mpps p50 | Mpps p90 | ratio p50 | ratio p90 | conn/s p50 | conn/s p90 | latency p50 / p99 / p99.9 us | bytes/conn |")
 print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -200,13 +203,13 @@ def row(dev, point, r, ceil=None, mem="", lat=None, cps=False):
              f"{float(lat['lat_us_p50']):.1f} / {float(lat['lat_us_p99']):.1f} / {float(lat['lat_us_p999']):.1f}" if lat else "",
              mem]
     print("| " + " | ".join(cells) + " |")
-one, both = result("ceiling-macswap-direct"), result("ceiling-macswap-cross")
-row("testpmd macswap", f"one way, {k(small)} flows", one)
-row("testpmd macswap", f"both ways, {k(small)} flows", both, lat=result("ceiling-macswap-latency"))
-row("testpmd io", f"one way, {k(small)} flows", result("ceiling-io-direct"))
+row("testpmd io", f"one way, {k(small)} flows", result("ceiling-io"))
+row("testpmd macswap", "one way, at half io's rate", result("ceiling-latency"), lat=result("ceiling-latency"))
 for m in modes.split():
-    ceil = both if m in ("nat", "fullnat") else one
-    name = m.upper().replace("FULLNAT", "FULLNAT")
+    ceil = result(f"ceiling-{m}")
+    way = "both ways" if m in ("nat", "fullnat") else "one way"
+    name = m.upper()
+    row("testpmd macswap", f"{way}, just before {name}", ceil)
     row(f"rvsd {name}", f"established, {k(small)}", result(f"{m}-est-small"), ceil, memory[f"{m}-est-small"], lat=result(f"{m}-latency"))
     row(f"rvsd {name}", f"established, {k(large)}", result(f"{m}-est-large"), ceil, memory[f"{m}-est-large"])
     row(f"rvsd {name}", f"new connections (SYN, data, FIN), {k(large)} tuples", result(f"{m}-cps"), None, memory[f"{m}-cps"], cps=True)
