@@ -33,6 +33,7 @@ use std::hint::black_box;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use bench::frames::tcp_frame;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use dataplane::conn::Timeouts;
 use dataplane::dpdk::BURST_SIZE;
@@ -240,52 +241,6 @@ fn client(i: usize) -> Endpoint {
     )
 }
 
-/// Ethernet + IPv4 (DF, TTL 64) + TCP (20 bytes) + `payload`, checksums computed in full.
-fn build(
-    dst_mac: [u8; 6],
-    src_mac: [u8; 6],
-    src: Endpoint,
-    dst: Endpoint,
-    flags: u8,
-    payload: &[u8],
-) -> Vec<u8> {
-    let l4_len = 20 + payload.len();
-    let mut f = vec![0u8; 14 + 20 + l4_len];
-    f[0..6].copy_from_slice(&dst_mac);
-    f[6..12].copy_from_slice(&src_mac);
-    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    {
-        let ip = &mut f[14..34];
-        ip[0] = 0x45;
-        ip[2..4].copy_from_slice(&((20 + l4_len) as u16).to_be_bytes());
-        ip[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
-        ip[6] = 0x40;
-        ip[8] = 64;
-        ip[9] = PROTO_TCP;
-        ip[12..16].copy_from_slice(&src.addr.octets());
-        ip[16..20].copy_from_slice(&dst.addr.octets());
-        let c = checksum::checksum(ip);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-    }
-    {
-        let t = &mut f[34..];
-        t[0..2].copy_from_slice(&src.port.to_be_bytes());
-        t[2..4].copy_from_slice(&dst.port.to_be_bytes());
-        t[4..8].copy_from_slice(&1000u32.to_be_bytes());
-        if flags & FLAG_ACK != 0 {
-            t[8..12].copy_from_slice(&2000u32.to_be_bytes());
-        }
-        t[12] = 5 << 4;
-        t[13] = flags;
-        t[14..16].copy_from_slice(&65535u16.to_be_bytes());
-        t[20..].copy_from_slice(payload);
-        let pseudo = checksum::pseudo_header_sum(src.addr, dst.addr, PROTO_TCP, l4_len as u16);
-        let c = !checksum::combine(pseudo, checksum::sum(t));
-        t[16..18].copy_from_slice(&c.to_be_bytes());
-    }
-    f
-}
-
 fn checksums_ok(f: &[u8]) -> bool {
     let src = Ipv4Addr::from(read32(f, 26));
     let dst = Ipv4Addr::from(read32(f, 30));
@@ -338,12 +293,12 @@ fn endpoints(f: &[u8]) -> (Endpoint, Endpoint) {
 
 /// Client data packet to `mode`'s VIP.
 fn client_template(mode: Mode, flags: u8, payload: &[u8]) -> Vec<u8> {
-    build(MAC0, CLIENT_MAC, client(0), mode.vip(), flags, payload)
+    tcp_frame(MAC0, CLIENT_MAC, client(0), mode.vip(), flags, payload)
 }
 
 /// Real server's packet to rvs (port 1).
 fn real_template(flags: u8, payload: &[u8]) -> Vec<u8> {
-    build(
+    tcp_frame(
         MAC1,
         real_mac(0),
         Endpoint::new(REALS[0].into(), REAL_PORT),

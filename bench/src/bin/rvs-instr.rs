@@ -33,6 +33,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use bench::frames::tcp_frame;
 use clap::{Parser, ValueEnum};
 use control::config::{self, Protocol};
 use control::neigh::Neighbors;
@@ -141,49 +142,6 @@ fn client(i: usize) -> Endpoint {
         Ipv4Addr::new(198, 51, 100, CLIENT_BASE + (i % CLIENT_ADDRS) as u8),
         (CLIENT_PORT_BASE + i / CLIENT_ADDRS) as u16,
     )
-}
-
-/// Ethernet + IPv4 (DF, TTL 64) + TCP (20 bytes) + `payload`, both checksums right.
-fn tcp_frame(
-    dst_mac: [u8; 6],
-    src_mac: [u8; 6],
-    src: Endpoint,
-    dst: Endpoint,
-    flags: u8,
-    payload: &[u8],
-) -> Vec<u8> {
-    let l4_len = tcp::HEADER_LEN + payload.len();
-    let mut f = vec![0u8; ethernet::HEADER_LEN + 20 + l4_len];
-    ethernet::Repr {
-        dst: dst_mac,
-        src: src_mac,
-        ethertype: ethernet::ETHERTYPE_IPV4,
-    }
-    .emit(&mut ethernet::Frame::new_unchecked(&mut f[..]));
-    ipv4::Repr {
-        src: src.addr,
-        dst: dst.addr,
-        protocol: ipv4::PROTO_TCP,
-        ttl: 64,
-        tos: 0,
-        ident: 0x1234,
-        dont_fragment: true,
-        payload_len: l4_len,
-    }
-    .emit(&mut f[ethernet::HEADER_LEN..]);
-    let l4 = &mut f[ethernet::HEADER_LEN + 20..];
-    l4[tcp::HEADER_LEN..].copy_from_slice(payload);
-    tcp::Repr {
-        src_port: src.port,
-        dst_port: dst.port,
-        seq_number: 1000,
-        ack_number: if flags & FLAG_ACK != 0 { 2000 } else { 0 },
-        flags,
-        window: 65535,
-        payload_len: payload.len(),
-    }
-    .emit(l4, src.addr, dst.addr);
-    f
 }
 
 /// Destination MAC, source and destination of a forwarded (not encapsulated) TCP frame.
