@@ -26,72 +26,15 @@ local RESULTS = "/tmp/rvs-pktgen-established-tcp.txt"
 local TX = "0" -- port 1 only receives
 -----------------------------------------------------------------------------------------------
 
-local function gcd(a, b)
-    while b ~= 0 do a, b = b, a % b end
-    return a
-end
-assert(gcd(ADDRS, PORTS) == 1, "ADDRS and PORTS must have no common factor")
+-- The shared helpers (log, range, tcp_flags, ...) are in rvs-common.lua, next to this script.
+local HERE = debug.getinfo(1, "S").source:match("^@(.*[/\\])") or "./" -- this script's directory
+local rvs = dofile(HERE .. "rvs-common.lua")
+local log, range = rvs.log, rvs.range
+
+assert(rvs.gcd(ADDRS, PORTS) == 1, "ADDRS and PORTS must have no common factor")
 local FLOWS = ADDRS * PORTS
-
-local function ip_add(ip, n)
-    local a, b, c, d = ip:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
-    local x = ((tonumber(a) * 256 + tonumber(b)) * 256 + tonumber(c)) * 256 + tonumber(d) + n
-    return string.format("%d.%d.%d.%d", x // 16777216 % 256, x // 65536 % 256, x // 256 % 256,
-        x % 256)
-end
-local SRC_IP_LAST, SRC_PORT_LAST = ip_add(SRC_IP_FIRST, ADDRS - 1), SRC_PORT_FIRST + PORTS - 1
-
-local out = assert(io.open(RESULTS, "w"))
-local function log(fmt, ...)
-    local line = string.format(fmt, ...)
-    io.write(line, "\n")
-    io.flush()
-    out:write(line, "\n")
-    out:flush()
-end
-
--- start, min, max, inc of one range field.
-local function range(set, port, start, min, max, inc)
-    set(port, "start", start)
-    set(port, "min", min)
-    set(port, "max", max)
-    set(port, "inc", inc)
-end
-
--- Pktgen 23.06 has no Lua call for TCP flags: feed its CLI commands through a command file.
-local function tcp_flags(port, flags)
-    local path = os.tmpname()
-    local f = assert(io.open(path, "w"))
-    f:write(string.format("range %s tcp flag clr all\n", port))
-    for _, flag in ipairs(flags) do
-        f:write(string.format("range %s tcp flag set %s\n", port, flag))
-    end
-    f:close()
-    pktgen.load(path)
-    os.remove(path)
-end
-
--- Wait (at most ms) for a port with a packet count to finish sending.
-local function wait_done(port, ms)
-    for _ = 1, ms // 100 do
-        if pktgen.isSending(port)[tonumber(port)] == "n" then return true end
-        pktgen.delay(100)
-    end
-    return false
-end
-
-local function totals(label)
-    local st = pktgen.portStats("all", "port")
-    local pk = pktgen.pktStats("all")
-    for pid = 0, 1 do
-        local p, q = st[pid], pk[pid] or {}
-        log("%s port %d: opackets %d obytes %d oerrors %d tx_failed %d | ipackets %d ibytes %d"
-            .. " ierrors %d imissed %d rx_nombuf %d", label, pid, p.opackets, p.obytes,
-            p.oerrors, q.tx_failed or 0, p.ipackets, p.ibytes, p.ierrors, p.imissed or 0,
-            p.rx_nombuf or 0)
-    end
-    return st
-end
+local SRC_IP_LAST, SRC_PORT_LAST = rvs.ip_add(SRC_IP_FIRST, ADDRS - 1), SRC_PORT_FIRST + PORTS - 1
+rvs.open_log(RESULTS) -- log() writes each line to stdout and to RESULTS
 
 pktgen.screen("off")
 log("%s: TCP %s:%d, %d flows (%s-%s x ports %d-%d), %d-byte frames",
@@ -111,45 +54,38 @@ pktgen.set_range(TX, "on")
 pktgen.delay(1000) -- links settle (virtio-user <-> vhost)
 
 -- 1. Open the flows: SYN_PASSES lone SYNs per flow, then stop by count.
-tcp_flags(TX, {"syn"})
+rvs.tcp_flags(TX, {"syn"}) -- clear every flag, set SYN alone
 pktgen.set(TX, "rate", SYN_RATE)
 pktgen.set(TX, "count", SYN_PASSES * FLOWS)
 pktgen.clr()
 pktgen.start(TX)
-if not wait_done(TX, 30000) then log("WARNING: the SYN pass did not finish in 30 s") end
+if not rvs.wait_done(TX, 30000) then log("WARNING: the SYN pass did not finish in 30 s") end
 pktgen.stop(TX)
 pktgen.delay(500)
-local syn = totals("SYN pass")
+local syn = rvs.totals("SYN pass") -- "SYN pass port N: ..."
 if syn[1].ipackets == 0 then
     log("WARNING: rvsd forwarded no SYN; if it counts no_connection drops, the SYNs still"
         .. " carry ACK (README.md: the range TCP flag fix)")
 end
 
 -- 2. The main load: the same flows, ACK+PSH, rvsd's established path.
-tcp_flags(TX, {"ack", "psh"})
+rvs.tcp_flags(TX, {"ack", "psh"})
 pktgen.set(TX, "rate", RATE)
 pktgen.set(TX, "count", 0) -- 0: until stopped
 pktgen.clr()
 pktgen.start(TX)
-for s = 1, SECONDS do
-    pktgen.delay(1000)
-    local r = pktgen.portStats("all", "rate")
-    log("%3d s  port 0 tx %d pps  port 1 rx %d pps", s, r[0].pkts_tx, r[1].pkts_rx)
-end
+rvs.log_rates(SECONDS) -- one line a second: port 0 tx pps, port 1 rx pps
 pktgen.stop(TX)
 pktgen.delay(1000) -- the last packets leave rvsd
 
--- Totals. DPDK counts bytes without the FCS: 64-byte frames average 60.
-local st = totals("ACK load")
+-- Totals: one line per port, then the summary.
+local st = rvs.totals("ACK load") -- "ACK load port N: ..."
 local sent, got = st[0].opackets, st[1].ipackets
 log("offered %d segments (%.0f pps) on %d flows; rvsd forwarded %d (%.1f%%)", sent,
     sent / SECONDS, FLOWS, got, sent > 0 and 100 * got / sent or 0)
-if sent > 0 and math.abs(st[0].obytes / sent - (SIZE - 4)) > 4 then
-    log("WARNING: %.1f bytes per frame, not %d: the range packet size was not applied",
-        st[0].obytes / sent, SIZE - 4)
-end
+rvs.check_frame_size(st, SIZE) -- warns unless about SIZE - 4 bytes a frame (DPDK: no FCS)
 log("rvsd side: connections_created grows by %d on a fresh rvsd (the SYN pass) and"
     .. " no_connection stays flat; SIGUSR1 logs its counters, or its stats_file (README.md)", FLOWS)
-out:close()
+rvs.close_log()
 
 pktgen.quit()

@@ -21,37 +21,15 @@ local RESULTS = "/tmp/rvs-pktgen-established-udp.txt"
 local TX = "0" -- port 1 only receives
 -----------------------------------------------------------------------------------------------
 
-local function gcd(a, b)
-    while b ~= 0 do a, b = b, a % b end
-    return a
-end
-assert(gcd(ADDRS, PORTS) == 1, "ADDRS and PORTS must have no common factor")
+-- The shared helpers (log, range, gcd, ip_add, ...) are in rvs-common.lua, next to this script.
+local HERE = debug.getinfo(1, "S").source:match("^@(.*[/\\])") or "./" -- this script's directory
+local rvs = dofile(HERE .. "rvs-common.lua")
+local log, range = rvs.log, rvs.range
+
+assert(rvs.gcd(ADDRS, PORTS) == 1, "ADDRS and PORTS must have no common factor")
 local FLOWS = ADDRS * PORTS
-
-local function ip_add(ip, n)
-    local a, b, c, d = ip:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
-    local x = ((tonumber(a) * 256 + tonumber(b)) * 256 + tonumber(c)) * 256 + tonumber(d) + n
-    return string.format("%d.%d.%d.%d", x // 16777216 % 256, x // 65536 % 256, x // 256 % 256,
-        x % 256)
-end
-local SRC_IP_LAST, SRC_PORT_LAST = ip_add(SRC_IP_FIRST, ADDRS - 1), SRC_PORT_FIRST + PORTS - 1
-
-local out = assert(io.open(RESULTS, "w"))
-local function log(fmt, ...)
-    local line = string.format(fmt, ...)
-    io.write(line, "\n")
-    io.flush()
-    out:write(line, "\n")
-    out:flush()
-end
-
--- start, min, max, inc of one range field.
-local function range(set, port, start, min, max, inc)
-    set(port, "start", start)
-    set(port, "min", min)
-    set(port, "max", max)
-    set(port, "inc", inc)
-end
+local SRC_IP_LAST, SRC_PORT_LAST = rvs.ip_add(SRC_IP_FIRST, ADDRS - 1), SRC_PORT_FIRST + PORTS - 1
+rvs.open_log(RESULTS) -- log() writes each line to stdout and to RESULTS
 
 pktgen.screen("off")
 log("%s: UDP %s:%d, %d flows (%s-%s x ports %d-%d), %d-byte frames, %s%% for %d s",
@@ -74,32 +52,18 @@ pktgen.set_range(TX, "on")
 pktgen.delay(1000) -- links settle (virtio-user <-> vhost)
 pktgen.clr()
 pktgen.start(TX)
-for s = 1, SECONDS do
-    pktgen.delay(1000)
-    local r = pktgen.portStats("all", "rate")
-    log("%3d s  port 0 tx %d pps  port 1 rx %d pps", s, r[0].pkts_tx, r[1].pkts_rx)
-end
+rvs.log_rates(SECONDS) -- one line a second: port 0 tx pps, port 1 rx pps
 pktgen.stop(TX)
 pktgen.delay(1000) -- the last packets leave rvsd
 
--- Totals. DPDK counts bytes without the FCS: 64-byte frames average 60.
-local st = pktgen.portStats("all", "port")
-local pk = pktgen.pktStats("all")
-for pid = 0, 1 do
-    local p, q = st[pid], pk[pid] or {}
-    log("port %d: opackets %d obytes %d oerrors %d tx_failed %d | ipackets %d ibytes %d"
-        .. " ierrors %d imissed %d rx_nombuf %d", pid, p.opackets, p.obytes, p.oerrors,
-        q.tx_failed or 0, p.ipackets, p.ibytes, p.ierrors, p.imissed or 0, p.rx_nombuf or 0)
-end
+-- Totals: one line per port, then the summary.
+local st = rvs.totals()
 local sent, got = st[0].opackets, st[1].ipackets
 log("offered %d datagrams (%.0f pps) on %d flows; rvsd forwarded %d (%.1f%%)", sent,
     sent / SECONDS, FLOWS, got, sent > 0 and 100 * got / sent or 0)
-if sent > 0 and math.abs(st[0].obytes / sent - (SIZE - 4)) > 4 then
-    log("WARNING: %.1f bytes per frame, not %d: the range packet size was not applied",
-        st[0].obytes / sent, SIZE - 4)
-end
+rvs.check_frame_size(st, SIZE) -- warns unless about SIZE - 4 bytes a frame (DPDK: no FCS)
 log("rvsd side: connections_created grows by %d on a fresh rvsd (UDP connections live 300 s);"
     .. " SIGUSR1 logs its counters, or read its stats_file (README.md)", FLOWS)
-out:close()
+rvs.close_log()
 
 pktgen.quit()
