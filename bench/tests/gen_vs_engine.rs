@@ -5,11 +5,11 @@
 use std::path::Path;
 
 use bench::gen::packet::{Addressing, Arrival, Bad, Dut, Received, FRAME_LEN};
-use bench::gen::packet::{TCP_ACK, TCP_PSH, TCP_SYN};
 use dataplane::conn::Timeouts;
 use dataplane::engine::{self, Verdict, WorkerState};
 use dataplane::frame::{Frame, VecFrame};
 use dataplane::snapshot::Snapshot;
+use dataplane::wire::tcp::{FLAG_ACK, FLAG_PSH, FLAG_SYN};
 
 fn snapshot(mode: &str) -> Snapshot {
     let file = format!("{}/configs/bench-{mode}.ron", env!("CARGO_MANIFEST_DIR"));
@@ -83,7 +83,7 @@ fn every_mode_passes_the_checks_both_ways() {
             let mut state = WorkerState::new(0, 1, 4096, Timeouts::default());
             let a = Addressing::bench_defaults(dut, udp);
             for flow in [0, 1, 64511, 64512, 1_000_000] {
-                let (first, reply) = round_trip(&a, &snap, &mut state, (flow, 0, TCP_SYN));
+                let (first, reply) = round_trip(&a, &snap, &mut state, (flow, 0, FLAG_SYN));
                 assert_eq!(
                     first,
                     Arrival {
@@ -104,7 +104,7 @@ fn every_mode_passes_the_checks_both_ways() {
                         "{mode}"
                     );
                 }
-                let data = (flow, 255, TCP_PSH | TCP_ACK);
+                let data = (flow, 255, FLAG_PSH | FLAG_ACK);
                 let (data, _) = round_trip(&a, &snap, &mut state, data);
                 assert_eq!((data.flow, data.step), (flow, 255));
             }
@@ -119,7 +119,7 @@ fn damage_is_caught_where_it_arrives() {
     let mut state = WorkerState::new(0, 1, 4096, Timeouts::default());
     let a = Addressing::bench_defaults(Dut::Nat, false);
     let mut buf = [0u8; FRAME_LEN];
-    a.write_client(&mut buf, 7, 0, TCP_SYN, 5);
+    a.write_client(&mut buf, 7, 0, FLAG_SYN, 5);
     let mut frame = VecFrame::with_room(&buf, 64, 64);
     engine::process(&mut frame, 0, &snap, &mut state, 0);
     let good = frame.bytes().to_vec();
@@ -146,7 +146,7 @@ fn damage_is_caught_where_it_arrives() {
 fn passthrough_expects_nothing_rewritten() {
     let a = Addressing::bench_defaults(Dut::Passthrough, false);
     let mut buf = [0u8; FRAME_LEN];
-    a.write_client(&mut buf, 3, 0, TCP_SYN, 9);
+    a.write_client(&mut buf, 3, 0, FLAG_SYN, 9);
     assert_eq!(
         a.check_at_server(&buf),
         Received::Packet(Arrival {

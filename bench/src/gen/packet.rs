@@ -11,25 +11,20 @@
 use std::net::Ipv4Addr;
 
 use dataplane::wire::checksum;
+use dataplane::wire::ipv4::{PROTO_TCP, PROTO_UDP};
+use dataplane::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_SYN};
 
 pub const FRAME_LEN: usize = 64;
 const ETH: usize = 14;
 const IP_LEN: usize = 20;
 const TCP_LEN: usize = 20;
 const UDP_LEN: usize = 8;
-const PROTO_TCP: u8 = 6;
-const PROTO_UDP: u8 = 17;
 const PROTO_IPIP: u8 = 4;
 /// Bytes of the payload that carry the stamp, the step and the flow.
 const TAG_LEN: usize = 10;
 /// The stamp wraps every 2^40 ns (18 minutes); latencies are taken modulo that.
 pub const STAMP_MASK: u64 = (1 << 40) - 1;
 const TTL: u8 = 64;
-
-pub const TCP_FIN: u8 = 0x01;
-pub const TCP_SYN: u8 = 0x02;
-pub const TCP_PSH: u8 = 0x08;
-pub const TCP_ACK: u8 = 0x10;
 
 /// What the device under test does to a client's packet on its way to a real server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -479,9 +474,9 @@ impl Addressing {
             0
         } else {
             match frame[l4 + 13] {
-                f if f & TCP_SYN != 0 => TCP_SYN | TCP_ACK,
-                f if f & TCP_FIN != 0 => TCP_FIN | TCP_ACK,
-                _ => TCP_ACK,
+                f if f & FLAG_SYN != 0 => FLAG_SYN | FLAG_ACK,
+                f if f & FLAG_FIN != 0 => FLAG_FIN | FLAG_ACK,
+                _ => FLAG_ACK,
             }
         };
         let tag = self.tag_at();

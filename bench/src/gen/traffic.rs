@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 
-use super::packet::{TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN};
+use dataplane::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_PSH, FLAG_SYN};
 
 /// The step number of a data packet on an established flow.
 pub const DATA: u8 = 255;
@@ -172,11 +172,11 @@ impl Traffic {
     /// The TCP flags of a flow's packet at `step`.
     pub fn flags(&self, step: u8) -> u8 {
         match (self.script, step) {
-            (_, 0) => TCP_SYN,
-            (_, DATA) => TCP_PSH | TCP_ACK,
-            (Script::Established, _) => TCP_ACK,
-            (Script::Connections { packets }, s) if s + 1 == packets => TCP_FIN | TCP_ACK,
-            (Script::Connections { .. }, _) => TCP_PSH | TCP_ACK,
+            (_, 0) => FLAG_SYN,
+            (_, DATA) => FLAG_PSH | FLAG_ACK,
+            (Script::Established, _) => FLAG_ACK,
+            (Script::Connections { packets }, s) if s + 1 == packets => FLAG_FIN | FLAG_ACK,
+            (Script::Connections { .. }, _) => FLAG_PSH | FLAG_ACK,
         }
     }
 
@@ -287,9 +287,9 @@ mod tests {
             run(&mut t, 5, 4),
             vec![(0, DATA), (1, DATA), (2, DATA), (0, DATA)]
         );
-        assert_eq!(t.flags(0), TCP_SYN);
-        assert_eq!(t.flags(1), TCP_ACK);
-        assert_eq!(t.flags(DATA), TCP_PSH | TCP_ACK);
+        assert_eq!(t.flags(0), FLAG_SYN);
+        assert_eq!(t.flags(1), FLAG_ACK);
+        assert_eq!(t.flags(DATA), FLAG_PSH | FLAG_ACK);
     }
 
     #[test]
@@ -304,8 +304,8 @@ mod tests {
         let mut t = Traffic::new(Script::Connections { packets: 3 }, false, 10, 2, PHASES).unwrap();
         assert_eq!(run(&mut t, 0, 100), vec![(0, 0), (1, 0)]);
         assert_eq!(run(&mut t, 0, 100), vec![(0, 1), (1, 1)]);
-        assert_eq!(t.flags(1), TCP_PSH | TCP_ACK);
-        assert_eq!(t.flags(2), TCP_FIN | TCP_ACK);
+        assert_eq!(t.flags(1), FLAG_PSH | FLAG_ACK);
+        assert_eq!(t.flags(2), FLAG_FIN | FLAG_ACK);
         assert_eq!(t.totals.connections, 0);
         assert_eq!(run(&mut t, 0, 100), vec![(0, 2), (1, 2)]);
         assert_eq!(t.totals.connections, 2);
