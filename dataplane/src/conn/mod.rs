@@ -4,7 +4,8 @@
 //! - `tcp_state`: IPVS's TCP states, transition tables (data, indexed by side, event and
 //!   state) and per-state timeouts (`ipvsadm --set`).
 //! - `timer`: the one-second timer wheel threaded through the slab.
-//! - `table`: [`ConnTable`], slab + hashbrown index of both directions' keys + the wheel.
+//! - `table`: [`ConnTable`], slab + index of both directions' keys + the wheel;
+//!   `index`: that index, in cache-line buckets a burst can prefetch from the keys' hashes.
 //!
 //! Per packet the table allocates nothing, takes no lock, makes no syscall and reads no
 //! clock: time comes in as `now_ms`. Counterpart of IPVS's `ip_vs_conn.c` and
