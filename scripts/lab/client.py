@@ -86,10 +86,14 @@ def cmd_udp(a):
     by_server, errors, wrong = {}, [], []
     ok = from_vip = 0
     nonce = os.urandom(4).hex()
+    # Every socket stays open until the end: a closed one's ephemeral port could be handed out
+    # again, and a datagram from it would be a packet of an existing flow, not a new one.
+    held = []
     for i in range(a.count):
         payload = f"{nonce}-{i}-".encode()
         payload += b"x" * max(0, a.size - len(payload))
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        held.append(s)
         try:
             s.bind(("0.0.0.0", 0))  # a new ephemeral source port for each datagram
             s.sendto(payload, (a.addr, a.port))
@@ -118,8 +122,8 @@ def cmd_udp(a):
                 add_error(errors, f"#{i}: no reply within {a.timeout}s")
         except OSError as e:
             add_error(errors, f"#{i}: {type(e).__name__}: {e}")
-        finally:
-            s.close()
+    for s in held:
+        s.close()
     out = {"datagrams": a.count, "ok": ok, "failed": a.count - ok, "from_vip": from_vip,
            "wrong_source": wrong, "by_server": by_server, "errors": errors}
     return emit(out, ok == a.count and from_vip == a.count)
