@@ -229,13 +229,11 @@ impl ConnTable {
             return Err(InsertError::Full);
         }
         let original = original_key(&conn);
-        let reply = reply_key(&conn);
         let original_hash = self.index.hash(&original);
-        let reply_hash = reply.map(|r| self.index.hash(&r));
-        if self.find(original_hash, &original).is_some()
-            || reply.is_some_and(|reply| {
-                reply == original || self.find(reply_hash.unwrap_or(0), &reply).is_some()
-            })
+        let reply = reply_key(&conn).map(|key| (key, self.index.hash(&key)));
+        let taken = |(key, hash): (FlowKey, u64)| self.find(hash, &key).is_some();
+        if taken((original, original_hash))
+            || reply.is_some_and(|reply| reply.0 == original || taken(reply))
         {
             return Err(InsertError::Exists);
         }
@@ -260,7 +258,7 @@ impl ConnTable {
             .index
             .insert(original_hash, entry(index, Direction::Original));
         debug_assert!(placed);
-        if let Some(hash) = reply_hash {
+        if let Some((_, hash)) = reply {
             let placed = self.index.insert(hash, entry(index, Direction::Reply));
             debug_assert!(placed);
         }
