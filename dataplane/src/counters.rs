@@ -50,10 +50,15 @@ pub enum DropReason {
     /// A persistent service could not record the client's template (the worker's template
     /// table is full): as IPVS, the connection is refused rather than served unpinned.
     TemplatesFull,
+    /// An IPv4 option list that does not parse (Linux's `ip_options_compile` rules).
+    IpOptions,
+    /// A loose or strict source route option: dropped, as Linux does with
+    /// `accept_source_route = 0`.
+    SourceRoute,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 20;
+    pub const COUNT: usize = 22;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Malformed,
         DropReason::IpChecksum,
@@ -75,6 +80,8 @@ impl DropReason {
         DropReason::TtlExceeded,
         DropReason::SlowPathFull,
         DropReason::TemplatesFull,
+        DropReason::IpOptions,
+        DropReason::SourceRoute,
     ];
 
     pub fn name(self) -> &'static str {
@@ -99,6 +106,8 @@ impl DropReason {
             DropReason::TtlExceeded => "ttl_exceeded",
             DropReason::SlowPathFull => "slow_path_full",
             DropReason::TemplatesFull => "templates_full",
+            DropReason::IpOptions => "ip_options",
+            DropReason::SourceRoute => "source_route",
         }
     }
 }

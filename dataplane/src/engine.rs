@@ -484,6 +484,12 @@ fn ipv4_packet(
         if !ip.verify_checksum() {
             return Err(DropReason::IpChecksum);
         }
+        if ip.header_len() > ipv4::MIN_HEADER_LEN {
+            ipv4::check_options(ip.options()).map_err(|e| match e {
+                ipv4::OptionsError::Malformed => DropReason::IpOptions,
+                ipv4::OptionsError::SourceRoute => DropReason::SourceRoute,
+            })?;
+        }
         (
             ip.src(),
             ip.dst(),

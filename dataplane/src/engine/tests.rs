@@ -1083,3 +1083,113 @@ fn reused_ports_of_a_closed_connection_are_scheduled_afresh() {
     );
     assert_eq!(st.conns.len(), 1);
 }
+
+/// `frame` with `options` (a multiple of 4 bytes) inserted after its IPv4 header.
+fn with_ip_options(frame: &[u8], options: &[u8]) -> Vec<u8> {
+    assert_eq!(options.len() % 4, 0);
+    let mut f = frame[..34].to_vec();
+    f.extend_from_slice(options);
+    f.extend_from_slice(&frame[34..]);
+    f[14] = 0x45 + (options.len() / 4) as u8;
+    let total = (f.len() - 14) as u16;
+    f[16..18].copy_from_slice(&total.to_be_bytes());
+    fix_checksums(&mut f, 14);
+    f
+}
+
+/// Each IPv4 option class through the engine, to the exact counter: well-formed options are
+/// forwarded unchanged, a list that does not parse is `ip_options`, a source route is
+/// `source_route` (Linux, `accept_source_route = 0`); the same for packets to rvs itself.
+#[test]
+fn ip_options_are_checked_before_anything_else() {
+    let snap = snapshot();
+    let syn = frame(PROTO_TCP, ep(CLIENT, 40000), ep(VIP, 80), 64, SYN, b"");
+    let forwarded = Verdict::Forward {
+        port: 1,
+        created: true,
+    };
+    let cases: [(&str, &[u8], Verdict); 11] = [
+        ("NOP NOP NOP END", &[1, 1, 1, 0], forwarded),
+        ("router alert", &[148, 4, 0, 0], forwarded),
+        ("record route", &[7, 7, 4, 0, 0, 0, 0, 0], forwarded),
+        ("timestamp", &[68, 8, 5, 0, 0, 0, 0, 0], forwarded),
+        (
+            "length 0",
+            &[30, 0, 0, 0],
+            Verdict::Drop(DropReason::IpOptions),
+        ),
+        (
+            "length 1",
+            &[30, 1, 0, 0],
+            Verdict::Drop(DropReason::IpOptions),
+        ),
+        (
+            "past the header",
+            &[7, 9, 4, 0, 0, 0, 0, 0],
+            Verdict::Drop(DropReason::IpOptions),
+        ),
+        (
+            "truncated",
+            &[1, 1, 1, 68],
+            Verdict::Drop(DropReason::IpOptions),
+        ),
+        (
+            "record route pointer 3",
+            &[7, 7, 3, 0, 0, 0, 0, 0],
+            Verdict::Drop(DropReason::IpOptions),
+        ),
+        (
+            "loose source route",
+            &[131, 7, 4, 203, 0, 113, 12, 0],
+            Verdict::Drop(DropReason::SourceRoute),
+        ),
+        (
+            "strict source route",
+            &[137, 7, 4, 203, 0, 113, 12, 0],
+            Verdict::Drop(DropReason::SourceRoute),
+        ),
+    ];
+    for (name, options, want) in cases {
+        let mut st = state();
+        let bytes = with_ip_options(&syn, options);
+        let mut f = VecFrame::new(&bytes);
+        assert_eq!(process(&mut f, 0, &snap, &mut st, 0), want, "{name}");
+        match want {
+            Verdict::Drop(_) => {
+                assert_eq!(f.bytes(), &bytes[..], "{name}: untouched");
+                assert_eq!(st.conns.len(), 0, "{name}: no connection");
+            }
+            _ => {
+                assert_eq!(&f.bytes()[34..34 + options.len()], options, "{name}: kept");
+                assert_checksums(f.bytes(), 14);
+            }
+        }
+    }
+    // A ping to rvs's own address with a source route is not answered.
+    let mut echo = vec![0u8; 14 + 20 + 8];
+    echo[..14].copy_from_slice(&syn[..14]);
+    ipv4::Repr {
+        src: CLIENT.into(),
+        dst: OWN0.into(),
+        protocol: ipv4::PROTO_ICMP,
+        ttl: 64,
+        tos: 0,
+        ident: 7,
+        dont_fragment: false,
+        payload_len: 8,
+    }
+    .emit(&mut echo[14..]);
+    echo[34] = icmp::TYPE_ECHO_REQUEST;
+    icmp::Packet::new_unchecked(&mut echo[34..]).fill_checksum();
+    let mut st = state();
+    let mut ping = VecFrame::new(&echo);
+    assert_eq!(
+        process(&mut ping, 0, &snap, &mut st, 0),
+        Verdict::Reply(Answer::IcmpEcho)
+    );
+    let mut ping = VecFrame::new(&with_ip_options(&echo, &[131, 7, 4, 198, 51, 100, 2, 0]));
+    assert_eq!(
+        process(&mut ping, 0, &snap, &mut st, 0),
+        Verdict::Drop(DropReason::SourceRoute)
+    );
+}

@@ -1,4 +1,5 @@
-//! IPv4 headers (RFC 791): options are carried (IHL > 5), fragments recognised.
+//! IPv4 headers (RFC 791): options are checked as Linux's receive path checks them
+//! ([`check_options`]) and carried unchanged, fragments recognised.
 //!
 //! Two ways in: [`Packet::new_checked`] for a datagram received whole, whose `payload()` is
 //! then exactly the datagram's payload, and [`Packet::new_quoted`] for the header an ICMP error
@@ -295,6 +296,140 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 }
 
+/// IPv4 option types ([RFC 791], IANA's registry).
+pub mod option {
+    pub const END: u8 = 0;
+    pub const NOP: u8 = 1;
+    pub const RECORD_ROUTE: u8 = 7;
+    pub const TIMESTAMP: u8 = 68;
+    pub const SECURITY: u8 = 130;
+    pub const LOOSE_SOURCE_ROUTE: u8 = 131;
+    pub const CIPSO: u8 = 134;
+    pub const STREAM_ID: u8 = 136;
+    pub const STRICT_SOURCE_ROUTE: u8 = 137;
+    pub const ROUTER_ALERT: u8 = 148;
+}
+
+/// What [`check_options`] found wrong with an option list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionsError {
+    /// The list does not parse: an option's length is below 2 or runs past the header, an
+    /// option is cut off after its type byte, a pointer or length is below what its option
+    /// needs, an option appears twice, a full timestamp's overflow counter is at its limit.
+    Malformed,
+    /// A loose or strict source route: a router that does not accept source routing drops it
+    /// (Linux with `accept_source_route = 0`, its default for forwarded packets).
+    SourceRoute,
+}
+
+/// Checks an IPv4 option list (the bytes between the fixed header and the payload) with the
+/// rules of Linux's receive path (`ip_options_compile` called with a packet): END ends the
+/// list (what follows is padding), NOP is one byte, any other option has a length byte of at
+/// least 2 that stays within the list; record route, timestamp, router alert and CIPSO have
+/// their own minimum lengths and pointers; source routes are refused. The options that pass
+/// (NOP, END, record route, timestamp, router alert, security, stream id, unknown types) are
+/// forwarded unchanged: rvs does not record its address in them.
+pub fn check_options(options: &[u8]) -> std::result::Result<(), OptionsError> {
+    use OptionsError::{Malformed, SourceRoute};
+    let (mut at, mut seen_rr, mut seen_ts, mut seen_cipso, mut source_route) =
+        (0, false, false, false, false);
+    while at < options.len() {
+        let kind = options[at];
+        match kind {
+            option::END => break,
+            option::NOP => {
+                at += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let rest = &options[at..];
+        let len = usize::from(*rest.get(1).ok_or(Malformed)?);
+        if len < 2 || len > rest.len() {
+            return Err(Malformed);
+        }
+        let opt = &rest[..len];
+        // The pointer (third byte) of the options that record into themselves, 1-based.
+        let pointer = || usize::from(opt[2]);
+        match kind {
+            option::LOOSE_SOURCE_ROUTE | option::STRICT_SOURCE_ROUTE => {
+                if len < 3 || pointer() < 4 || source_route {
+                    return Err(Malformed);
+                }
+                source_route = true;
+            }
+            option::RECORD_ROUTE => {
+                if seen_rr || len < 3 || pointer() < 4 {
+                    return Err(Malformed);
+                }
+                // Not full yet: the next slot must fit.
+                if pointer() <= len && pointer() + 3 > len {
+                    return Err(Malformed);
+                }
+                seen_rr = true;
+            }
+            option::TIMESTAMP => {
+                if seen_ts || len < 4 || pointer() < 5 {
+                    return Err(Malformed);
+                }
+                let flags = opt[3] & 0x0f;
+                const TS_AND_ADDRESS: u8 = 1;
+                const PRESPECIFIED: u8 = 3;
+                if pointer() <= len {
+                    let slot = if matches!(flags, TS_AND_ADDRESS | PRESPECIFIED) {
+                        8
+                    } else {
+                        4
+                    };
+                    if pointer() + slot - 1 > len {
+                        return Err(Malformed);
+                    }
+                } else if flags != PRESPECIFIED && opt[3] >> 4 == 15 {
+                    // Full, and its overflow counter cannot count one more hop.
+                    return Err(Malformed);
+                }
+                seen_ts = true;
+            }
+            option::ROUTER_ALERT => {
+                if len < 4 {
+                    return Err(Malformed);
+                }
+            }
+            option::CIPSO => {
+                if seen_cipso || !cipso_well_formed(opt) {
+                    return Err(Malformed);
+                }
+                seen_cipso = true;
+            }
+            _ => {}
+        }
+        at += len;
+    }
+    if source_route {
+        Err(SourceRoute)
+    } else {
+        Ok(())
+    }
+}
+
+/// RFC draft CIPSO (Linux's check without a NetLabel policy): at least 8 bytes, a non-zero
+/// domain of interpretation, and tags (type, length) that tile the rest exactly.
+fn cipso_well_formed(opt: &[u8]) -> bool {
+    if opt.len() < 8 || opt[2..6] == [0, 0, 0, 0] {
+        return false;
+    }
+    let mut at = 6;
+    while at < opt.len() {
+        match opt.get(at + 1) {
+            Some(&tag_len) if tag_len != 0 && usize::from(tag_len) <= opt.len() - at => {
+                at += usize::from(tag_len)
+            }
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// Parsed fixed header (options are not represented).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Repr {
@@ -553,6 +688,110 @@ mod tests {
         assert!(p.is_fragment() && p.more_fragments() && p.frag_offset() == 0);
     }
 
+    /// Each option class as Linux's receive path judges it (`ip_options_compile` with a
+    /// packet, `accept_source_route = 0`).
+    #[test]
+    fn options_are_checked_like_linux() {
+        use OptionsError::{Malformed, SourceRoute};
+        let rr = |len: u8, ptr: u8| {
+            let mut o = vec![option::RECORD_ROUTE, len, ptr];
+            o.resize(usize::from(len), 0);
+            o
+        };
+        let ts = |len: u8, ptr: u8, flags: u8| {
+            let mut o = vec![option::TIMESTAMP, len, ptr, flags];
+            o.resize(usize::from(len), 0);
+            o
+        };
+        let cases: Vec<(&str, Vec<u8>, std::result::Result<(), OptionsError>)> = vec![
+            ("empty", vec![], Ok(())),
+            ("NOPs then END", vec![1, 1, 1, 0], Ok(())),
+            (
+                "padding after END is not parsed",
+                vec![0, 0xff, 0x00, 0x07],
+                Ok(()),
+            ),
+            ("record route, empty", rr(39, 4), Ok(())),
+            ("record route, full", rr(39, 40), Ok(())),
+            ("record route, pointer below 4", rr(7, 3), Err(Malformed)),
+            ("record route, next slot cut off", rr(9, 8), Err(Malformed)),
+            ("record route, too short", vec![7, 2, 1, 0], Err(Malformed)),
+            (
+                "record route twice",
+                [rr(7, 4), rr(7, 4)].concat(),
+                Err(Malformed),
+            ),
+            ("timestamp only", ts(12, 5, 0), Ok(())),
+            ("timestamp and address", ts(12, 5, 1), Ok(())),
+            (
+                "timestamp and address, slot cut off",
+                ts(12, 9, 1),
+                Err(Malformed),
+            ),
+            ("timestamp, pointer below 5", ts(8, 4, 0), Err(Malformed)),
+            ("timestamp, too short", vec![68, 3, 5, 0], Err(Malformed)),
+            ("timestamp full, overflow 14", ts(8, 9, 0xe0), Ok(())),
+            (
+                "timestamp full, overflow 15",
+                ts(8, 9, 0xf0),
+                Err(Malformed),
+            ),
+            ("prespecified full, overflow 15", ts(12, 13, 0xf3), Ok(())),
+            ("router alert", vec![148, 4, 0, 0], Ok(())),
+            (
+                "router alert, too short",
+                vec![148, 2, 1, 0],
+                Err(Malformed),
+            ),
+            ("security (carried)", vec![130, 3, 0, 1], Ok(())),
+            ("stream id (carried)", vec![136, 4, 0, 1], Ok(())),
+            ("unknown type (carried)", vec![30, 4, 9, 9], Ok(())),
+            ("length 0", vec![30, 0, 0, 0], Err(Malformed)),
+            ("length 1", vec![30, 1, 0, 0], Err(Malformed)),
+            ("runs past the header", vec![30, 5, 0, 0], Err(Malformed)),
+            ("cut off after its type", vec![1, 1, 1, 30], Err(Malformed)),
+            (
+                "CIPSO with one tag",
+                vec![134, 10, 0, 0, 0, 3, 1, 4, 0, 0],
+                Ok(()),
+            ),
+            (
+                "CIPSO, domain 0",
+                vec![134, 8, 0, 0, 0, 0, 1, 2],
+                Err(Malformed),
+            ),
+            (
+                "CIPSO, tag past the end",
+                vec![134, 8, 0, 0, 0, 3, 1, 4],
+                Err(Malformed),
+            ),
+            ("CIPSO, too short", vec![134, 6, 0, 0, 0, 3], Err(Malformed)),
+            (
+                "loose source route",
+                vec![131, 7, 4, 203, 0, 113, 9, 0],
+                Err(SourceRoute),
+            ),
+            (
+                "strict source route",
+                vec![137, 7, 4, 203, 0, 113, 9, 0],
+                Err(SourceRoute),
+            ),
+            (
+                "source route, pointer below 4",
+                vec![131, 7, 3, 1, 2, 3, 4, 0],
+                Err(Malformed),
+            ),
+            (
+                "two source routes",
+                vec![131, 3, 4, 137, 3, 4, 0, 0],
+                Err(Malformed),
+            ),
+        ];
+        for (name, options, want) in cases {
+            assert_eq!(check_options(&options), want, "{name}: {options:?}");
+        }
+    }
+
     proptest! {
         /// Arbitrary bytes, half of them shaped (version 4, a total length near the buffer's)
         /// so the views are actually made and their getters reached.
@@ -570,7 +809,7 @@ mod tests {
                 let _ = (p.version(), p.header_len(), p.tos(), p.total_len(), p.ident());
                 let _ = (p.dont_fragment(), p.more_fragments(), p.frag_offset(), p.is_fragment());
                 let _ = (p.ttl(), p.protocol(), p.checksum(), p.src(), p.dst());
-                let _ = (p.verify_checksum(), p.options().len(), p.quoted_payload().len());
+                let _ = (p.verify_checksum(), check_options(p.options()), p.quoted_payload().len());
                 prop_assert_eq!(p.payload().len(), p.total_len() - p.header_len());
                 prop_assert_eq!(p.quoted_payload(), p.payload());
                 let _ = (p.payload_mut().len(), p.quoted_payload_mut().len());
