@@ -120,6 +120,7 @@ pub fn build(
             maglev,
         });
     }
+    snapshot.next_hops = next_hops(&snapshot).into_iter().collect();
     snapshot
 }
 

@@ -432,7 +432,7 @@ fn handle(
         return Err(DropReason::MartianSource);
     }
     match eth.ethertype() {
-        ethernet::ETHERTYPE_ARP => answer_arp(frame.bytes_mut(), port),
+        ethernet::ETHERTYPE_ARP => arp_packet(frame.bytes_mut(), in_port, port, snapshot),
         ethernet::ETHERTYPE_IPV4 if dst == port.mac => {
             ipv4_packet(frame, in_port, port, snapshot, state, now_ms)
         }
@@ -442,30 +442,68 @@ fn handle(
     }
 }
 
-fn answer_arp(frame: &mut [u8], port: &PortAddrs) -> Outcome {
-    let mut eth = ethernet::Frame::new_unchecked(frame);
+/// ARP, by Linux's `arp_process` rules. A sender address no host can have (zero, loopback,
+/// multicast, broadcast, class E, a connected subnet's network or broadcast address, one of
+/// rvs's own) is neither answered nor learnt; the one exception is a duplicate-address probe
+/// (sender 0.0.0.0, RFC 5227) for one of rvs's addresses, which is answered so that the
+/// prober does not take the address, and teaches nothing. A request for one of rvs's addresses
+/// is answered here, unless its sender is a next hop whose MAC the snapshot does not have:
+/// then the control thread learns it and answers (`SlowPath`). Replies, announcements and
+/// requests for others go to the control thread, which learns next hops from them.
+fn arp_packet(frame: &mut [u8], in_port: usize, port: &PortAddrs, snapshot: &Snapshot) -> Outcome {
+    let (operation, sender, sender_mac, target) = {
+        let packet = arp::Packet::new_checked(&frame[ethernet::HEADER_LEN..])
+            .map_err(|_| DropReason::Malformed)?;
+        (
+            packet.operation(),
+            packet.sender_ip(),
+            packet.sender_mac(),
+            packet.target_ip(),
+        )
+    };
+    if ethernet::is_multicast(&sender_mac) {
+        return Err(DropReason::MartianSource);
+    }
+    let request_for_us = operation == arp::OP_REQUEST && sender != target && port.owns(target);
+    if sender.is_unspecified() {
+        return if request_for_us {
+            answer_arp(frame, port.mac)
+        } else {
+            Err(DropReason::MartianSource)
+        };
+    }
+    if is_martian(sender) || snapshot.is_subnet_edge(sender) || port.owns(sender) {
+        return Err(DropReason::MartianSource);
+    }
+    if !request_for_us || snapshot.neighbor_news(in_port, sender, sender_mac) {
+        return Ok(Verdict::SlowPath);
+    }
+    answer_arp(frame, port.mac)
+}
+
+/// Turns an ARP request for one of rvs's addresses (checked by the caller) into its reply,
+/// from `mac`, in place. Also for the control thread, which answers the requests it learns
+/// from.
+pub fn answer_arp(frame: &mut [u8], mac: [u8; 6]) -> Outcome {
+    let mut eth = ethernet::Frame::new_checked(frame).map_err(|_| DropReason::Malformed)?;
     let requester = eth.src();
     let mut packet =
         arp::Packet::new_checked(eth.payload_mut()).map_err(|_| DropReason::Malformed)?;
     let (target, sender) = (packet.target_ip(), packet.sender_ip());
-    if packet.operation() != arp::OP_REQUEST || sender == target || !port.owns(target) {
-        // Replies, announcements and requests for others: the control thread learns
-        // neighbours from them.
-        return Ok(Verdict::SlowPath);
-    }
-    if ethernet::is_multicast(&packet.sender_mac()) || port.owns(sender) {
-        return Err(DropReason::MartianSource);
-    }
     packet.set_operation(arp::OP_REPLY);
     packet.set_target(packet.sender_mac(), sender);
-    packet.set_sender(port.mac, target);
+    packet.set_sender(mac, target);
     eth.set_dst(requester);
-    eth.set_src(port.mac);
+    eth.set_src(mac);
     Ok(Verdict::Reply(Answer::Arp))
 }
 
+/// A source no host can have: 0.0.0.0/8, 127.0.0.0/8, multicast 224.0.0.0/4, and the
+/// reserved 240.0.0.0/4 with the limited broadcast 255.255.255.255 in it.
+#[inline]
 fn is_martian(addr: Ipv4Addr) -> bool {
-    addr.is_unspecified() || addr.is_broadcast() || addr.is_multicast() || addr.is_loopback()
+    let first = addr.octets()[0];
+    first == 0 || first == 127 || first >= 224
 }
 
 const L3: usize = ethernet::HEADER_LEN;
@@ -499,7 +537,7 @@ fn ipv4_packet(
             ip.is_fragment(),
         )
     };
-    if is_martian(src) || port.owns(src) {
+    if is_martian(src) || port.owns(src) || snapshot.is_subnet_edge(src) {
         return Err(DropReason::MartianSource);
     }
     let l4 = L3 + header_len;

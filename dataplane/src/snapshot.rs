@@ -6,7 +6,7 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 
 use crate::flow::{Endpoint, ForwardMode};
 use crate::sched::{MaglevTable, SchedFlags, SchedulerKind};
@@ -124,6 +124,12 @@ pub struct Snapshot {
     pub service_index: HashMap<(u8, Endpoint), u32>,
     /// Connected subnets and configured routes, longest prefix first.
     pub routes: Vec<Route>,
+    /// The network and directed-broadcast addresses of the connected subnets (/30 and wider):
+    /// never a packet's source (martians, as Linux's broadcast routes make them).
+    pub subnet_edges: Vec<Ipv4Addr>,
+    /// The (port, address) next hops the real servers need: the control thread resolves them,
+    /// and a worker hands it every ARP one of them sends so that a changed MAC is learnt at once.
+    pub next_hops: HashSet<(usize, Ipv4Addr)>,
     /// Resolved neighbours: (port, IPv4 address) -> MAC.
     pub neighbors: HashMap<(usize, Ipv4Addr), [u8; 6]>,
     /// Connection timeouts (`ipvsadm --set`); workers apply them when the snapshot changes.
@@ -151,12 +157,37 @@ impl Snapshot {
         self.services.push(service);
     }
 
-    /// Adds a route, keeping the table ordered longest prefix first.
+    /// Adds a route, keeping the table ordered longest prefix first. A connected one (no
+    /// gateway) of /30 or wider also gives its subnet's network and broadcast addresses.
     pub fn add_route(&mut self, route: Route) {
         let at = self
             .routes
             .partition_point(|r| r.prefix_len >= route.prefix_len);
         self.routes.insert(at, route);
+        if route.gateway.is_none() && route.prefix_len <= 30 {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(route.prefix_len))
+                .unwrap_or(0);
+            let network = u32::from(route.network) & mask;
+            for edge in [network, network | !mask].map(Ipv4Addr::from) {
+                if !self.subnet_edges.contains(&edge) {
+                    self.subnet_edges.push(edge);
+                }
+            }
+        }
+    }
+
+    /// Whether `addr` is the network or broadcast address of a connected subnet.
+    #[inline]
+    pub fn is_subnet_edge(&self, addr: Ipv4Addr) -> bool {
+        self.subnet_edges.contains(&addr)
+    }
+
+    /// Whether ARP from `addr` at `mac` on `port` tells the control thread something new: it
+    /// is a next hop rvs needs and the snapshot does not have it at that MAC.
+    #[inline]
+    pub fn neighbor_news(&self, port: usize, addr: Ipv4Addr, mac: [u8; 6]) -> bool {
+        self.next_hops.contains(&(port, addr)) && self.neighbors.get(&(port, addr)) != Some(&mac)
     }
 
     /// The port and next-hop MAC towards `addr`: longest matching prefix, then its neighbour.

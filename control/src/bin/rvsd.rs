@@ -402,31 +402,56 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
                     if ring.dequeue_burst(&mut slow) == 0 {
                         break;
                     }
-                    for mbuf in slow.drain() {
+                    let snapshot = snapshots.load();
+                    for mut mbuf in slow.drain() {
                         let Some(&port) = port_index.get(&mbuf.port()) else {
                             continue;
                         };
-                        if let Some((addr, mac)) = arp_sender(mbuf.data()) {
-                            if neighbors.learn(port, addr, mac, now) {
-                                info!(
-                                    "neighbor {addr} is at {} on port {}",
-                                    format_mac(&mac),
-                                    c.ports[port].name
-                                );
-                                changed = true;
-                            }
+                        let Some(arp) = ArpSeen::parse(mbuf.data()) else {
+                            continue;
+                        };
+                        if neighbors.learn(port, arp.sender, arp.sender_mac, now) {
+                            info!(
+                                "neighbor {} is at {} on port {}",
+                                arp.sender,
+                                format_mac(&arp.sender_mac),
+                                c.ports[port].name
+                            );
+                            changed = true;
+                        }
+                        // A worker hands over the requests for rvs's own addresses whose
+                        // sender it wants learnt: answered here, after learning.
+                        if arp.request_for_us(&snapshot.ports[port])
+                            && dataplane::engine::answer_arp(mbuf.data_mut(), macs[port]).is_ok()
+                        {
+                            // A full ring: the requester asks again.
+                            let _ = from_control[port].enqueue(mbuf);
                         }
                     }
                 }
             }
-            if neighbors.expire(now) {
+            let poll = neighbors.poll(now);
+            changed |= poll.changed;
+            for (port, addr) in &poll.failed {
                 warn!(
-                    "neighbors not answering any more: {:?}",
-                    neighbors.unresolved()
+                    "neighbor {addr} on port {} answered none of {} ARP probes: forgotten; \
+                     new connections to the real servers behind it are dropped (no_neighbor) \
+                     until it answers",
+                    c.ports[*port].name,
+                    control::neigh::PROBES
                 );
-                changed = true;
             }
-            for (port, target) in neighbors.due(now) {
+            for ((port, addr), silent, requests) in &poll.unresolved {
+                warn!(
+                    "next hop {addr} on port {} does not answer ARP ({requests} requests in \
+                     {} s): new connections to the real servers behind it are dropped \
+                     (no_neighbor)",
+                    c.ports[*port].name,
+                    silent.as_secs()
+                );
+            }
+            for request in &poll.requests {
+                let (port, target) = request.hop;
                 let source = c.ports[port]
                     .addresses
                     .iter()
@@ -434,8 +459,11 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
                     .or(c.ports[port].addresses.first())
                     .map(|a| a.addr);
                 let Some(source) = source else { continue };
-                let request = dataplane::engine::arp_request(macs[port], source, target);
-                if let Some(mbuf) = pool.alloc_with(&request) {
+                let mut frame = dataplane::engine::arp_request(macs[port], source, target);
+                if let Some(mac) = request.unicast {
+                    frame[..6].copy_from_slice(&mac);
+                }
+                if let Some(mbuf) = pool.alloc_with(&frame) {
                     // A full ring just means this request waits for the next round.
                     let _ = from_control[port].enqueue(mbuf);
                 }
@@ -576,15 +604,32 @@ const SLOW_PATH_BURSTS_PER_POLL: usize = 32;
 /// How often the control thread looks at the workers' rings (ARP for the neighbour table).
 const CONTROL_POLL: Duration = Duration::from_millis(20);
 
-/// The sender of an ARP packet (request or reply) in an Ethernet frame.
-fn arp_sender(frame: &[u8]) -> Option<(std::net::Ipv4Addr, [u8; 6])> {
-    let eth = ethernet::Frame::new_checked(frame).ok()?;
-    if eth.ethertype() != ethernet::ETHERTYPE_ARP {
-        return None;
+/// An ARP packet (request or reply) in an Ethernet frame, as the control thread reads it.
+struct ArpSeen {
+    operation: u16,
+    sender: std::net::Ipv4Addr,
+    sender_mac: [u8; 6],
+    target: std::net::Ipv4Addr,
+}
+
+impl ArpSeen {
+    fn parse(frame: &[u8]) -> Option<ArpSeen> {
+        let eth = ethernet::Frame::new_checked(frame).ok()?;
+        if eth.ethertype() != ethernet::ETHERTYPE_ARP {
+            return None;
+        }
+        let packet = arp::Packet::new_checked(eth.payload()).ok()?;
+        Some(ArpSeen {
+            operation: packet.operation(),
+            sender: packet.sender_ip(),
+            sender_mac: packet.sender_mac(),
+            target: packet.target_ip(),
+        })
     }
-    let packet = arp::Packet::new_checked(eth.payload()).ok()?;
-    let (addr, mac) = (packet.sender_ip(), packet.sender_mac());
-    (!addr.is_unspecified() && !ethernet::is_multicast(&mac)).then_some((addr, mac))
+
+    fn request_for_us(&self, port: &dataplane::snapshot::PortAddrs) -> bool {
+        self.operation == arp::OP_REQUEST && self.sender != self.target && port.owns(self.target)
+    }
 }
 
 fn format_mac(mac: &[u8; 6]) -> String {

@@ -61,6 +61,7 @@ pub(super) fn snapshot() -> Snapshot {
     });
     for (i, r) in REALS.iter().enumerate() {
         s.neighbors.insert((1, (*r).into()), real_mac(i));
+        s.next_hops.insert((1, (*r).into()));
     }
     let reals = |port: u16| -> Vec<RealServer> {
         REALS
@@ -1192,4 +1193,231 @@ fn ip_options_are_checked_before_anything_else() {
         process(&mut ping, 0, &snap, &mut st, 0),
         Verdict::Drop(DropReason::SourceRoute)
     );
+}
+
+/// Every class of source Linux treats as a martian (`ip_route_input_slow`, plus the
+/// connected subnets' network and broadcast addresses), counted as `martian_source`; an
+/// ordinary neighbour on the client subnet is served.
+#[test]
+fn martian_sources_of_every_class() {
+    let snap = snapshot();
+    let martians: [[u8; 4]; 12] = [
+        [0, 0, 0, 0],
+        [0, 1, 2, 3],
+        [127, 0, 0, 1],
+        [127, 9, 9, 9],
+        [224, 0, 0, 1],
+        [239, 255, 255, 250],
+        [240, 0, 0, 1],
+        [255, 255, 255, 255],
+        [198, 51, 100, 0],
+        [198, 51, 100, 255],
+        [203, 0, 113, 255],
+        OWN0,
+    ];
+    for src in martians {
+        let mut st = state();
+        let bytes = frame(PROTO_TCP, ep(src, 40000), ep(VIP, 80), 64, SYN, b"");
+        let mut f = VecFrame::new(&bytes);
+        assert_eq!(
+            process(&mut f, 0, &snap, &mut st, 0),
+            Verdict::Drop(DropReason::MartianSource),
+            "{src:?}"
+        );
+        assert_eq!(f.bytes(), &bytes[..]);
+    }
+    let mut st = state();
+    let mut f = VecFrame::new(&frame(
+        PROTO_TCP,
+        ep([198, 51, 100, 254], 40000),
+        ep(VIP, 80),
+        64,
+        SYN,
+        b"",
+    ));
+    assert!(matches!(
+        process(&mut f, 0, &snap, &mut st, 0),
+        Verdict::Forward { created: true, .. }
+    ));
+    // A /31 has no network or broadcast address: both ends are hosts.
+    let mut s = Snapshot::default();
+    s.add_route(Route {
+        network: [192, 0, 2, 0].into(),
+        prefix_len: 31,
+        port: 0,
+        gateway: None,
+    });
+    s.add_route(Route {
+        network: [192, 0, 2, 128].into(),
+        prefix_len: 25,
+        port: 0,
+        gateway: None,
+    });
+    assert!(!s.is_subnet_edge([192, 0, 2, 0].into()));
+    assert!(s.is_subnet_edge([192, 0, 2, 128].into()));
+    assert!(s.is_subnet_edge([192, 0, 2, 255].into()));
+}
+
+/// ARP by Linux's `arp_process` rules, each class to its verdict and counter: answered here,
+/// handed to the control thread (which learns next hops from it), or dropped as a martian.
+#[test]
+fn arp_classes_by_linux_rules() {
+    let mut snap = snapshot();
+    // A fourth next hop, not resolved yet.
+    snap.next_hops.insert((1, [203, 0, 113, 14].into()));
+    let request = |mac: [u8; 6], sender: [u8; 4], target: [u8; 4]| {
+        arp_request(mac, sender.into(), target.into()).to_vec()
+    };
+    let reply = |mac: [u8; 6], sender: [u8; 4], target: [u8; 4]| {
+        let mut f = request(mac, sender, target);
+        f[21] = 2;
+        f
+    };
+    let moved = [0x02, 0x55, 0, 0, 0, 0x99];
+    let martian = Verdict::Drop(DropReason::MartianSource);
+    let cases: Vec<(&str, Vec<u8>, usize, Verdict)> = vec![
+        (
+            "request for the VIP from a client",
+            request(CLIENT_MAC, CLIENT, VIP),
+            0,
+            Verdict::Reply(Answer::Arp),
+        ),
+        (
+            "request from a next hop at its known MAC",
+            request(real_mac(0), REALS[0], LIP),
+            1,
+            Verdict::Reply(Answer::Arp),
+        ),
+        (
+            "request from a next hop at a new MAC",
+            request(moved, REALS[0], OWN1),
+            1,
+            Verdict::SlowPath,
+        ),
+        (
+            "request from an unresolved next hop",
+            request(real_mac(2), [203, 0, 113, 14], OWN1),
+            1,
+            Verdict::SlowPath,
+        ),
+        (
+            "request from a host that is no next hop",
+            request(real_mac(2), [203, 0, 113, 15], OWN1),
+            1,
+            Verdict::Reply(Answer::Arp),
+        ),
+        (
+            "reply from a next hop",
+            reply(real_mac(1), REALS[1], OWN1),
+            1,
+            Verdict::SlowPath,
+        ),
+        (
+            "gratuitous ARP of a next hop",
+            request(moved, REALS[1], REALS[1]),
+            1,
+            Verdict::SlowPath,
+        ),
+        (
+            "request for another host",
+            request(real_mac(0), REALS[0], REALS[1]),
+            1,
+            Verdict::SlowPath,
+        ),
+        (
+            "duplicate-address probe for the VIP",
+            request(CLIENT_MAC, [0; 4], VIP),
+            0,
+            Verdict::Reply(Answer::Arp),
+        ),
+        (
+            "zero sender, for another host",
+            request(CLIENT_MAC, [0; 4], [198, 51, 100, 7]),
+            0,
+            martian,
+        ),
+        (
+            "zero sender, a reply",
+            reply(CLIENT_MAC, [0; 4], VIP),
+            0,
+            martian,
+        ),
+        (
+            "broadcast sender",
+            request(CLIENT_MAC, [255; 4], VIP),
+            0,
+            martian,
+        ),
+        (
+            "broadcast sender, a reply",
+            reply(CLIENT_MAC, [255; 4], OWN0),
+            0,
+            martian,
+        ),
+        (
+            "multicast sender",
+            request(CLIENT_MAC, [224, 0, 0, 5], VIP),
+            0,
+            martian,
+        ),
+        (
+            "class E sender",
+            request(CLIENT_MAC, [240, 0, 0, 5], VIP),
+            0,
+            martian,
+        ),
+        (
+            "loopback sender",
+            request(CLIENT_MAC, [127, 0, 0, 1], VIP),
+            0,
+            martian,
+        ),
+        (
+            "subnet broadcast sender",
+            request(CLIENT_MAC, [198, 51, 100, 255], VIP),
+            0,
+            martian,
+        ),
+        (
+            "subnet network sender",
+            request(CLIENT_MAC, [198, 51, 100, 0], VIP),
+            0,
+            martian,
+        ),
+        (
+            "subnet broadcast, gratuitous",
+            request(CLIENT_MAC, [203, 0, 113, 255], [203, 0, 113, 255]),
+            1,
+            martian,
+        ),
+        (
+            "rvs's own address claimed",
+            request(CLIENT_MAC, VIP, VIP),
+            0,
+            martian,
+        ),
+        (
+            "multicast sender MAC",
+            request([0x03, 0, 0, 0, 0, 1], CLIENT, VIP),
+            0,
+            martian,
+        ),
+    ];
+    for (name, bytes, port, want) in cases {
+        let mut st = state();
+        let mut f = VecFrame::new(&bytes);
+        assert_eq!(process(&mut f, port, &snap, &mut st, 0), want, "{name}");
+        if !matches!(want, Verdict::Reply(_)) {
+            assert_eq!(f.bytes(), &bytes[..], "{name}: untouched");
+        }
+    }
+    // The probe's answer goes back to the prober's MAC and says who holds the address.
+    let mut probe = VecFrame::new(&request(CLIENT_MAC, [0; 4], VIP));
+    process(&mut probe, 0, &snap, &mut state(), 0);
+    let a = arp::Packet::new_checked(&probe.bytes()[14..]).unwrap();
+    assert_eq!(
+        (a.operation(), a.sender_ip(), a.sender_mac(), a.target_mac()),
+        (arp::OP_REPLY, VIP.into(), MAC0, CLIENT_MAC)
+    );
+    assert_eq!(&probe.bytes()[0..6], &CLIENT_MAC);
 }

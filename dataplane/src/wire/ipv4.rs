@@ -390,11 +390,7 @@ pub fn check_options(options: &[u8]) -> std::result::Result<(), OptionsError> {
                 }
                 seen_ts = true;
             }
-            option::ROUTER_ALERT => {
-                if len < 4 {
-                    return Err(Malformed);
-                }
-            }
+            option::ROUTER_ALERT if len < 4 => return Err(Malformed),
             option::CIPSO => {
                 if seen_cipso || !cipso_well_formed(opt) {
                     return Err(Malformed);
