@@ -31,6 +31,12 @@ const LOCAL_PORT_FIRST: u32 = 1024;
 const LOCAL_PORT_COUNT: u32 = 65536 - LOCAL_PORT_FIRST;
 /// Local ports tried per new FULLNAT connection before giving up (`no_local_port`).
 const LOCAL_PORT_TRIES: u32 = 64;
+/// The FULLNAT walk never falls behind the wall clock, which crosses a worker's whole share of
+/// (local address, port) pairs in this many milliseconds: longer than the 60 s a Linux real
+/// server keeps a closed connection in TIME_WAIT, so a pair comes back no sooner than that
+/// unless connections arrive faster than the clock walks, and a restarted rvsd starts past
+/// whatever its previous run handed out.
+pub const LOCAL_WALK_PERIOD_MS: u64 = 64_000;
 
 /// What the appliance answered itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,9 +88,12 @@ pub struct WorkerState {
     generation: Option<u64>,
     /// Indexed like the snapshot's services.
     services: Vec<ServiceState>,
-    /// FULLNAT: position in this worker's (local address, port) pairs, addresses varying
-    /// fastest: pair k is address `k mod A`, port index `k div A`.
+    /// FULLNAT: position in the walk over this worker's (local address, port) pairs, never
+    /// wrapped: pair `k mod (A × share)` is address `k mod A`, port index `(k mod (A × share))
+    /// div A`, addresses varying fastest.
     local_cursor: u64,
+    /// Wall-clock milliseconds (Unix time) at `now_ms` = 0: the walk's floor.
+    wall_clock_origin_ms: u64,
 }
 
 impl WorkerState {
@@ -100,7 +109,15 @@ impl WorkerState {
             generation: None,
             services: Vec::new(),
             local_cursor: 0,
+            wall_clock_origin_ms: 0,
         }
+    }
+
+    /// Ties `now_ms` to the wall clock: `now_ms` = 0 is `unix_ms` milliseconds after the Unix
+    /// epoch. The FULLNAT walk keeps up with it (see [`LOCAL_WALK_PERIOD_MS`]), so that every
+    /// start of rvsd begins where the clock is, not where the previous run began.
+    pub fn set_wall_clock_origin(&mut self, unix_ms: u64) {
+        self.wall_clock_origin_ms = unix_ms;
     }
 
     /// Brings the schedulers and load slots in line with `snapshot`; call once per burst.
@@ -275,23 +292,34 @@ impl WorkerState {
     }
 
     /// A free local endpoint on one of `addrs` towards `real` from this worker's port share.
+    ///
+    /// The walk hands out every pair of the share in turn before it comes back to one (as
+    /// DPVS's FIFO of free ports), skipping those in use towards `real`, and it never falls
+    /// behind the wall clock's position in the share: a real server may still hold a pair
+    /// that rvs freed (TIME_WAIT, 60 s on Linux) and would answer a new SYN on it with a bare
+    /// ACK, so neither churn nor a restart may bring a pair back early.
     fn local_endpoint(
         &mut self,
         protocol: u8,
         addrs: &[Ipv4Addr],
         real: Endpoint,
+        now_ms: u64,
     ) -> Option<Endpoint> {
         if addrs.is_empty() {
             return None;
         }
         let share = u64::from(LOCAL_PORT_COUNT / self.workers as u32);
         let pairs = share * addrs.len() as u64;
+        let clock = u128::from(self.wall_clock_origin_ms.saturating_add(now_ms));
+        let floor = (clock * u128::from(pairs) / u128::from(LOCAL_WALK_PERIOD_MS)) as u64;
+        self.local_cursor = self.local_cursor.max(floor);
         for _ in 0..LOCAL_PORT_TRIES {
             // Every pair in turn: A addresses give A times the ports (stepping address and
             // port together would repeat after lcm(A, share) pairs, as few as one address's).
-            self.local_cursor = (self.local_cursor + 1) % pairs;
-            let addr = addrs[(self.local_cursor % addrs.len() as u64) as usize];
-            let index = (self.local_cursor / addrs.len() as u64) as u32;
+            self.local_cursor += 1;
+            let pair = self.local_cursor % pairs;
+            let addr = addrs[(pair % addrs.len() as u64) as usize];
+            let index = (pair / addrs.len() as u64) as u32;
             let port = LOCAL_PORT_FIRST + index * self.workers as u32 + self.worker as u32;
             let local = Endpoint::new(addr, port as u16);
             if self
@@ -640,7 +668,7 @@ fn transport(
     let real = service.reals[real_index].addr;
     let local = match service.mode {
         ForwardMode::FullNat => state
-            .local_endpoint(p.protocol, &service.local_addrs, real)
+            .local_endpoint(p.protocol, &service.local_addrs, real, now_ms)
             .ok_or(DropReason::NoLocalPort)?,
         _ => p.src,
     };

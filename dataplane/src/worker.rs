@@ -70,6 +70,11 @@ pub fn run(
     stop: &AtomicBool,
 ) {
     let mut worker = Worker::new(io, counters);
+    state.set_wall_clock_origin(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    );
     counters
         .bytes_per_connection
         .set(state.conns.bytes_per_connection() as u64);

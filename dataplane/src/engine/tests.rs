@@ -1421,3 +1421,53 @@ fn arp_classes_by_linux_rules() {
     );
     assert_eq!(&probe.bytes()[0..6], &CLIENT_MAC);
 }
+
+/// FULLNAT's walk over a worker's (local address, port) pairs: within one run every pair of
+/// the share is handed out once before any comes back, however fast connections come and go;
+/// and each start of rvsd begins where the wall clock is, past what the previous run handed
+/// out, so that right after a restart no real server is offered a pair it still holds in
+/// TIME_WAIT.
+#[test]
+fn fullnat_walk_never_brings_a_pair_back_early() {
+    let lips: [Ipv4Addr; 2] = [LIP.into(), [203, 0, 113, 202].into()];
+    let real = ep(REALS[0], 8080);
+    // Worker 3 of 1000: a share of 64 ports, 128 pairs with two addresses.
+    let mut st = WorkerState::new(3, 1000, 1024, Timeouts::ipvs_defaults());
+    let walk: Vec<Endpoint> = (0..128)
+        .map(|_| st.local_endpoint(PROTO_TCP, &lips, real, 0).unwrap())
+        .collect();
+    let distinct: std::collections::HashSet<_> = walk.iter().collect();
+    assert_eq!(distinct.len(), 128, "every pair once");
+    assert!(walk.iter().all(|e| e.port % 1000 == 1024 % 1000 + 3));
+    assert_eq!(
+        st.local_endpoint(PROTO_TCP, &lips, real, 0),
+        Some(walk[0]),
+        "then the first again"
+    );
+
+    // Four runs of 300 connections, each started 2 s after the previous one began (a restart):
+    // no pair twice.
+    let t0 = 1_765_000_000_000u64;
+    let mut used = std::collections::HashSet::new();
+    for run in 0..4u64 {
+        let mut st = state();
+        st.set_wall_clock_origin(t0 + run * 2000);
+        for i in 0..300 {
+            let local = st.local_endpoint(PROTO_TCP, &lips, real, i).unwrap();
+            assert!(used.insert(local), "run {run}: {local:?} handed out again");
+        }
+    }
+    // The floor moves with the clock: a whole share per LOCAL_WALK_PERIOD_MS.
+    let mut st = state();
+    st.set_wall_clock_origin(t0);
+    let a = st.local_endpoint(PROTO_TCP, &lips, real, 0).unwrap();
+    let b = st
+        .local_endpoint(PROTO_TCP, &lips, real, LOCAL_WALK_PERIOD_MS / 2)
+        .unwrap();
+    assert_eq!(a.addr, b.addr, "an even number of pairs later");
+    assert_eq!(
+        (i32::from(b.port) - i32::from(a.port)).rem_euclid(64512),
+        64512 / 2,
+        "half a period later, half the pairs further: 64512 pairs, 32256 ports"
+    );
+}
