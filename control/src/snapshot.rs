@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use dataplane::flow::Endpoint;
+use dataplane::flow::{Endpoint, ForwardMode};
 use dataplane::sched::{MaglevTable, SchedulerKind, MH_TABLE_SIZE};
 use dataplane::snapshot::{Persistence, PortAddrs, RealServer, Route, Service, Snapshot};
 use hashbrown::HashMap;
@@ -161,6 +161,137 @@ pub fn next_hops(snapshot: &Snapshot) -> Vec<(usize, Ipv4Addr)> {
     hops
 }
 
+/// Services described one per line while there are at most this many to describe.
+pub const SERVICE_LINES_MAX: usize = 16;
+
+/// What the log says of the services of a snapshot (and, after a reload, how they differ from
+/// the previous one): one summary line, and one line per service added, changed or removed
+/// (every service at start) when there are at most [`SERVICE_LINES_MAX`] of them, so that a
+/// reload of a thousand services logs one line, not a thousand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceReport {
+    pub summary: String,
+    pub lines: Vec<String>,
+}
+
+pub fn describe_services(before: Option<&Snapshot>, after: &Snapshot) -> ServiceReport {
+    let mut counts = [0usize; 4];
+    for svc in &after.services {
+        counts[svc.mode as usize] += 1;
+    }
+    let reals: usize = after.services.iter().map(|s| s.reals.len()).sum();
+    let modes: Vec<String> = [
+        ForwardMode::Nat,
+        ForwardMode::FullNat,
+        ForwardMode::Dr,
+        ForwardMode::Tun,
+    ]
+    .iter()
+    .filter(|m| counts[**m as usize] > 0)
+    .map(|m| format!("{} {}", counts[*m as usize], mode_name(*m)))
+    .collect();
+    let mut summary = format!(
+        "{} services ({}), {reals} real servers",
+        after.services.len(),
+        if modes.is_empty() {
+            "none".to_owned()
+        } else {
+            modes.join(", ")
+        }
+    );
+    let mut lines = Vec::new();
+    match before {
+        None => lines.extend(after.services.iter().map(|s| describe(s, ""))),
+        Some(before) => {
+            let (mut added, mut changed, mut unchanged) = (0, 0, 0);
+            for svc in &after.services {
+                match before.service(svc.protocol, svc.vip) {
+                    None => {
+                        added += 1;
+                        lines.push(describe(svc, " (added)"));
+                    }
+                    Some((_, old)) if !same_service(old, svc) => {
+                        changed += 1;
+                        lines.push(describe(svc, " (changed)"));
+                    }
+                    Some(_) => unchanged += 1,
+                }
+            }
+            let mut removed = 0;
+            for svc in &before.services {
+                if after.service(svc.protocol, svc.vip).is_none() {
+                    removed += 1;
+                    lines.push(describe(svc, " (removed)"));
+                }
+            }
+            summary += &format!(
+                ": {added} added, {removed} removed, {changed} changed, {unchanged} unchanged"
+            );
+        }
+    }
+    if lines.len() > SERVICE_LINES_MAX {
+        lines.clear();
+    }
+    ServiceReport { summary, lines }
+}
+
+/// What an operator configured of a service (not the next hops rvs resolved, nor the Maglev
+/// table it built from the rest).
+fn same_service(a: &Service, b: &Service) -> bool {
+    let reals = |s: &Service| -> Vec<(Endpoint, u32, u32, u32)> {
+        s.reals
+            .iter()
+            .map(|r| (r.addr, r.weight, r.upper_threshold, r.lower_threshold))
+            .collect()
+    };
+    (a.mode, a.scheduler, a.flags, &a.local_addrs, a.persistence)
+        == (b.mode, b.scheduler, b.flags, &b.local_addrs, b.persistence)
+        && reals(a) == reals(b)
+}
+
+fn mode_name(mode: ForwardMode) -> &'static str {
+    match mode {
+        ForwardMode::Nat => "NAT",
+        ForwardMode::FullNat => "FULLNAT",
+        ForwardMode::Dr => "DR",
+        ForwardMode::Tun => "TUN",
+    }
+}
+
+fn describe(svc: &Service, tag: &str) -> String {
+    let name = svc.scheduler.name();
+    let mut sched = name.to_owned();
+    if svc.flags.port {
+        sched += &format!(" {name}-port");
+    }
+    if svc.flags.fallback {
+        sched += &format!(" {name}-fallback");
+    }
+    if let Some(p) = svc.persistence {
+        sched += &format!(", persistent {} s per {} network", p.timeout_s, p.netmask);
+    }
+    let weights: Vec<String> = svc
+        .reals
+        .iter()
+        .map(|r| format!("{} weight {}", r.addr, r.weight))
+        .take(8)
+        .collect();
+    let more = svc.reals.len().saturating_sub(weights.len());
+    format!(
+        "service {} {} {} {sched}: {} real servers ({}{}){tag}",
+        if svc.protocol == 6 { "TCP" } else { "UDP" },
+        svc.vip,
+        mode_name(svc.mode),
+        svc.reals.len(),
+        weights.join(", "),
+        if more > 0 {
+            format!(", {more} more")
+        } else {
+            String::new()
+        }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,5 +345,60 @@ mod tests {
             **table(&fresh),
             "weight 0 from the start: no entries"
         );
+    }
+
+    fn many(n: usize, weight: u32) -> Config {
+        let services: Vec<String> = (0..n)
+            .map(|i| {
+                format!(
+                    "(protocol: TCP, vip: \"198.51.100.100\", port: {}, lb_kind: NAT, \
+                     real_servers: [(address: \"198.51.100.11\", weight: {weight})])",
+                    1000 + i
+                )
+            })
+            .collect();
+        let source = format!(
+            r#"(
+    workers: [0],
+    ports: [(name: "client", device: "net_ring0", addresses: ["198.51.100.1/24"])],
+    services: [{}],
+)"#,
+            services.join(", ")
+        );
+        ron::Options::default()
+            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+            .from_str(&source)
+            .unwrap()
+    }
+
+    /// A reload of a thousand services logs a summary, not a line each; a small change names
+    /// the services it touched.
+    #[test]
+    fn a_reload_is_summed_up() {
+        let macs = [[2, 0, 0, 0, 0, 1]];
+        let neighbors = HashMap::new();
+        let three = build(&many(3, 1), &macs, &neighbors, 1, None);
+        let start = describe_services(None, &three);
+        assert_eq!(start.summary, "3 services (3 NAT), 3 real servers");
+        assert_eq!(
+            start.lines[0],
+            "service TCP 198.51.100.100:1000 NAT rr: 1 real servers (198.51.100.11:1000 weight 1)"
+        );
+        let big = build(&many(1002, 1), &macs, &neighbors, 2, Some(&three));
+        let report = describe_services(Some(&three), &big);
+        assert_eq!(
+            report.summary,
+            "1002 services (1002 NAT), 1002 real servers: 999 added, 0 removed, 0 changed, 3 unchanged"
+        );
+        assert!(report.lines.is_empty(), "no line per service");
+        let reweighted = build(&many(2, 2), &macs, &neighbors, 3, Some(&three));
+        let report = describe_services(Some(&three), &reweighted);
+        assert_eq!(
+            report.summary,
+            "2 services (2 NAT), 2 real servers: 0 added, 1 removed, 2 changed, 0 unchanged"
+        );
+        assert_eq!(report.lines.len(), 3);
+        assert!(report.lines[0].ends_with("(198.51.100.11:1000 weight 2) (changed)"));
+        assert!(report.lines[2].ends_with("(removed)"));
     }
 }

@@ -225,8 +225,20 @@ fn sighup_reloads_services_and_refuses_what_needs_a_restart() {
         rvsd.log_text()
     );
     assert!(
+        rvsd.log_text().contains(
+            "service TCP 198.51.100.100:80 NAT wrr: 2 real servers (198.51.100.11:80 weight 2, \
+             198.51.100.12:80 weight 1) (added)"
+        ),
+        "{}",
         rvsd.log_text()
-            .contains("service TCP 198.51.100.100:80 Nat wrr: 2 real servers"),
+    );
+    assert!(
+        rvsd.log_text().contains(
+            "reloaded {}: 1 services (1 NAT), 2 real servers: 1 added, 0 removed, 0 changed, \
+             0 unchanged"
+                .replace("{}", &file.display().to_string())
+                .as_str()
+        ),
         "{}",
         rvsd.log_text()
     );
@@ -253,7 +265,7 @@ fn sighup_reloads_services_and_refuses_what_needs_a_restart() {
         rvsd.log_text()
     );
 
-    // Ports need a restart.
+    // Ports need a restart: the refusal names the field and where it stands.
     std::fs::write(
         &file,
         with_service.replace("rx_descriptors: 256", "rx_descriptors: 512"),
@@ -265,9 +277,142 @@ fn sighup_reloads_services_and_refuses_what_needs_a_restart() {
         "{}",
         rvsd.log_text()
     );
+    let want = format!(
+        "reload refused, the running configuration stays: {}:10:",
+        file.display()
+    );
+    let log = rvsd.log_text();
+    assert!(
+        log.contains(&want) && log.contains("ports[0].rx_descriptors changed (256 -> 512)"),
+        "{log}"
+    );
 
     let status = rvsd
         .stop(Duration::from_secs(20))
         .expect("still running, stops on SIGTERM");
     assert_eq!(status.code(), Some(0), "{}", rvsd.log_text());
+}
+
+/// The cores are read once, at start: with the control thread pinned outside the workers'
+/// cores, a reload is checked against the cores the process may use, not the control thread's
+/// own affinity (which once refused every SIGHUP with "core 1 does not exist").
+#[test]
+fn sighup_applies_a_weight_change_with_the_control_thread_on_another_core() {
+    let cores: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    let (worker, control) = (cores[cores.len() - 1], cores[0]);
+    let tmp = TempDir::new("cli-cores");
+    let prefix = format!("rvs-cli-cores-{}", common::run_tag());
+    let file = tmp.path("cores.ron");
+    let with_weight = |w: u32| {
+        ring_config(&prefix).replace(
+            "    ports: [",
+            &format!(
+                r#"    control_core: {control},
+    services: [
+        (protocol: TCP, vip: "198.51.100.100", port: 80, lb_kind: NAT, lb_algo: "wrr",
+         real_servers: [(address: "198.51.100.11", weight: {w}), (address: "198.51.100.12")]),
+    ],
+    ports: ["#
+            ),
+        )
+    };
+    assert!(with_weight(1).contains(&format!("workers: [{worker}]")));
+    std::fs::write(&file, with_weight(1)).unwrap();
+    let mut rvsd = Rvsd::start(None, &file, &tmp.path("rvsd.log"));
+    assert!(
+        rvsd.wait_for_log("rvsd running", Duration::from_secs(60)),
+        "{}",
+        rvsd.log_text()
+    );
+    std::fs::write(&file, with_weight(3)).unwrap();
+    rvsd.signal(1);
+    assert!(
+        rvsd.wait_for_log("reloaded ", Duration::from_secs(10)),
+        "workers [{worker}], control_core {control}:\n{}",
+        rvsd.log_text()
+    );
+    let log = rvsd.log_text();
+    assert!(
+        log.contains("0 added, 0 removed, 1 changed, 0 unchanged")
+            && log.contains("(198.51.100.11:80 weight 3, 198.51.100.12:80 weight 1) (changed)"),
+        "{log}"
+    );
+    let status = rvsd.stop(Duration::from_secs(20)).expect("stops");
+    assert_eq!(status.code(), Some(0), "{}", rvsd.log_text());
+}
+
+/// A second rvsd with the same `eal.file_prefix` is told that another process holds it (and
+/// which), not to look for hugepages; the first one runs on undisturbed.
+#[test]
+fn a_file_prefix_in_use_is_named() {
+    if !common::hugepages_free() {
+        // EAL shares nothing without hugepages (--no-shconf), so two processes cannot clash.
+        eprintln!("no free hugepages: EAL runs --no-shconf, prefixes cannot clash; skipped");
+        return;
+    }
+    let tmp = TempDir::new("cli-prefix");
+    let prefix = format!("rvs-cli-prefix-{}", common::run_tag());
+    let file = tmp.path("first.ron");
+    std::fs::write(&file, ring_config(&prefix)).unwrap();
+    let mut first = Rvsd::start(None, &file, &tmp.path("first.log"));
+    assert!(
+        first.wait_for_log("rvsd running", Duration::from_secs(60)),
+        "{}",
+        first.log_text()
+    );
+    let second = tmp.path("second.ron");
+    std::fs::write(
+        &second,
+        ring_config(&prefix).replace("net_ring0", "net_ring1"),
+    )
+    .unwrap();
+    let (code, _, stderr) = rvsd(&["--config", second.to_str().unwrap()]);
+    let pid = first.child.as_ref().unwrap().id();
+    assert_eq!(code, 2, "{stderr}");
+    let lines = verdict_lines(&stderr, &second);
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains(&format!(
+            ":2:57: eal.file_prefix \"{prefix}\" is in use by another DPDK process (pid {pid} rvsd)"
+        )),
+        "{}",
+        lines[0]
+    );
+    assert!(!stderr.contains("hugepages"), "{stderr}");
+    assert!(
+        Path::new(&format!("/var/run/dpdk/{prefix}/config")).exists(),
+        "the first one's runtime directory stays"
+    );
+    let status = first.stop(Duration::from_secs(20)).expect("stops");
+    assert_eq!(status.code(), Some(0), "{}", first.log_text());
+}
+
+/// Operator mistakes refused at load with their place: the same real server twice, a weight
+/// beyond ipvsadm's range, a real server that is the VIP.
+#[test]
+fn operator_mistakes_are_refused_with_their_place() {
+    let service = |reals: &str| {
+        ring_config("x").replace(
+            "    ports: [",
+            &format!(
+                "    services: [(protocol: TCP, vip: \"198.51.100.100\", port: 80, lb_kind: NAT,\n        real_servers: [{reals}])],\n    ports: ["
+            ),
+        )
+    };
+    assert_refused_at(
+        &service(r#"(address: "198.51.100.11"), (address: "198.51.100.11", port: 80)"#),
+        ":5:62: real server 198.51.100.11:80 is listed twice in this service",
+    );
+    assert_refused_at(
+        &service(r#"(address: "198.51.100.11", weight: 65536)"#),
+        ":5:59: weight 65536 is above 65535",
+    );
+    assert_refused_at(
+        &service(r#"(address: "198.51.100.100")"#),
+        ":5:34: real server 198.51.100.100 is a VIP",
+    );
 }

@@ -96,6 +96,20 @@ pub fn prefix_contains(network: Ipv4Addr, prefix_len: u8, addr: Ipv4Addr) -> boo
     u32::from(addr) & mask == u32::from(network) & mask
 }
 
+/// The network and directed-broadcast addresses of the subnet `addr/prefix_len`, if it has
+/// them: a /31 (RFC 3021) or a /32 has none, every address in it is a host's.
+#[inline]
+pub fn subnet_edges(addr: Ipv4Addr, prefix_len: u8) -> Option<(Ipv4Addr, Ipv4Addr)> {
+    if prefix_len > 30 {
+        return None;
+    }
+    let mask = u32::MAX
+        .checked_shl(32 - u32::from(prefix_len))
+        .unwrap_or(0);
+    let network = u32::from(addr) & mask;
+    Some((network.into(), (network | !mask).into()))
+}
+
 /// An IPv4 prefix reached through a port, directly (connected) or via a gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
@@ -164,12 +178,10 @@ impl Snapshot {
             .routes
             .partition_point(|r| r.prefix_len >= route.prefix_len);
         self.routes.insert(at, route);
-        if route.gateway.is_none() && route.prefix_len <= 30 {
-            let mask = u32::MAX
-                .checked_shl(32 - u32::from(route.prefix_len))
-                .unwrap_or(0);
-            let network = u32::from(route.network) & mask;
-            for edge in [network, network | !mask].map(Ipv4Addr::from) {
+        if let Some((network, broadcast)) =
+            subnet_edges(route.network, route.prefix_len).filter(|_| route.gateway.is_none())
+        {
+            for edge in [network, broadcast] {
                 if !self.subnet_edges.contains(&edge) {
                     self.subnet_edges.push(edge);
                 }

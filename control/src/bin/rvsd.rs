@@ -76,7 +76,11 @@ fn main() -> ExitCode {
     let file = args
         .config
         .expect("clap requires --config or --check-config");
-    let loaded = match config::load(&file) {
+    // The cores this process may use, read once: EAL pins this thread (the control thread) to
+    // `control_core`, after which its own affinity no longer says what the workers may use,
+    // and every reload is checked against this list.
+    let cores = config::available_cores();
+    let loaded = match config::load_with_cores(&file, &cores) {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("{e}");
@@ -91,7 +95,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    match run(&loaded) {
+    match run(&loaded, &cores) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Config(e)) => {
             eprintln!("{e}");
@@ -121,7 +125,7 @@ fn mbufs_needed(loaded: &LoadedConfig, cache: u32) -> u32 {
     ((rings + in_flight) * 2).next_power_of_two() - 1
 }
 
-fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
+fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
     let c = &loaded.config;
     info!(
         "rvsd {} on {} ({} link), config {}",
@@ -157,7 +161,7 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
     eal_args.hugepages = c.eal.hugepages;
     eal_args.control_cpus = match c.control_core {
         Some(core) => vec![core],
-        None => config::available_cores(),
+        None => cores.to_vec(),
     };
     eal_args.pci_allow = c
         .ports
@@ -166,11 +170,34 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
         .map(|p| p.device.clone())
         .collect();
     eal_args.extra = c.eal.extra_args.clone();
+    let prefix_taken = |prefix: &str| {
+        dpdk::eal::prefix_in_use(prefix).map(|pid| {
+            let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            format!(
+                "eal.file_prefix {prefix:?} is in use by another DPDK process (pid {pid} {}): \
+                 give each rvsd its own file_prefix",
+                name.trim()
+            )
+        })
+    };
+    if let Some(taken) = prefix_taken(&eal_args.file_prefix) {
+        return Err(Failure::Config(loaded.error_at(
+            &[Step::Field("eal"), Step::Field("file_prefix")],
+            taken,
+        )));
+    }
     let eal = Eal::init(&eal_args).map_err(|e| {
-        let hint = if c.eal.hugepages {
-            " (no hugepages? run scripts/setup.sh, or set eal.hugepages: false)"
+        let free = dpdk::eal::free_hugepages();
+        let hint = if let Some(taken) = prefix_taken(&eal_args.file_prefix) {
+            format!(" ({taken})")
+        } else if c.eal.hugepages && free * 2 < u64::from(c.eal.memory_mb) {
+            format!(
+                " ({free} free hugepages of 2 MiB for eal.memory_mb = {}: run scripts/setup.sh, \
+                 or set eal.hugepages: false)",
+                c.eal.memory_mb
+            )
         } else {
-            ""
+            String::new()
         };
         Failure::Runtime(format!("{e}{hint}"))
     })?;
@@ -263,7 +290,9 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
     let mut generation = 1;
     let first = snapshot::build(c, &macs, &neighbors.table(), generation, None);
     neighbors.want(&snapshot::next_hops(&first));
-    log_services(&first, c.workers.len());
+    let report = snapshot::describe_services(None, &first);
+    info!("{}", report.summary);
+    log_services(&report, &first, c.workers.len());
     let snapshots = ArcSwap::from_pointee(first);
     // What the snapshot is built from: the file's services, routes, neighbours and timeouts
     // may change on SIGHUP; the rest needs a restart.
@@ -366,7 +395,7 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
                     let report = stats::gather(&views(), &c.workers, &counters);
                     info!("counters:\n{}", report.table());
                 }
-                Ok(SIGHUP) => match reload(&loaded.file, &current) {
+                Ok(SIGHUP) => match reload(&loaded.file, &current, cores) {
                     Ok(new) => {
                         current = new;
                         add_static_neighbors(&current, &mut neighbors);
@@ -379,12 +408,13 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
                             Some(&snapshots.load()),
                         );
                         neighbors.want(&snapshot::next_hops(&next));
-                        log_services(&next, c.workers.len());
+                        let report = snapshot::describe_services(Some(&snapshots.load()), &next);
+                        log_services(&report, &next, c.workers.len());
                         snapshots.store(Arc::new(next));
                         info!(
-                            "reloaded {}: {} services; established connections keep their real servers",
+                            "reloaded {}: {}; established connections keep their real servers",
                             loaded.file.display(),
-                            current.services.len()
+                            report.summary
                         );
                     }
                     Err(e) => warn!("reload refused, the running configuration stays: {e}"),
@@ -535,26 +565,20 @@ fn run(loaded: &LoadedConfig) -> Result<(), Failure> {
     result.map_err(Failure::Runtime)
 }
 
-/// Reads `file` again for a live reload. Refused (with the file's own error, placed) if it is
-/// invalid, or if it changes what only a restart can: EAL, cores, mempool, ports, table size,
-/// stats file.
-fn reload(file: &std::path::Path, running: &config::Config) -> Result<config::Config, String> {
-    let new = config::load(file).map_err(|e| e.to_string())?.config;
-    let mut rest = new.clone();
-    rest.services.clone_from(&running.services);
-    rest.routes.clone_from(&running.routes);
-    rest.neighbors.clone_from(&running.neighbors);
-    rest.connections.tcp_timeout = running.connections.tcp_timeout;
-    rest.connections.tcpfin_timeout = running.connections.tcpfin_timeout;
-    rest.connections.udp_timeout = running.connections.udp_timeout;
-    if rest != *running {
-        return Err(format!(
-            "{}: only services, routes, neighbors and connection timeouts change while running; \
-             restart rvsd for the rest",
-            file.display()
-        ));
+/// Reads `file` again for a live reload, checked against the cores read at start. Refused
+/// (with the file's own error, placed) if it is invalid, or if it changes what only a restart
+/// can (EAL, cores, mempool, ports, table size, stats file): the error names that field and
+/// where it stands in the file.
+fn reload(
+    file: &std::path::Path,
+    running: &config::Config,
+    cores: &[usize],
+) -> Result<config::Config, String> {
+    let new = config::load_with_cores(file, cores).map_err(|e| e.to_string())?;
+    match config::restart_only_change(running, &new) {
+        Some(e) => Err(e.to_string()),
+        None => Ok(new.config),
     }
-    Ok(new)
 }
 
 fn add_static_neighbors(c: &config::Config, neighbors: &mut Neighbors) {
@@ -568,33 +592,22 @@ fn add_static_neighbors(c: &config::Config, neighbors: &mut Neighbors) {
     }
 }
 
-fn log_services(snapshot: &dataplane::snapshot::Snapshot, workers: usize) {
+/// The per-service lines of a report (none beyond `snapshot::SERVICE_LINES_MAX`: the summary
+/// says it), and what several workers cannot do yet.
+fn log_services(
+    report: &snapshot::ServiceReport,
+    snapshot: &dataplane::snapshot::Snapshot,
+    workers: usize,
+) {
     let replies = snapshot.services.iter().any(|s| s.mode.sees_replies());
     if replies && workers > 1 {
         warn!(
             "NAT/FULLNAT with several workers: replies are not steered to the worker that owns \
-             their connection yet, so some are dropped (no_connection); use one worker, or DR/TUN"
+             their connection yet, so some are dropped (not_for_us); use one worker, or DR/TUN"
         );
     }
-    for svc in &snapshot.services {
-        let mut sched = svc.scheduler.name().to_owned();
-        if svc.flags.port {
-            sched += &format!(" {}-port", svc.scheduler.name());
-        }
-        if svc.flags.fallback {
-            sched += &format!(" {}-fallback", svc.scheduler.name());
-        }
-        if let Some(p) = svc.persistence {
-            sched += &format!(", persistent {} s per {} network", p.timeout_s, p.netmask);
-        }
-        info!(
-            "service {} {} {:?} {}: {} real servers",
-            if svc.protocol == 6 { "TCP" } else { "UDP" },
-            svc.vip,
-            svc.mode,
-            sched,
-            svc.reals.len()
-        );
+    for line in &report.lines {
+        info!("{line}");
     }
 }
 

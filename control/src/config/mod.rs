@@ -439,18 +439,36 @@ impl LoadedConfig {
     }
 }
 
-/// Reads, parses and validates a file.
+/// Reads, parses and validates a file against the cores this process may use now.
 pub fn load(file: &Path) -> Result<LoadedConfig, ConfigError> {
+    load_with_cores(file, &available_cores())
+}
+
+/// Reads, parses and validates a file against `cores`. rvsd reads its usable cores once,
+/// before EAL pins the control thread to one of them, and validates reloads against that list:
+/// the control thread's later affinity would refuse every other worker core.
+pub fn load_with_cores(file: &Path, cores: &[usize]) -> Result<LoadedConfig, ConfigError> {
     let source = std::fs::read_to_string(file).map_err(|e| ConfigError {
         file: file.to_owned(),
         location: None,
         reason: format!("cannot read: {e}"),
     })?;
-    parse(file, source)
+    parse_with_cores(file, source, cores)
 }
 
-/// Parses and validates `source` as if read from `file`.
+/// Parses and validates `source` as if read from `file`, against the cores this process may
+/// use now.
 pub fn parse(file: &Path, source: String) -> Result<LoadedConfig, ConfigError> {
+    parse_with_cores(file, source, &available_cores())
+}
+
+/// Parses and validates `source` as if read from `file`, against `cores`; also checks that
+/// the stats file can be written.
+pub fn parse_with_cores(
+    file: &Path,
+    source: String,
+    cores: &[usize],
+) -> Result<LoadedConfig, ConfigError> {
     let options =
         ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
     let config: Config = options.from_str(&source).map_err(|e| ConfigError {
@@ -466,7 +484,8 @@ pub fn parse(file: &Path, source: String) -> Result<LoadedConfig, ConfigError> {
         source,
         config,
     };
-    validate(&loaded, &available_cores())?;
+    validate(&loaded, cores)?;
+    check_stats_file(&loaded)?;
     Ok(loaded)
 }
 
@@ -477,6 +496,170 @@ pub fn available_cores() -> Vec<usize> {
         .into_iter()
         .map(|c| c.id)
         .collect()
+}
+
+/// Whether `new` may replace `running` while rvsd runs: `None` if it differs only in what a
+/// reload applies (services, routes, neighbors, connection timeouts); otherwise an error at the
+/// first field, in the schema's order, that only a restart applies, naming both values. Fields
+/// written in neither file compare by their defaults.
+pub fn restart_only_change(running: &Config, new: &LoadedConfig) -> Option<ConfigError> {
+    use Step::{Field, Index};
+    // No `..`: a field added to the schema does not compile here until it is sorted into
+    // live or restart-only.
+    let Config {
+        eal:
+            EalConfig {
+                memory_mb,
+                hugepages,
+                file_prefix,
+                extra_args,
+            },
+        workers,
+        control_core,
+        mempool: MempoolConfig { mbufs, cache },
+        ports,
+        stats_file,
+        stats_interval_ms,
+        services: _,
+        routes: _,
+        neighbors: _,
+        connections:
+            ConnectionsConfig {
+                capacity,
+                tcp_timeout: _,
+                tcpfin_timeout: _,
+                udp_timeout: _,
+            },
+    } = running;
+    let n = &new.config;
+    let count = |k: &usize| match k {
+        1 => "1 port".to_owned(),
+        k => format!("{k} ports"),
+    };
+    let cidrs = |v: &Vec<Ipv4Cidr>| {
+        let texts: Vec<String> = v.iter().map(|c| format!("\"{c}\"")).collect();
+        format!("[{}]", texts.join(", "))
+    };
+    let mut diffs = vec![
+        (
+            vec![Field("eal"), Field("memory_mb")],
+            differ(memory_mb, &n.eal.memory_mb, debug),
+        ),
+        (
+            vec![Field("eal"), Field("hugepages")],
+            differ(hugepages, &n.eal.hugepages, debug),
+        ),
+        (
+            vec![Field("eal"), Field("file_prefix")],
+            differ(file_prefix, &n.eal.file_prefix, or_unset),
+        ),
+        (
+            vec![Field("eal"), Field("extra_args")],
+            differ(extra_args, &n.eal.extra_args, debug),
+        ),
+        (vec![Field("workers")], differ(workers, &n.workers, debug)),
+        (
+            vec![Field("control_core")],
+            differ(control_core, &n.control_core, or_unset),
+        ),
+        (
+            vec![Field("mempool"), Field("mbufs")],
+            differ(mbufs, &n.mempool.mbufs, or_unset),
+        ),
+        (
+            vec![Field("mempool"), Field("cache")],
+            differ(cache, &n.mempool.cache, or_unset),
+        ),
+        (
+            vec![Field("ports")],
+            differ(&ports.len(), &n.ports.len(), count),
+        ),
+    ];
+    for (i, (old, now)) in ports.iter().zip(&n.ports).enumerate() {
+        let PortConfig {
+            name,
+            device,
+            addresses,
+            promiscuous,
+            rx_descriptors,
+            tx_descriptors,
+            mtu,
+        } = old;
+        let at = |f| vec![Field("ports"), Index(i), Field(f)];
+        diffs.extend([
+            (at("name"), differ(name, &now.name, debug)),
+            (at("device"), differ(device, &now.device, debug)),
+            (at("addresses"), differ(addresses, &now.addresses, cidrs)),
+            (
+                at("promiscuous"),
+                differ(promiscuous, &now.promiscuous, debug),
+            ),
+            (
+                at("rx_descriptors"),
+                differ(rx_descriptors, &now.rx_descriptors, debug),
+            ),
+            (
+                at("tx_descriptors"),
+                differ(tx_descriptors, &now.tx_descriptors, debug),
+            ),
+            (at("mtu"), differ(mtu, &now.mtu, debug)),
+        ]);
+    }
+    diffs.extend([
+        (
+            vec![Field("stats_file")],
+            differ(stats_file, &n.stats_file, or_unset),
+        ),
+        (
+            vec![Field("stats_interval_ms")],
+            differ(stats_interval_ms, &n.stats_interval_ms, debug),
+        ),
+        (
+            vec![Field("connections"), Field("capacity")],
+            differ(capacity, &n.connections.capacity, debug),
+        ),
+    ]);
+    diffs.into_iter().find_map(|(path, diff)| {
+        let (old, now) = diff?;
+        Some(new.error_at(
+            &path,
+            format!(
+                "{} changed ({old} -> {now}): only services, routes, neighbors and connection \
+                 timeouts change while running; restart rvsd for the rest",
+                path_text(&path)
+            ),
+        ))
+    })
+}
+
+/// Both values, shown, if they differ.
+fn differ<T: PartialEq>(old: &T, new: &T, show: impl Fn(&T) -> String) -> Option<(String, String)> {
+    (old != new).then(|| (show(old), show(new)))
+}
+
+fn debug<T: fmt::Debug>(value: &T) -> String {
+    format!("{value:?}")
+}
+
+fn or_unset<T: fmt::Debug>(value: &Option<T>) -> String {
+    value.as_ref().map_or_else(|| "unset".to_owned(), debug)
+}
+
+/// `ports[1].device`
+fn path_text(path: &[Step<'_>]) -> String {
+    let mut text = String::new();
+    for step in path {
+        match step {
+            Step::Field(name) => {
+                if !text.is_empty() {
+                    text.push('.');
+                }
+                text.push_str(name);
+            }
+            Step::Index(i) => text.push_str(&format!("[{i}]")),
+        }
+    }
+    text
 }
 
 /// What cannot be said by the schema alone.
@@ -612,11 +795,12 @@ fn validate_network(loaded: &LoadedConfig) -> Result<(), ConfigError> {
             .iter()
             .position(|p| p.addresses.iter().any(|a| a.contains(addr)))
     };
-    let own = |addr: Ipv4Addr| {
+    let own_port = |addr: Ipv4Addr| {
         c.ports
             .iter()
-            .any(|p| p.addresses.iter().any(|a| a.addr == addr))
+            .find(|p| p.addresses.iter().any(|a| a.addr == addr))
     };
+    let own = |addr: Ipv4Addr| own_port(addr).is_some();
 
     for (i, port) in c.ports.iter().enumerate() {
         if !(576..=9216).contains(&port.mtu) {
@@ -772,6 +956,9 @@ fn validate_network(loaded: &LoadedConfig) -> Result<(), ConfigError> {
                 format!("VIP {} is a port's own address", svc.vip),
             ));
         }
+        if let Some(edge) = subnet_edge(&c.ports, svc.vip) {
+            return Err(loaded.error_at(&at("vip"), format!("VIP {} is {edge}", svc.vip)));
+        }
         let fullnat = svc.lb_kind == LbKind::FULLNAT;
         if fullnat && svc.local_addresses.is_empty() {
             return Err(loaded.error_at(
@@ -797,8 +984,12 @@ fn validate_network(loaded: &LoadedConfig) -> Result<(), ConfigError> {
                     format!("local address {lip} must be on a port's subnet and not a port's own address"),
                 ));
             }
+            if let Some(edge) = subnet_edge(&c.ports, *lip) {
+                return Err(loaded.error_at(&here, format!("local address {lip} is {edge}")));
+            }
             local_addresses.insert(*lip);
         }
+        let mut reals = HashSet::new();
         for (j, rs) in svc.real_servers.iter().enumerate() {
             let here = |f| {
                 [
@@ -836,6 +1027,53 @@ fn validate_network(loaded: &LoadedConfig) -> Result<(), ConfigError> {
             if rs.port == Some(0) {
                 return Err(loaded.error_at(&here("port"), "port 0 is not a real server port"));
             }
+            // rvsd answers for these addresses itself, and hosts take a subnet's network and
+            // broadcast addresses for no single host: traffic "to the real server" would loop
+            // back into rvsd or go to every host of the link.
+            let collision = if let Some(other) = c.services.iter().find(|s| s.vip == rs.address) {
+                Some(format!(
+                    "a VIP (service {:?} {}:{})",
+                    other.protocol, other.vip, other.port
+                ))
+            } else if let Some(port) = own_port(rs.address) {
+                Some(format!("an own address of port {:?}", port.name))
+            } else if let Some(other) = c
+                .services
+                .iter()
+                .find(|s| s.local_addresses.contains(&rs.address))
+            {
+                Some(format!(
+                    "a FULLNAT local address (service {:?} {}:{})",
+                    other.protocol, other.vip, other.port
+                ))
+            } else {
+                subnet_edge(&c.ports, rs.address)
+            };
+            if let Some(what) = collision {
+                return Err(loaded.error_at(
+                    &here("address"),
+                    format!("real server {} is {what}", rs.address),
+                ));
+            }
+            let port = rs.port.unwrap_or(svc.port);
+            if !reals.insert((rs.address, port)) {
+                return Err(loaded.error_at(
+                    &here("address"),
+                    format!(
+                        "real server {}:{port} is listed twice in this service",
+                        rs.address
+                    ),
+                ));
+            }
+            if rs.weight > MAX_WEIGHT {
+                return Err(loaded.error_at(
+                    &here("weight"),
+                    format!(
+                        "weight {} is above {MAX_WEIGHT} (ipvsadm's range is 0..={MAX_WEIGHT})",
+                        rs.weight
+                    ),
+                ));
+            }
             if rs.lower_threshold > rs.upper_threshold {
                 return Err(loaded.error_at(
                     &here("lower_threshold"),
@@ -858,8 +1096,108 @@ fn validate_network(loaded: &LoadedConfig) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// `addr` as the network or broadcast address of a subnet of a port, described ("the
+/// broadcast address of port \"client\"'s subnet 198.51.100.0/24").
+fn subnet_edge(ports: &[PortConfig], addr: Ipv4Addr) -> Option<String> {
+    ports.iter().find_map(|port| {
+        port.addresses.iter().find_map(|cidr| {
+            let (network, broadcast) =
+                dataplane::snapshot::subnet_edges(cidr.addr, cidr.prefix_len)?;
+            let which = if addr == network {
+                "network"
+            } else if addr == broadcast {
+                "broadcast"
+            } else {
+                return None;
+            };
+            Some(format!(
+                "the {which} address of port {:?}'s subnet {network}/{}",
+                port.name, cidr.prefix_len
+            ))
+        })
+    })
+}
+
+/// Whether rvsd can write `stats_file`: said at start, at the line of the file, rather than in
+/// a warning at every interval. It touches the filesystem, so it is not part of `validate`.
+pub fn check_stats_file(loaded: &LoadedConfig) -> Result<(), ConfigError> {
+    let Some(path) = &loaded.config.stats_file else {
+        return Ok(());
+    };
+    let refuse = |reason: String| Err(loaded.error_at(&[Step::Field("stats_file")], reason));
+    let shown = path.display();
+    if path.file_name().is_none() {
+        return refuse(format!("stats_file {shown:?} does not name a file"));
+    }
+    if path.is_dir() {
+        return refuse(format!("stats_file {shown} is a directory"));
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        // A bare file name is in the working directory.
+        _ => Path::new("."),
+    };
+    // rvsd creates missing directories (as `mkdir -p`): the nearest one that exists decides.
+    let Some(existing) = dir
+        .ancestors()
+        .find(|d| d.as_os_str().is_empty() || d.exists())
+    else {
+        return refuse(format!("no directory of stats_file {shown} exists"));
+    };
+    let existing = if existing.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        existing
+    };
+    match std::fs::metadata(existing) {
+        Err(e) => refuse(format!(
+            "cannot use directory {} of stats_file {shown}: {e}",
+            existing.display()
+        )),
+        Ok(meta) if !meta.is_dir() => refuse(format!(
+            "{} (on the way to stats_file {shown}) is not a directory",
+            existing.display()
+        )),
+        Ok(_) => probe_writable(existing).map_or(Ok(()), |e| {
+            refuse(format!("stats_file {shown} cannot be written: {e}"))
+        }),
+    }
+}
+
+/// Creates and removes a file in `dir`; why not, if it cannot. Permission bits do not tell:
+/// root ignores them, and a read-only filesystem refuses whatever they say.
+fn probe_writable(dir: &Path) -> Option<String> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Unique within the process too: tests probe from several threads at once.
+    static PROBES: AtomicUsize = AtomicUsize::new(0);
+    let mut last = None;
+    for _ in 0..8 {
+        let n = PROBES.fetch_add(1, Ordering::Relaxed);
+        let probe = dir.join(format!(".rvsd-write-check-{}-{n}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+        {
+            Ok(file) => {
+                drop(file);
+                return std::fs::remove_file(&probe)
+                    .err()
+                    .map(|e| format!("created {} but cannot remove it: {e}", probe.display()));
+            }
+            // Left by an rvsd that was killed with the same pid: take the next name.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Some(format!("cannot create a file in {}: {e}", dir.display())),
+        }
+    }
+    last.map(|e| format!("cannot create a file in {}: {e}", dir.display()))
+}
+
 /// Real servers one service may have (schedulers' tables index them with 16 bits).
 pub const MAX_REAL_SERVERS: usize = 65_000;
+
+/// The largest real server weight, as ipvsadm takes it.
+pub const MAX_WEIGHT: u32 = 65_535;
 
 /// A scheduler flag: (the lb_algo it belongs to, which flag).
 pub fn sched_flag(name: &str) -> Option<(&'static str, SchedFlag)> {
@@ -1109,6 +1447,546 @@ mod tests {
                 "got {err:?}, want {want:?}"
             );
         }
+    }
+
+    /// GOOD with services, one a line, each `(protocol: TCP, port: 80, ...)` followed by its
+    /// real servers, one a line.
+    fn with_services(services: &[(&str, &[&str])]) -> String {
+        let mut text = String::from("    ],\n    services: [\n");
+        for (fields, reals) in services {
+            text += &format!("        (protocol: TCP, port: 80, {fields}\n");
+            text += "            real_servers: [\n";
+            for real in *reals {
+                text += &format!("                ({real}),\n");
+            }
+            text += "            ]),\n";
+        }
+        GOOD.replace("    ],\n)", &(text + "    ],\n)"))
+    }
+
+    #[test]
+    fn duplicate_real_servers_and_weights() {
+        let vip = "lb_kind: NAT, vip: \"198.51.100.100\",";
+        let ok = [
+            with_services(&[(
+                vip,
+                &[
+                    "address: \"198.51.100.11\"",
+                    "address: \"198.51.100.11\", port: 8080",
+                    "address: \"198.51.100.12\", weight: 65535",
+                ],
+            )]),
+            // The same real server in two services.
+            with_services(&[
+                (vip, &["address: \"198.51.100.11\""]),
+                (
+                    "lb_kind: NAT, vip: \"198.51.100.101\",",
+                    &["address: \"198.51.100.11\""],
+                ),
+            ]),
+        ];
+        for source in ok {
+            check(&source).unwrap();
+        }
+        let cases = [
+            (
+                with_services(&[(
+                    vip,
+                    &["address: \"198.51.100.11\"", "address: \"198.51.100.11\""],
+                )]),
+                "t.ron:15:27: real server 198.51.100.11:80 is listed twice in this service",
+            ),
+            // The port written or not: the same real server.
+            (
+                with_services(&[(
+                    vip,
+                    &[
+                        "address: \"198.51.100.11\", port: 8080",
+                        "address: \"198.51.100.12\"",
+                        "address: \"198.51.100.11\", port: 8080",
+                    ],
+                )]),
+                "t.ron:16:27: real server 198.51.100.11:8080 is listed twice in this service",
+            ),
+            (
+                with_services(&[(
+                    vip,
+                    &[
+                        "address: \"198.51.100.11\"",
+                        "address: \"198.51.100.11\", port: 80",
+                    ],
+                )]),
+                "t.ron:15:27: real server 198.51.100.11:80 is listed twice",
+            ),
+            (
+                with_services(&[(vip, &["address: \"198.51.100.11\", weight: 65536"])]),
+                "t.ron:14:52: weight 65536 is above 65535 (ipvsadm's range is 0..=65535)",
+            ),
+        ];
+        for (source, want) in cases {
+            let err = check(&source).unwrap_err();
+            assert!(err.starts_with(want), "got {err:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn real_servers_where_rvsd_answers_or_no_host_is() {
+        // Port "client" on 198.51.100.0/24, port "p2p" on a /31 and "small" on a /30.
+        let ports = |source: String| {
+            source.replace(
+                "    ],\n    services",
+                "        (name: \"p2p\", device: \"net_ring1\", addresses: [\"192.0.2.0/31\"]),\n        \
+                 (name: \"small\", device: \"net_ring2\", addresses: [\"192.0.2.9/30\"]),\n    \
+                 ],\n    services",
+            )
+        };
+        let vip = "lb_kind: NAT, vip: \"198.51.100.100\",";
+        let fullnat = "lb_kind: FULLNAT, vip: \"198.51.100.101\", \
+                       local_addresses: [\"198.51.100.50\"],";
+        let one = |fields: &str, real: &str| {
+            ports(with_services(&[
+                (fields, &[real]),
+                (fullnat, &["address: \"198.51.100.12\""]),
+            ]))
+        };
+        // Both addresses of a /31 are hosts; a /30 has two.
+        for real in ["192.0.2.1", "192.0.2.10"] {
+            check(&one(vip, &format!("address: \"{real}\""))).unwrap();
+        }
+        let cases = [
+            (
+                one(vip, "address: \"198.51.100.101\""),
+                "t.ron:16:27: real server 198.51.100.101 is a VIP (service TCP \
+                 198.51.100.101:80)",
+            ),
+            (
+                one(vip, "address: \"198.51.100.100\""),
+                "t.ron:16:27: real server 198.51.100.100 is a VIP (service TCP \
+                 198.51.100.100:80)",
+            ),
+            (
+                one(vip, "address: \"198.51.100.1\""),
+                "t.ron:16:27: real server 198.51.100.1 is an own address of port \"client\"",
+            ),
+            (
+                one(vip, "address: \"192.0.2.9\""),
+                "t.ron:16:27: real server 192.0.2.9 is an own address of port \"small\"",
+            ),
+            (
+                one(vip, "address: \"198.51.100.50\""),
+                "t.ron:16:27: real server 198.51.100.50 is a FULLNAT local address (service \
+                 TCP 198.51.100.101:80)",
+            ),
+            (
+                one(vip, "address: \"198.51.100.0\""),
+                "t.ron:16:27: real server 198.51.100.0 is the network address of port \
+                 \"client\"'s subnet 198.51.100.0/24",
+            ),
+            (
+                one(vip, "address: \"198.51.100.255\""),
+                "t.ron:16:27: real server 198.51.100.255 is the broadcast address of port \
+                 \"client\"'s subnet 198.51.100.0/24",
+            ),
+            (
+                one(vip, "address: \"192.0.2.11\""),
+                "t.ron:16:27: real server 192.0.2.11 is the broadcast address of port \
+                 \"small\"'s subnet 192.0.2.8/30",
+            ),
+            (
+                one(
+                    "lb_kind: NAT, vip: \"198.51.100.255\",",
+                    "address: \"198.51.100.11\"",
+                ),
+                "t.ron:14:54: VIP 198.51.100.255 is the broadcast address of port \"client\"'s \
+                 subnet 198.51.100.0/24",
+            ),
+            (
+                one(vip, "address: \"198.51.100.11\"").replace(
+                    "[\"198.51.100.50\"]",
+                    "[\"198.51.100.50\", \"198.51.100.0\"]",
+                ),
+                "t.ron:18:111: local address 198.51.100.0 is the network address of port \
+                 \"client\"'s subnet 198.51.100.0/24",
+            ),
+        ];
+        for (source, want) in cases {
+            let err = check(&source).unwrap_err();
+            assert!(
+                err.starts_with(want),
+                "got {err:?}, want {want:?}\n{source}"
+            );
+        }
+    }
+
+    /// A directory of its own under the temporary directory, removed when dropped.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let dir =
+                std::env::temp_dir().join(format!("rvs-config-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn stats_file_must_be_writable() {
+        let tmp = TempDir::new("stats");
+        let with_stats = |path: &Path| {
+            GOOD.replace(
+                "workers: [0],",
+                &format!(
+                    "workers: [0], stats_file: {:?},",
+                    path.display().to_string()
+                ),
+            )
+        };
+        let parse_at = |path: &Path| parse_with_cores(Path::new("t.ron"), with_stats(path), &[0]);
+
+        let good = tmp.0.join("stats.json");
+        let loaded = parse_at(&good).unwrap();
+        assert_eq!(loaded.config.stats_file.as_deref(), Some(good.as_path()));
+        assert_eq!(
+            std::fs::read_dir(&tmp.0).unwrap().count(),
+            0,
+            "the probe file is removed"
+        );
+        // Without a stats file nothing is checked.
+        parse_with_cores(Path::new("t.ron"), GOOD.to_owned(), &[0]).unwrap();
+
+        let file = tmp.0.join("file");
+        std::fs::write(&file, "").unwrap();
+        // A missing directory is created at start (mkdir -p): fine where it can be.
+        parse_at(&tmp.0.join("missing/deeper/stats.json")).unwrap();
+        let cases = [
+            (
+                tmp.0.clone(),
+                format!("stats_file {} is a directory", tmp.0.display()),
+            ),
+            (
+                file.join("stats.json"),
+                format!(
+                    "{} (on the way to stats_file {}/stats.json) is not a directory",
+                    file.display(),
+                    file.display()
+                ),
+            ),
+            (
+                PathBuf::from("/proc/rvs/stats.json"),
+                "stats_file /proc/rvs/stats.json cannot be written: cannot create a file in /proc: "
+                    .to_owned(),
+            ),
+            // /proc refuses new files, also to root.
+            (
+                PathBuf::from("/proc/rvs-stats.json"),
+                "stats_file /proc/rvs-stats.json cannot be written: cannot create a file in /proc: "
+                    .to_owned(),
+            ),
+        ];
+        for (path, want) in cases {
+            let err = parse_at(&path).unwrap_err().to_string();
+            let want = format!("t.ron:3:31: {want}");
+            assert!(err.starts_with(&want), "got {err:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn explicit_cores() {
+        let source = GOOD.replace("workers: [0]", "workers: [7]");
+        let file = Path::new("t.ron");
+        parse_with_cores(file, source.clone(), &[3, 7]).unwrap();
+        let err = parse_with_cores(file, source.clone(), &[0, 1])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "t.ron:3:15: core 7 does not exist or is not allowed (this process may use cores 0,1)"
+        );
+        let tmp = TempDir::new("cores");
+        let path = tmp.0.join("c.ron");
+        std::fs::write(&path, &source).unwrap();
+        load_with_cores(&path, &[7]).unwrap();
+        let err = load_with_cores(&path, &[0]).unwrap_err();
+        assert_eq!(err.file, path);
+        assert!(err.reason.starts_with("core 7 does not exist"), "{err}");
+    }
+
+    const TWO_PORTS: &str = r#"(
+    eal: (memory_mb: 256, hugepages: false),
+    workers: [0],
+    ports: [
+        (name: "client", device: "net_af_packet0,iface=lb0", addresses: ["198.51.100.1/24"]),
+        (name: "servers", device: "net_af_packet1,iface=lb1", addresses: ["203.0.113.1/24"]),
+    ],
+)
+"#;
+
+    /// `restart_only_change` of `new` over `running`, as text.
+    fn restart_only(running: &str, new: &str) -> Option<String> {
+        let running = check(running).unwrap().config;
+        let new = check(new).unwrap();
+        restart_only_change(&running, &new).map(|e| e.to_string())
+    }
+
+    const RESTART: &str = "only services, routes, neighbors and connection timeouts change \
+                           while running; restart rvsd for the rest";
+
+    #[test]
+    fn live_changes_reload() {
+        let live = TWO_PORTS.replace(
+            "    ],\n)",
+            "    ],\n    \
+             services: [(protocol: UDP, vip: \"198.51.100.100\", port: 53, lb_kind: NAT, \
+             real_servers: [(address: \"10.0.0.1\")])],\n    \
+             routes: [(destination: \"10.0.0.0/8\", via: \"203.0.113.254\", port: \"servers\")],\n    \
+             neighbors: [(address: \"203.0.113.254\", mac: \"02:00:00:00:00:01\", port: \"servers\")],\n    \
+             connections: (tcp_timeout: 60, tcpfin_timeout: 10, udp_timeout: 30),\n)",
+        );
+        assert_eq!(restart_only(TWO_PORTS, &live), None);
+        assert_eq!(restart_only(&live, TWO_PORTS), None);
+        // Defaults written out are no change.
+        let explicit = TWO_PORTS
+            .replace("hugepages: false", "hugepages: false, extra_args: []")
+            .replace(
+                "iface=lb1\",",
+                "iface=lb1\", promiscuous: false, mtu: 1500, rx_descriptors: 1024,",
+            )
+            .replace(
+                "    ],\n)",
+                "    ],\n    stats_interval_ms: 1000, connections: (capacity: 1048576),\n)",
+            );
+        assert_eq!(restart_only(TWO_PORTS, &explicit), None);
+        assert_eq!(restart_only(&explicit, TWO_PORTS), None);
+    }
+
+    #[test]
+    fn restart_only_changes_are_placed() {
+        let cases = [
+            (
+                TWO_PORTS.replace("iface=lb1", "iface=lb2"),
+                "t.ron:6:35: ports[1].device changed (\"net_af_packet1,iface=lb1\" -> \
+                 \"net_af_packet1,iface=lb2\")",
+            ),
+            (
+                TWO_PORTS.replace("203.0.113.1/24", "203.0.113.2/24"),
+                "t.ron:6:74: ports[1].addresses changed ([\"203.0.113.1/24\"] -> \
+                 [\"203.0.113.2/24\"])",
+            ),
+            // Not written: placed at the nearest parent written.
+            (
+                TWO_PORTS.replace("memory_mb: 256, ", ""),
+                "t.ron:2:10: eal.memory_mb changed (256 -> 512)",
+            ),
+            (
+                TWO_PORTS.replace("lb0\", ", "lb0\", mtu: 9000, "),
+                "t.ron:5:67: ports[0].mtu changed (1500 -> 9000)",
+            ),
+            (
+                TWO_PORTS.replace("workers: [0],", "workers: [0], control_core: 1,"),
+                "t.ron:3:33: control_core changed (unset -> 1)",
+            ),
+            (
+                TWO_PORTS.replace(
+                    "    ],\n)",
+                    "    ],\n    stats_file: \"/tmp/rvs.json\",\n)",
+                ),
+                "t.ron:8:17: stats_file changed (unset -> \"/tmp/rvs.json\")",
+            ),
+            (
+                TWO_PORTS.replace(
+                    "    ],\n)",
+                    "    ],\n    connections: (capacity: 1000, tcp_timeout: 5),\n)",
+                ),
+                "t.ron:8:29: connections.capacity changed (1048576 -> 1000)",
+            ),
+            (
+                TWO_PORTS.replace(
+                    "        (name: \"servers\"",
+                    "        (name: \"backup\", device: \"net_ring0\"),\n        (name: \"servers\"",
+                ),
+                "t.ron:4:12: ports changed (2 ports -> 3 ports)",
+            ),
+            // The first field in schema order is named.
+            (
+                TWO_PORTS
+                    .replace("iface=lb1", "iface=lb2")
+                    .replace("workers: [0]", "workers: [1]"),
+                "t.ron:3:14: workers changed ([0] -> [1])",
+            ),
+        ];
+        for (new, want) in cases {
+            let err = restart_only(TWO_PORTS, &new).expect(want);
+            let want = format!("{want}: {RESTART}");
+            assert_eq!(err, want);
+        }
+        let jumbo = TWO_PORTS.replace("lb0\", ", "lb0\", mtu: 9000, ");
+        assert_eq!(
+            restart_only(&jumbo, TWO_PORTS),
+            Some(format!(
+                "t.ron:5:9: ports[0].mtu changed (9000 -> 1500): {RESTART}"
+            ))
+        );
+    }
+
+    /// Every restart-only field, changed alone, is refused. `changed` is written without `..`,
+    /// so a field added to `Config` (or to one of its parts) does not compile here until it is
+    /// given a value; `restart_only_change` has the same guard.
+    #[test]
+    fn every_restart_only_field_is_caught() {
+        let base = check(TWO_PORTS).unwrap().config;
+        let changed = Config {
+            eal: EalConfig {
+                memory_mb: 1024,
+                hugepages: true,
+                file_prefix: Some("other".into()),
+                extra_args: vec!["--log-level=8".into()],
+            },
+            workers: vec![1],
+            control_core: Some(0),
+            mempool: MempoolConfig {
+                mbufs: Some(8191),
+                cache: Some(64),
+            },
+            ports: vec![
+                base.ports[0].clone(),
+                PortConfig {
+                    name: "backends".into(),
+                    device: "net_af_packet1,iface=lb2".into(),
+                    addresses: vec!["203.0.113.2/24".parse().unwrap()],
+                    promiscuous: true,
+                    rx_descriptors: 512,
+                    tx_descriptors: 256,
+                    mtu: 9000,
+                },
+            ],
+            stats_file: Some("/tmp/rvs.json".into()),
+            stats_interval_ms: 250,
+            // Live: changing them alone must pass.
+            services: vec![ServiceConfig {
+                protocol: Protocol::UDP,
+                vip: Ipv4Addr::new(198, 51, 100, 100),
+                port: 53,
+                lb_kind: LbKind::NAT,
+                lb_algo: "wrr".into(),
+                sched_flags: vec![],
+                persistence_timeout: None,
+                persistence_netmask: None,
+                local_addresses: vec![],
+                real_servers: vec![],
+            }],
+            routes: vec![RouteConfig {
+                destination: "10.0.0.0/8".parse().unwrap(),
+                via: Ipv4Addr::new(203, 0, 113, 254),
+                port: "servers".into(),
+            }],
+            neighbors: vec![NeighborConfig {
+                address: Ipv4Addr::new(203, 0, 113, 254),
+                mac: "02:00:00:00:00:01".into(),
+                port: "servers".into(),
+            }],
+            connections: ConnectionsConfig {
+                capacity: 4096,
+                tcp_timeout: 1,
+                tcpfin_timeout: 2,
+                udp_timeout: 3,
+            },
+        };
+        type Take = fn(&mut Config, &Config);
+        let restart_only: [(&str, Take); 18] = [
+            ("eal.memory_mb", |c, d| c.eal.memory_mb = d.eal.memory_mb),
+            ("eal.hugepages", |c, d| c.eal.hugepages = d.eal.hugepages),
+            ("eal.file_prefix", |c, d| {
+                c.eal.file_prefix.clone_from(&d.eal.file_prefix)
+            }),
+            ("eal.extra_args", |c, d| {
+                c.eal.extra_args.clone_from(&d.eal.extra_args)
+            }),
+            ("workers", |c, d| c.workers.clone_from(&d.workers)),
+            ("control_core", |c, d| c.control_core = d.control_core),
+            ("mempool.mbufs", |c, d| c.mempool.mbufs = d.mempool.mbufs),
+            ("mempool.cache", |c, d| c.mempool.cache = d.mempool.cache),
+            ("ports[1].name", |c, d| {
+                c.ports[1].name.clone_from(&d.ports[1].name)
+            }),
+            ("ports[1].device", |c, d| {
+                c.ports[1].device.clone_from(&d.ports[1].device)
+            }),
+            ("ports[1].addresses", |c, d| {
+                c.ports[1].addresses.clone_from(&d.ports[1].addresses)
+            }),
+            ("ports[1].promiscuous", |c, d| {
+                c.ports[1].promiscuous = d.ports[1].promiscuous
+            }),
+            ("ports[1].rx_descriptors", |c, d| {
+                c.ports[1].rx_descriptors = d.ports[1].rx_descriptors
+            }),
+            ("ports[1].tx_descriptors", |c, d| {
+                c.ports[1].tx_descriptors = d.ports[1].tx_descriptors
+            }),
+            ("ports[1].mtu", |c, d| c.ports[1].mtu = d.ports[1].mtu),
+            ("stats_file", |c, d| c.stats_file.clone_from(&d.stats_file)),
+            ("stats_interval_ms", |c, d| {
+                c.stats_interval_ms = d.stats_interval_ms
+            }),
+            ("connections.capacity", |c, d| {
+                c.connections.capacity = d.connections.capacity
+            }),
+        ];
+        let live: [Take; 6] = [
+            |c, d| c.services.clone_from(&d.services),
+            |c, d| c.routes.clone_from(&d.routes),
+            |c, d| c.neighbors.clone_from(&d.neighbors),
+            |c, d| c.connections.tcp_timeout = d.connections.tcp_timeout,
+            |c, d| c.connections.tcpfin_timeout = d.connections.tcpfin_timeout,
+            |c, d| c.connections.udp_timeout = d.connections.udp_timeout,
+        ];
+        let loaded = |config: Config| LoadedConfig {
+            file: "t.ron".into(),
+            source: TWO_PORTS.to_owned(),
+            config,
+        };
+        for (path, take) in restart_only {
+            let mut new = base.clone();
+            take(&mut new, &changed);
+            assert_ne!(new, base, "{path}: changed has the base's value");
+            let err = restart_only_change(&base, &loaded(new.clone()))
+                .unwrap_or_else(|| panic!("{path} changed but was taken live"));
+            assert!(
+                err.reason.starts_with(&format!("{path} changed (")),
+                "{path}: {err}"
+            );
+            // And back.
+            assert!(restart_only_change(&new, &loaded(base.clone())).is_some());
+        }
+        let mut all_live = base.clone();
+        for take in live {
+            let mut new = base.clone();
+            take(&mut new, &changed);
+            assert_ne!(new, base, "a live field of changed has the base's value");
+            assert_eq!(restart_only_change(&base, &loaded(new)), None);
+            take(&mut all_live, &changed);
+        }
+        assert_eq!(restart_only_change(&base, &loaded(all_live.clone())), None);
+        // The lists cover every field: all of them together give `changed`.
+        for (_, take) in restart_only {
+            take(&mut all_live, &changed);
+        }
+        assert_eq!(all_live, changed, "a field of Config is in neither list");
+        let mut fewer = base.clone();
+        fewer.ports.pop();
+        let err = restart_only_change(&base, &loaded(fewer)).unwrap();
+        assert!(
+            err.reason.starts_with("ports changed (2 ports -> 1 port)"),
+            "{err}"
+        );
     }
 
     #[test]

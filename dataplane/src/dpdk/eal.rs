@@ -23,6 +23,43 @@ pub fn free_hugepages() -> u64 {
         .unwrap_or(0)
 }
 
+/// The process that holds EAL's lock on the shared configuration of `file_prefix`
+/// (`/var/run/dpdk/PREFIX/config`, or under `$XDG_RUNTIME_DIR` for other users than root),
+/// if another one does: a second primary process with the same prefix cannot start, and EAL
+/// only says so at its own log level. Read from `/proc/locks`, which names the holder of every
+/// POSIX lock by the locked file's device and inode.
+pub fn prefix_in_use(file_prefix: &str) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let base = match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !is_root() => PathBuf::from(dir).join("dpdk"),
+        _ => PathBuf::from("/var/run/dpdk"),
+    };
+    let meta = std::fs::metadata(base.join(file_prefix).join("config")).ok()?;
+    let dev = meta.dev();
+    // Linux's encoding of st_dev (new_encode_dev); /proc/locks prints major:minor in hex.
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let file = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        // "1: POSIX  ADVISORY  WRITE 4128 00:19:1234 0 EOF"
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let at = fields.iter().position(|f| *f == file)?;
+        let pid: u32 = fields.get(at.checked_sub(1)?)?.parse().ok()?;
+        (fields.get(1) == Some(&"POSIX") && pid != std::process::id()).then_some(pid)
+    })
+}
+
+/// Whether the real user is root, as EAL decides where its runtime directory goes.
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
+
 /// What rvs tells EAL. Built from the config; `to_args` renders the command line.
 #[derive(Debug, Clone)]
 pub struct EalArgs {
