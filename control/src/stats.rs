@@ -32,6 +32,8 @@ pub struct WorkerReport {
     /// Connections in the worker's table now, and expired so far.
     pub connections: u64,
     pub connections_expired: u64,
+    /// Embryonic connections whose slot a new SYN took in a full table (SYN flood defence).
+    pub connections_evicted: u64,
     /// The connection table's own accounting: its memory over its capacity.
     pub bytes_per_connection: u64,
     pub ports: Vec<Counters>,
@@ -46,6 +48,7 @@ pub struct Counters {
     pub arp_replies: u64,
     pub icmp_echo_replies: u64,
     pub icmp_errors_sent: u64,
+    pub resets_sent: u64,
     pub forwarded: u64,
     pub connections_created: u64,
     pub to_control: u64,
@@ -64,6 +67,7 @@ impl From<&PortTotals> for Counters {
             arp_replies: t.arp_replies,
             icmp_echo_replies: t.icmp_echo_replies,
             icmp_errors_sent: t.icmp_errors_sent,
+            resets_sent: t.resets_sent,
             forwarded: t.forwarded,
             connections_created: t.connections_created,
             to_control: t.to_control,
@@ -137,6 +141,7 @@ pub fn gather(ports: &[PortView<'_>], cores: &[usize], workers: &[WorkerCounters
             core: *core,
             connections: w.connections.get(),
             connections_expired: w.connections_expired.get(),
+            connections_evicted: w.connections_evicted.get(),
             bytes_per_connection: w.bytes_per_connection.get(),
             ports: totals.iter().map(Counters::from).collect(),
         })
@@ -210,8 +215,13 @@ impl Report {
         for w in &self.workers {
             let _ = writeln!(
                 out,
-                "worker {}: {} connections, {} expired, {} bytes per connection",
-                w.core, w.connections, w.connections_expired, w.bytes_per_connection
+                "worker {}: {} connections, {} expired, {} evicted (embryonic), {} bytes per \
+                 connection",
+                w.core,
+                w.connections,
+                w.connections_expired,
+                w.connections_evicted,
+                w.bytes_per_connection
             );
         }
         out

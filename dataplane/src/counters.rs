@@ -151,6 +151,8 @@ pub struct PortCounters {
     pub icmp_echo_replies: Counter,
     /// ICMP errors rvs originated (time exceeded, fragmentation needed).
     pub icmp_errors_sent: Counter,
+    /// TCP resets rvs sent for segments to a virtual service of no connection.
+    pub resets_sent: Counter,
     /// Packets of connections forwarded (counted on the ingress port).
     pub forwarded: Counter,
     /// Connections created by packets arriving on this port.
@@ -179,6 +181,7 @@ impl PortCounters {
             arp_replies: self.arp_replies.get(),
             icmp_echo_replies: self.icmp_echo_replies.get(),
             icmp_errors_sent: self.icmp_errors_sent.get(),
+            resets_sent: self.resets_sent.get(),
             forwarded: self.forwarded.get(),
             connections_created: self.connections_created.get(),
             to_control: self.to_control.get(),
@@ -195,6 +198,8 @@ pub struct WorkerCounters {
     pub connections: Counter,
     /// Connections expired by the timer wheel.
     pub connections_expired: Counter,
+    /// Embryonic connections (SYN_RECV) whose slot a new SYN took in a full table.
+    pub connections_evicted: Counter,
     /// The connection table's memory divided by its capacity, both directions' index
     /// included (set once at start: the table is allocated whole).
     pub bytes_per_connection: Counter,
@@ -206,6 +211,7 @@ impl WorkerCounters {
             ports: (0..ports).map(|_| PortCounters::default()).collect(),
             connections: Counter::default(),
             connections_expired: Counter::default(),
+            connections_evicted: Counter::default(),
             bytes_per_connection: Counter::default(),
         }
     }
@@ -221,6 +227,7 @@ pub struct PortTotals {
     pub arp_replies: u64,
     pub icmp_echo_replies: u64,
     pub icmp_errors_sent: u64,
+    pub resets_sent: u64,
     pub forwarded: u64,
     pub connections_created: u64,
     pub to_control: u64,
@@ -236,6 +243,7 @@ impl PortTotals {
         self.arp_replies += other.arp_replies;
         self.icmp_echo_replies += other.icmp_echo_replies;
         self.icmp_errors_sent += other.icmp_errors_sent;
+        self.resets_sent += other.resets_sent;
         self.forwarded += other.forwarded;
         self.connections_created += other.connections_created;
         self.to_control += other.to_control;

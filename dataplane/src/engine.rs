@@ -47,6 +47,8 @@ pub enum Answer {
     TimeExceeded,
     /// ICMP fragmentation needed: too big for the tunnel with DF set.
     FragNeeded,
+    /// A TCP reset: a segment for a virtual service that has no connection.
+    Reset,
 }
 
 /// The engine's decision for one frame.
@@ -94,6 +96,10 @@ pub struct WorkerState {
     local_cursor: u64,
     /// Wall-clock milliseconds (Unix time) at `now_ms` = 0: the walk's floor.
     wall_clock_origin_ms: u64,
+    /// Resets sent for segments of no connection in the current one-second window, and when
+    /// that window began: at most `Snapshot::tcp_resets_per_second` per window.
+    resets_window_ms: u64,
+    resets_in_window: u32,
 }
 
 impl WorkerState {
@@ -110,6 +116,8 @@ impl WorkerState {
             services: Vec::new(),
             local_cursor: 0,
             wall_clock_origin_ms: 0,
+            resets_window_ms: 0,
+            resets_in_window: 0,
         }
     }
 
@@ -196,6 +204,20 @@ impl WorkerState {
     pub fn load(&self, service: usize, real: usize) -> Option<crate::sched::DestLoad> {
         let id = *self.services.get(service)?.dest_ids.get(real)?;
         Some(*self.dests.load(id))
+    }
+
+    /// Whether one more reset may leave this second (`limit` per second; 0: none at all).
+    #[inline]
+    fn may_reset(&mut self, limit: u32, now_ms: u64) -> bool {
+        if now_ms.saturating_sub(self.resets_window_ms) >= 1000 {
+            self.resets_window_ms = now_ms;
+            self.resets_in_window = 0;
+        }
+        if self.resets_in_window >= limit {
+            return false;
+        }
+        self.resets_in_window += 1;
+        true
     }
 
     /// Removes a connection before its time (a new SYN reusing its ports).
@@ -658,8 +680,18 @@ fn transport(
     let (service_index, service) = snapshot
         .service(p.protocol, p.dst)
         .ok_or(DropReason::NoService)?;
-    // As IPVS: only a SYN (no ACK, RST or FIN) may start a TCP connection.
+    // As IPVS: only a SYN (no ACK, RST or FIN) may start a TCP connection. Anything else is
+    // answered with a reset, as the director's kernel does behind IPVS, so that a client whose
+    // connection rvs lost (a restart, an eviction) hears it at once. This worker owns the
+    // flow (requests reach the worker that created their connection), so "no connection" is
+    // its to say.
     if p.protocol == ipv4::PROTO_TCP && !is_lone_syn(p) {
+        if p.tcp_flags & tcp::FLAG_RST == 0
+            && state.may_reset(snapshot.tcp_resets_per_second, now_ms)
+            && forward::reset::answer_with_reset(frame, p, port.mac)
+        {
+            return Ok(Verdict::Reply(Answer::Reset));
+        }
         return Err(DropReason::NoConnection);
     }
     state.sync(snapshot);
@@ -691,7 +723,15 @@ fn transport(
         // Answered instead (TTL ran out, too big for the tunnel): no connection.
         return Ok(verdict);
     }
-    match state.conns.insert(conn, now_ms) {
+    let mut inserted = state.conns.insert(conn, now_ms);
+    if inserted == Err(InsertError::Full) && p.protocol == ipv4::PROTO_TCP {
+        // A SYN flood cannot lock new clients out: the oldest half-open connection gives way.
+        if let Some(evicted) = state.conns.evict_embryonic() {
+            unbind(&mut state.dests, &mut state.templates, &evicted);
+            inserted = state.conns.insert(conn, now_ms);
+        }
+    }
+    match inserted {
         Ok(id) => {
             let conn = *state.conns.get(id).ok_or(DropReason::NoConnection)?;
             state.dests.bind(dest, conn.is_active());

@@ -146,6 +146,9 @@ pub struct Snapshot {
     pub next_hops: HashSet<(usize, Ipv4Addr)>,
     /// Resolved neighbours: (port, IPv4 address) -> MAC.
     pub neighbors: HashMap<(usize, Ipv4Addr), [u8; 6]>,
+    /// Resets each worker may send per second for TCP segments to a virtual service that has
+    /// no connection (0: none; such segments are then dropped as `no_connection`).
+    pub tcp_resets_per_second: u32,
     /// Connection timeouts (`ipvsadm --set`); workers apply them when the snapshot changes.
     /// They govern timers set from then on, as in IPVS.
     pub timeouts: crate::conn::Timeouts,

@@ -151,6 +151,7 @@ impl<'p> Worker<'p> {
                             Answer::TimeExceeded | Answer::FragNeeded => {
                                 port_counters.icmp_errors_sent.add(1)
                             }
+                            Answer::Reset => port_counters.resets_sent.add(1),
                         }
                         port
                     }
@@ -206,6 +207,7 @@ impl<'p> Worker<'p> {
             counters.connections_expired.add(expired as u64);
         }
         counters.connections.set(state.conns.len() as u64);
+        counters.connections_evicted.set(state.conns.evictions());
         received
     }
 }

@@ -172,6 +172,14 @@ pub struct ConnectionsConfig {
     pub tcpfin_timeout: u32,
     #[serde(default = "defaults::udp_timeout")]
     pub udp_timeout: u32,
+    /// Answer a TCP segment to a virtual service that has no connection (not a SYN) with a
+    /// reset, as the director's kernel does behind IPVS; `false` drops it (`no_connection`).
+    #[serde(default = "defaults::yes")]
+    pub reset_unknown: bool,
+    /// At most this many such resets per second and worker (a flood of stray segments must
+    /// not become a flood of resets).
+    #[serde(default = "defaults::reset_rate")]
+    pub reset_rate: u32,
 }
 
 impl Default for ConnectionsConfig {
@@ -181,6 +189,8 @@ impl Default for ConnectionsConfig {
             tcp_timeout: defaults::tcp_timeout(),
             tcpfin_timeout: defaults::tcpfin_timeout(),
             udp_timeout: defaults::udp_timeout(),
+            reset_unknown: true,
+            reset_rate: defaults::reset_rate(),
         }
     }
 }
@@ -305,6 +315,9 @@ mod defaults {
     }
     pub fn udp_timeout() -> u32 {
         300
+    }
+    pub fn reset_rate() -> u32 {
+        1000
     }
 }
 
@@ -529,6 +542,8 @@ pub fn restart_only_change(running: &Config, new: &LoadedConfig) -> Option<Confi
                 tcp_timeout: _,
                 tcpfin_timeout: _,
                 udp_timeout: _,
+                reset_unknown: _,
+                reset_rate: _,
             },
     } = running;
     let n = &new.config;
@@ -624,8 +639,8 @@ pub fn restart_only_change(running: &Config, new: &LoadedConfig) -> Option<Confi
         Some(new.error_at(
             &path,
             format!(
-                "{} changed ({old} -> {now}): only services, routes, neighbors and connection \
-                 timeouts change while running; restart rvsd for the rest",
+                "{} changed ({old} -> {now}): only services, routes, neighbors and the \
+                 connections' timeouts and resets change while running; restart rvsd for the rest",
                 path_text(&path)
             ),
         ))
@@ -859,6 +874,14 @@ fn validate_network(loaded: &LoadedConfig) -> Result<(), ConfigError> {
                 format!("{field} must be 1..=604800 seconds"),
             ));
         }
+    }
+
+    if !(1..=1_000_000).contains(&conns.reset_rate) {
+        return Err(loaded.error_at(
+            &[Field("connections"), Field("reset_rate")],
+            "reset_rate must be 1..=1000000 resets per second and worker (reset_unknown: false \
+             sends none)",
+        ));
     }
 
     let mut services = HashSet::new();
@@ -1736,8 +1759,8 @@ mod tests {
         restart_only_change(&running, &new).map(|e| e.to_string())
     }
 
-    const RESTART: &str = "only services, routes, neighbors and connection timeouts change \
-                           while running; restart rvsd for the rest";
+    const RESTART: &str = "only services, routes, neighbors and the connections' timeouts and \
+                           resets change while running; restart rvsd for the rest";
 
     #[test]
     fn live_changes_reload() {
@@ -1897,6 +1920,8 @@ mod tests {
                 tcp_timeout: 1,
                 tcpfin_timeout: 2,
                 udp_timeout: 3,
+                reset_unknown: false,
+                reset_rate: 10,
             },
         };
         type Take = fn(&mut Config, &Config);
@@ -1940,13 +1965,15 @@ mod tests {
                 c.connections.capacity = d.connections.capacity
             }),
         ];
-        let live: [Take; 6] = [
+        let live: [Take; 8] = [
             |c, d| c.services.clone_from(&d.services),
             |c, d| c.routes.clone_from(&d.routes),
             |c, d| c.neighbors.clone_from(&d.neighbors),
             |c, d| c.connections.tcp_timeout = d.connections.tcp_timeout,
             |c, d| c.connections.tcpfin_timeout = d.connections.tcpfin_timeout,
             |c, d| c.connections.udp_timeout = d.connections.udp_timeout,
+            |c, d| c.connections.reset_unknown = d.connections.reset_unknown,
+            |c, d| c.connections.reset_rate = d.connections.reset_rate,
         ];
         let loaded = |config: Config| LoadedConfig {
             file: "t.ron".into(),

@@ -88,6 +88,70 @@ fn reply_key(conn: &Conn) -> Option<FlowKey> {
         .then(|| FlowKey::new(conn.protocol, conn.real, conn.local))
 }
 
+/// The TCP connections in the order they were created, so that a full table can give the
+/// slot of the oldest embryonic one (a SYN that never saw the client's ACK) to a new SYN. A
+/// ring of handles; an entry whose connection got established or went away is stale and is
+/// skipped when it comes to the front. When the ring is full, the oldest entry makes room
+/// (it is `capacity` creations old).
+#[derive(Debug)]
+struct Embryos {
+    ids: Box<[ConnId]>,
+    head: usize,
+    len: usize,
+}
+
+impl Embryos {
+    fn new(capacity: usize) -> Self {
+        Embryos {
+            ids: vec![
+                ConnId {
+                    index: NIL,
+                    generation: 0
+                };
+                capacity
+            ]
+            .into_boxed_slice(),
+            head: 0,
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, id: ConnId) {
+        let capacity = self.ids.len();
+        if capacity == 0 {
+            return;
+        }
+        if self.len == capacity {
+            self.pop();
+        }
+        let mut at = self.head + self.len;
+        if at >= capacity {
+            at -= capacity;
+        }
+        self.ids[at] = id;
+        self.len += 1;
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Option<ConnId> {
+        if self.len == 0 {
+            return None;
+        }
+        let id = self.ids[self.head];
+        self.head += 1;
+        if self.head == self.ids.len() {
+            self.head = 0;
+        }
+        self.len -= 1;
+        Some(id)
+    }
+}
+
+/// Entries of the embryonic ring looked at, at most, per eviction: a bounded cost per SYN. The
+/// stale entries a look skips are gone for good, so over a flood each entry is looked at once.
+const EVICTION_LOOKS: usize = 64;
+
 /// One worker's connections. See the module docs for the layout.
 #[derive(Debug)]
 pub struct ConnTable {
@@ -98,7 +162,18 @@ pub struct ConnTable {
     index: FlowIndex,
     wheel: Wheel,
     timeouts: Timeouts,
+    embryos: Embryos,
+    /// Above this many connections the table is under pressure: a connection entering
+    /// SYN_RECV gets [`SYN_RECV_UNDER_PRESSURE_S`] instead of its usual timeout.
+    high_water: usize,
+    /// Embryonic connections evicted for new SYNs since the start.
+    evictions: u64,
 }
+
+/// SYN_RECV timeout while the table is above its high-water mark (3/4 full), in seconds: a
+/// handshake takes a round trip, not IPVS's 60 s; as IPVS's `secure_tcp` defence, the
+/// half-open connections of a flood leave the table sooner.
+pub const SYN_RECV_UNDER_PRESSURE_S: u32 = 5;
 
 impl ConnTable {
     /// The largest capacity a table accepts.
@@ -133,6 +208,9 @@ impl ConnTable {
             index: FlowIndex::new(2 * capacity),
             wheel: Wheel::new(),
             timeouts,
+            embryos: Embryos::new(capacity),
+            high_water: capacity - capacity / 4,
+            evictions: 0,
         }
     }
 
@@ -263,7 +341,34 @@ impl ConnTable {
             debug_assert!(placed);
         }
         self.len += 1;
-        Ok(ConnId { index, generation })
+        let id = ConnId { index, generation };
+        if conn.protocol == TCP {
+            self.embryos.push(id);
+        }
+        Ok(id)
+    }
+
+    /// Frees the slot of the oldest embryonic connection (TCP in SYN_RECV: the client's SYN
+    /// was seen, its ACK never) for a new one, and returns it (its server's counters are the
+    /// caller's). `None` if none is found among the next [`EVICTION_LOOKS`] entries of the
+    /// creation order: an established connection is never evicted.
+    pub fn evict_embryonic(&mut self) -> Option<Conn> {
+        for _ in 0..EVICTION_LOOKS {
+            let id = self.embryos.pop()?;
+            if self
+                .slot(id)
+                .is_some_and(|slot| slot.conn.state == TcpState::SynRecv)
+            {
+                self.evictions += 1;
+                return Some(self.release(id.index));
+            }
+        }
+        None
+    }
+
+    /// Embryonic connections evicted for new SYNs since the table was made.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
     }
 
     /// A packet of `id` travelling `dir` with TCP flags `tcp_flags` (0 for UDP) at `now_ms`:
@@ -285,7 +390,12 @@ impl ConnTable {
         let seconds = if slot.conn.protocol == TCP {
             let side = Side::of(dir, slot.conn.mode);
             slot.conn.state = next_state(slot.conn.state, side, tcp_flags);
-            timeouts.for_state(slot.conn.state)
+            let seconds = timeouts.for_state(slot.conn.state);
+            if slot.conn.state == TcpState::SynRecv && self.len > self.high_water {
+                seconds.min(SYN_RECV_UNDER_PRESSURE_S)
+            } else {
+                seconds
+            }
         } else {
             timeouts.udp
         };
@@ -350,15 +460,15 @@ impl ConnTable {
         removed
     }
 
-    /// Bytes of table memory per connection slot (slab + both index entries), from the
-    /// table's own accounting: what the slab and the index actually allocated, divided by the
-    /// capacity. The index holds `2.5 × capacity` keys at a load of at most 7/8 in a power of
-    /// two of buckets: at best `size_of::<Slot>() + 2.5 × 8/7 × (entry + 1 control byte)`
-    /// (64 + 71.4 → 136 on 64-bit, for capacities just under `0.35 × 2^k`), up to twice that
-    /// index share just above one (207). The wheel's fixed 16 KiB is not counted.
+    /// Bytes of table memory per connection slot, from the table's own accounting: what the
+    /// slab (64 bytes a slot), the index of both directions' keys (64-byte buckets of 8
+    /// entries, at most half used, a power of two of them: 32 bytes a slot at best, 64 just
+    /// past a power of two) and the embryonic ring (8) allocated, divided by the capacity:
+    /// 104 at best. The wheel's fixed 16 KiB is not counted.
     pub fn bytes_per_connection(&self) -> usize {
         let slab = self.slots.capacity() * size_of::<Slot>();
-        (slab + self.index.allocation_size()).div_ceil(self.capacity().max(1))
+        let embryos = self.embryos.ids.len() * size_of::<ConnId>();
+        (slab + self.index.allocation_size() + embryos).div_ceil(self.capacity().max(1))
     }
 
     /// Iterate live connections (control plane / rvsadm -c; not the fast path: it walks the

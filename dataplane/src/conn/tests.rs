@@ -736,13 +736,14 @@ fn bytes_per_connection_is_accounted() {
     let (keys, index) = t.index_allocation();
     assert_eq!(keys, 2 * capacity);
     assert_eq!(index, 64 << 16);
-    let expected = (ConnTable::slot_size() * capacity + index).div_ceil(capacity);
+    // Plus 8 bytes a slot for the embryonic ring (a connection handle each).
+    let expected = (ConnTable::slot_size() * capacity + index + 8 * capacity).div_ceil(capacity);
     assert_eq!(t.bytes_per_connection(), expected);
-    assert_eq!(t.bytes_per_connection(), 96);
+    assert_eq!(t.bytes_per_connection(), 104);
     // At worst (just past a power of two), the index doubles: 64 bytes per slot.
     let t = table(capacity + 1);
     assert_eq!(t.index_allocation().1, 2 * index);
-    assert!(t.bytes_per_connection() <= 128 + 1);
+    assert!(t.bytes_per_connection() <= 136 + 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1085,4 +1086,65 @@ proptest! {
         t.expire(end, usize::MAX);
         prop_assert!(t.is_empty());
     }
+}
+
+/// A full table gives the slot of its oldest embryonic connection to a new one; established
+/// connections are never evicted; under pressure a new SYN_RECV gets the short timeout.
+#[test]
+fn a_full_table_evicts_the_oldest_embryonic_connection() {
+    let mut t = table(8);
+    // Two established, six embryonic.
+    let mut established = Vec::new();
+    for n in 0..2 {
+        let id = t
+            .insert(conn(ForwardMode::Nat, TCP, client(n)), T0)
+            .unwrap();
+        t.update(id, Direction::Original, SYN, T0);
+        t.update(id, Direction::Reply, SYN | ACK, T0);
+        assert_eq!(
+            t.update(id, Direction::Original, ACK, T0),
+            Some(TcpState::Established)
+        );
+        established.push(id);
+    }
+    let mut embryos = Vec::new();
+    for n in 2..8 {
+        let id = t
+            .insert(conn(ForwardMode::Nat, TCP, client(n)), T0 + n as u64)
+            .unwrap();
+        assert_eq!(
+            t.update(id, Direction::Original, SYN, T0),
+            Some(TcpState::SynRecv)
+        );
+        embryos.push(id);
+    }
+    // Above 6 of 8 (the high-water mark) a SYN_RECV gets 5 s, not 60.
+    assert_eq!(t.expires_at(embryos[5]), Some(T0 + 5000));
+    assert_eq!(t.expires_at(embryos[3]), Some(T0 + 60_000));
+    assert_eq!(
+        t.insert(conn(ForwardMode::Nat, TCP, client(100)), T0),
+        Err(InsertError::Full)
+    );
+    for (i, victim) in embryos.iter().enumerate() {
+        let gone = t
+            .evict_embryonic()
+            .expect("an embryonic connection to evict");
+        assert_eq!(gone.client, client(2 + i as u32), "oldest first");
+        assert_eq!(t.get(*victim), None);
+        let id = t
+            .insert(conn(ForwardMode::Nat, TCP, client(200 + i as u32)), T0)
+            .unwrap();
+        t.update(id, Direction::Original, SYN, T0);
+        t.check_invariants(T0);
+    }
+    assert_eq!(t.evictions(), 6);
+    // The newcomers are embryonic in turn, oldest first; then nothing but the established.
+    for i in 0..6 {
+        assert_eq!(t.evict_embryonic().unwrap().client, client(200 + i));
+    }
+    assert_eq!(t.evict_embryonic(), None, "established connections stay");
+    for id in established {
+        assert_eq!(t.get(id).unwrap().state, TcpState::Established);
+    }
+    t.check_invariants(T0);
 }

@@ -578,9 +578,20 @@ fn unresolved_neighbour_quiesced_servers_and_a_full_table() {
         process(&mut first, 0, &snap, &mut st, 0),
         Verdict::Forward { created: true, .. }
     ));
+    let real = parsed(first.bytes()).dst;
+    let mut syn_ack = from_real(PROTO_TCP, real, ep(CLIENT, 1), SYN_ACK, b"");
+    process(&mut syn_ack, 1, &snap, &mut st, 0);
+    let mut ack = from_client(PROTO_TCP, 1, 80, ACK, b"");
+    process(&mut ack, 0, &snap, &mut st, 0);
+    // Established: no SYN may take its slot, nor a UDP flow.
     let mut second = from_client(PROTO_TCP, 2, 80, SYN, b"");
     assert_eq!(
         process(&mut second, 0, &snap, &mut st, 0),
+        Verdict::Drop(DropReason::TableFull)
+    );
+    let mut datagram = from_client(PROTO_UDP, 2, 9000, 0, b"x");
+    assert_eq!(
+        process(&mut datagram, 0, &snap, &mut st, 0),
         Verdict::Drop(DropReason::TableFull)
     );
     // The established one goes on.
@@ -919,6 +930,8 @@ proptest::proptest! {
                 netmask: [255, 255, 255, 0].into(),
             });
         }
+        snap.tcp_resets_per_second = 1000;
+        // A small table: SYNs fill it and evict each other.
         let mut st = WorkerState::new(0, 1, 64, Timeouts::ipvs_defaults());
         let mut now = 0u64;
         for (kind, sport, flags, service, payload, mangle) in steps {
@@ -954,6 +967,10 @@ proptest::proptest! {
                     let b = f.bytes();
                     let l3 = if b.get(23) == Some(&ipv4::PROTO_IPIP) { 34 } else { 14 };
                     assert_checksums(b, l3);
+                }
+                Verdict::Reply(Answer::Reset) => {
+                    assert_checksums(f.bytes(), 14);
+                    proptest::prop_assert_eq!(f.bytes()[47] & tcp::FLAG_RST, tcp::FLAG_RST);
                 }
                 _ => {}
             }
@@ -1470,4 +1487,140 @@ fn fullnat_walk_never_brings_a_pair_back_early() {
         64512 / 2,
         "half a period later, half the pairs further: 64512 pairs, 32256 ports"
     );
+}
+
+/// A SYN flood against a full table (capacity 16): each spoofed SYN takes the slot of the
+/// oldest half-open connection, so a real client still gets in and completes its handshake,
+/// the established connections go on, and the servers' counts stay those of the table.
+#[test]
+fn a_syn_flood_cannot_lock_new_clients_out() {
+    let snap = snapshot();
+    let mut st = WorkerState::new(0, 1, 16, Timeouts::ipvs_defaults());
+    st.sync(&snap);
+    let handshake = |st: &mut WorkerState, client: [u8; 4], sport: u16| {
+        let syn = frame(PROTO_TCP, ep(client, sport), ep(VIP, 80), 64, SYN, b"");
+        let mut syn = VecFrame::new(&syn);
+        assert!(matches!(
+            process(&mut syn, 0, &snap, st, 0),
+            Verdict::Forward { created: true, .. }
+        ));
+        let real = parsed(syn.bytes()).dst;
+        let mut syn_ack = from_real(PROTO_TCP, real, ep(client, sport), SYN_ACK, b"");
+        assert!(matches!(
+            process(&mut syn_ack, 1, &snap, st, 0),
+            Verdict::Forward { port: 0, .. }
+        ));
+        let ack = frame(PROTO_TCP, ep(client, sport), ep(VIP, 80), 64, ACK, b"");
+        assert!(matches!(
+            process(&mut VecFrame::new(&ack), 0, &snap, st, 0),
+            Verdict::Forward { created: false, .. }
+        ));
+    };
+    for sport in 1..=4 {
+        handshake(&mut st, CLIENT, sport);
+    }
+    for n in 0..40u16 {
+        let spoofed = [198, 51, 100, 20 + (n % 200) as u8];
+        let mut syn = VecFrame::new(&frame(
+            PROTO_TCP,
+            ep(spoofed, 1000 + n),
+            ep(VIP, 80),
+            64,
+            SYN,
+            b"",
+        ));
+        assert!(
+            matches!(
+                process(&mut syn, 0, &snap, &mut st, 0),
+                Verdict::Forward { created: true, .. }
+            ),
+            "spoofed SYN {n}"
+        );
+    }
+    assert_eq!(st.conns.len(), 16);
+    assert_eq!(st.conns.evictions(), 40 - 12);
+    handshake(&mut st, CLIENT, 5000);
+    for sport in 1..=5 {
+        let sport = if sport == 5 { 5000 } else { sport };
+        let data = frame(PROTO_TCP, ep(CLIENT, sport), ep(VIP, 80), 64, ACK, b"x");
+        assert!(
+            matches!(
+                process(&mut VecFrame::new(&data), 0, &snap, &mut st, 0),
+                Verdict::Forward { created: false, .. }
+            ),
+            "established connection from port {sport}"
+        );
+    }
+    // Each server counts exactly the table's connections to it (the evicted ones unbound).
+    let counted: u32 = (0..3)
+        .map(|i| {
+            let load = st.load(0, i).unwrap();
+            load.active + load.inactive
+        })
+        .sum();
+    assert_eq!(counted as usize, st.conns.len());
+}
+
+/// A TCP segment to a virtual service that has no connection (not a SYN) is answered with a
+/// reset from the VIP, rate-limited per worker; a RST is never answered; with resets off
+/// (rate 0) it is dropped as `no_connection`, as before.
+#[test]
+fn segments_of_no_connection_are_reset() {
+    let mut snap = snapshot();
+    let mut st = state();
+    let ack = |sport: u16| from_client(PROTO_TCP, sport, 80, ACK, b"data");
+    assert_eq!(
+        process(&mut ack(1), 0, &snap, &mut st, 0),
+        Verdict::Drop(DropReason::NoConnection),
+        "resets off"
+    );
+    snap.tcp_resets_per_second = 2;
+    let mut f = ack(40000);
+    assert_eq!(
+        process(&mut f, 0, &snap, &mut st, 10),
+        Verdict::Reply(Answer::Reset)
+    );
+    let b = f.bytes();
+    assert_eq!((&b[0..6], &b[6..12]), (&CLIENT_MAC[..], &MAC0[..]));
+    let p = parsed(b);
+    assert_eq!((p.src, p.dst), (ep(VIP, 80), ep(CLIENT, 40000)));
+    assert_eq!(p.tcp_flags, tcp::FLAG_RST);
+    assert_checksums(b, 14);
+    assert_eq!(st.conns.len(), 0, "a reset creates nothing");
+    assert_eq!(
+        process(&mut ack(2), 0, &snap, &mut st, 500),
+        Verdict::Reply(Answer::Reset)
+    );
+    assert_eq!(
+        process(&mut ack(3), 0, &snap, &mut st, 900),
+        Verdict::Drop(DropReason::NoConnection),
+        "two per second"
+    );
+    assert_eq!(
+        process(&mut ack(4), 0, &snap, &mut st, 1010),
+        Verdict::Reply(Answer::Reset),
+        "the next second"
+    );
+    let mut rst = from_client(PROTO_TCP, 5, 80, tcp::FLAG_RST | ACK, b"");
+    assert_eq!(
+        process(&mut rst, 0, &snap, &mut st, 5000),
+        Verdict::Drop(DropReason::NoConnection),
+        "never a reset for a reset"
+    );
+    // Not to a virtual service: no reset.
+    let mut other = from_client(PROTO_TCP, 6, 99, ACK, b"");
+    assert_eq!(
+        process(&mut other, 0, &snap, &mut st, 5000),
+        Verdict::Drop(DropReason::NoService)
+    );
+    // A connection that exists is forwarded, not reset.
+    let mut syn = from_client(PROTO_TCP, 7, 80, SYN, b"");
+    assert!(matches!(
+        process(&mut syn, 0, &snap, &mut st, 5000),
+        Verdict::Forward { created: true, .. }
+    ));
+    assert!(matches!(
+        process(&mut ack(7), 0, &snap, &mut st, 5000),
+        Verdict::Forward { created: false, .. }
+    ));
 }

@@ -9,6 +9,7 @@ pub mod dr;
 pub mod fullnat;
 pub mod icmp_error;
 pub mod nat;
+pub mod reset;
 pub mod tun;
 
 use std::net::Ipv4Addr;
