@@ -13,99 +13,10 @@ mod common;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::{in_ns, Lab, Rvsd, TempDir};
+use common::{by_server, client, in_ns, start, Setup, VIP};
 use serde_json::Value;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-const VIP: &str = "198.51.100.100";
-
-fn last_core() -> usize {
-    core_affinity::get_core_ids()
-        .and_then(|c| c.last().map(|c| c.id))
-        .unwrap_or(0)
-}
-
-/// A running mode: its lab, rvsd and files. Dropped in reverse: rvsd stops, then the lab.
-struct Setup {
-    rvsd: Rvsd,
-    lab: Lab,
-    tmp: TempDir,
-    prefix: String,
-    mode: &'static str,
-}
-
-fn start(mode: &'static str, edit: impl Fn(String) -> String) -> Setup {
-    let tag = common::run_tag();
-    let lab = Lab::up(&format!("e2e{tag}{}", &mode[..1]));
-    lab.lab_sh("servers", "start");
-    lab.lab_sh("mode", mode);
-    let tmp = TempDir::new(&format!("mode-{mode}"));
-    let prefix = format!("rvs-e2e-{mode}-{tag}");
-    let source =
-        std::fs::read_to_string(common::repo_root().join(format!("configs/lab-{mode}.ron")))
-            .unwrap()
-            .replace("\"rvs-lab\"", &format!("{prefix:?}"))
-            .replace(
-                "\"/run/rvs/lab-stats.json\"",
-                &format!("{:?}", tmp.path("stats.json").display().to_string()),
-            )
-            .replace(
-                "hugepages: true",
-                &format!("hugepages: {}", common::hugepages_free()),
-            )
-            .replace(
-                "workers: [1]",
-                &format!("workers: [{}], stats_interval_ms: 200", last_core()),
-            );
-    let config = tmp.path("lab.ron");
-    std::fs::write(&config, edit(source)).unwrap();
-    let mut rvsd = Rvsd::start(Some(&lab.ns("lb")), &config, &tmp.path("rvsd.log"));
-    assert!(
-        rvsd.wait_for_log("rvsd running", Duration::from_secs(60)),
-        "rvsd did not start:\n{}",
-        rvsd.log_text()
-    );
-    // rvsd resolves the three real servers with its own ARP before the first connection.
-    let resolved = (0..200).any(|_| {
-        std::thread::sleep(Duration::from_millis(50));
-        rvsd.log_text().matches("neighbor 203.0.113.1").count() >= 3
-    });
-    assert!(resolved, "real servers not resolved:\n{}", rvsd.log_text());
-    Setup {
-        rvsd,
-        lab,
-        tmp,
-        prefix,
-        mode,
-    }
-}
-
-/// Runs scripts/lab/client.py in the client namespace and returns its JSON summary.
-fn client(setup: &Setup, args: &[&str]) -> Value {
-    let script = common::repo_root().join("scripts/lab/client.py");
-    let mut all = vec![script.to_str().unwrap()];
-    all.extend_from_slice(args);
-    let out = in_ns(&setup.lab.ns("client"), "python3", &all);
-    let text = String::from_utf8_lossy(&out.stdout);
-    let summary: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
-        panic!(
-            "client.py {args:?}: {e}\n{text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    assert!(
-        out.status.success(),
-        "client.py {args:?} failed: {summary}\nrvsd log:\n{}",
-        setup.rvsd.log_text()
-    );
-    summary
-}
-
-fn by_server(summary: &Value) -> [u64; 3] {
-    let counts = &summary["by_server"];
-    ["rs1", "rs2", "rs3"].map(|rs| counts[rs].as_u64().unwrap_or(0))
-}
 
 /// rvsd stops cleanly and reports its counters; nothing of it is left behind.
 fn stop(mut setup: Setup) -> Value {
@@ -193,7 +104,7 @@ fn udp_answers_come_from_the_vip(setup: &Setup) {
 #[test]
 fn nat() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let setup = start("nat", |s| s);
+    let setup = start("n", "nat", |s| s);
     thousand_requests_round_robin(&setup);
     long_lived_connection_keeps_its_server(&setup);
     udp_answers_come_from_the_vip(&setup);
@@ -225,11 +136,21 @@ fn wrr_1_2_3(config: String) -> String {
 }
 
 /// A reload (SIGHUP) that changes the scheduler and the weights while a connection streams:
-/// the connection keeps its server to the end, new connections follow the new weights.
+/// the connection keeps its server to the end, new connections follow the new weights. The
+/// control thread runs on another core than the worker (the reload is checked against the
+/// cores rvsd read at start, not the control thread's own).
 #[test]
 fn nat_connection_survives_a_reload() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut setup = start("nat", |s| s);
+    let first_core = core_affinity::get_core_ids()
+        .and_then(|c| c.first().map(|c| c.id))
+        .unwrap_or(0);
+    let mut setup = start("n", "nat", |s| {
+        s.replace(
+            "workers: [",
+            &format!("control_core: {first_core}, workers: ["),
+        )
+    });
     let config = setup.tmp.path("lab.ron");
     let long = std::thread::scope(|scope| {
         let streaming = scope.spawn(|| {
@@ -284,7 +205,7 @@ fn nat_connection_survives_a_reload() {
 #[test]
 fn nat_weighted_round_robin_1_2_3() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let setup = start("nat", wrr_1_2_3);
+    let setup = start("n", "nat", wrr_1_2_3);
     let summary = client(
         &setup,
         &[
@@ -317,7 +238,7 @@ fn nat_weighted_round_robin_1_2_3() {
 #[test]
 fn nat_persistence_pins_a_client_until_its_template_expires() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let setup = start("nat", |s| {
+    let setup = start("n", "nat", |s| {
         s.replace(
             "lb_algo: \"rr\",",
             "lb_algo: \"rr\", persistence_timeout: 5,",
@@ -360,7 +281,7 @@ fn nat_persistence_pins_a_client_until_its_template_expires() {
 #[test]
 fn fullnat() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let setup = start("fullnat", |s| s);
+    let setup = start("f", "fullnat", |s| s);
     thousand_requests_round_robin(&setup);
     long_lived_connection_keeps_its_server(&setup);
     udp_answers_come_from_the_vip(&setup);
@@ -385,7 +306,7 @@ fn fullnat() {
 #[test]
 fn dr() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let setup = start("dr", |s| s);
+    let setup = start("d", "dr", |s| s);
     thousand_requests_round_robin(&setup);
     long_lived_connection_keeps_its_server(&setup);
     udp_answers_come_from_the_vip(&setup);
@@ -401,7 +322,7 @@ fn dr() {
 #[test]
 fn tun() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let setup = start("tun", |s| s);
+    let setup = start("t", "tun", |s| s);
     thousand_requests_round_robin(&setup);
     long_lived_connection_keeps_its_server(&setup);
     udp_answers_come_from_the_vip(&setup);

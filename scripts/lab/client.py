@@ -14,6 +14,13 @@ usage:
       one connection streaming /slow?s=SECONDS (one line per second).
       {"seconds", "lines", "servers", "by_server", "ok", "duration", "errors"}
       exit 0 only if all lines came, all from one server.
+  client.py keepalive --url http://198.51.100.100/ --ready-file F --go-file G [--timeout 30]
+      one HTTP/1.1 connection: a first GET, then F is created; once G exists (looked for every
+      10 ms, up to --timeout), a second GET on the same connection, timed until its answer or
+      its error.
+      {"first", "second": "ok"|"reset"|"closed"|"timeout"|"error", "second_server",
+       "seconds", "errors"}
+      exit 0 if the first request was answered (the second is what the caller judges).
   client.py upload --url http://198.51.100.100/ [--bytes 1048576] [--timeout 30]
       one POST /upload of N random bytes; checks the length and sha256 the server returns.
       {"bytes", "ok", "server", "length", "sha256", "duration", "errors"}
@@ -161,6 +168,53 @@ def cmd_long(a):
     return emit(out, good)
 
 
+def cmd_keepalive(a):
+    host, port, path = split_url(a.url)
+    errors = []
+    out = {"first": None, "second": None, "second_server": None, "seconds": None}
+    conn = http.client.HTTPConnection(host, port, timeout=a.timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        resp.read(65536)
+        out["first"] = resp.getheader("X-Server")
+    except (OSError, http.client.HTTPException) as e:
+        add_error(errors, f"first: {type(e).__name__}: {e}")
+        conn.close()
+        out["errors"] = errors
+        return emit(out, False)
+    with open(a.ready_file, "w") as f:
+        f.write("ready\n")
+    deadline = time.monotonic() + a.timeout
+    while not os.path.exists(a.go_file):
+        if time.monotonic() > deadline:
+            add_error(errors, "no go file")
+            out["errors"] = errors
+            return emit(out, False)
+        time.sleep(0.01)
+    t0 = time.monotonic()
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        resp.read(65536)
+        out["second"] = "ok"
+        out["second_server"] = resp.getheader("X-Server")
+    except ConnectionResetError:
+        out["second"] = "reset"
+    except socket.timeout:
+        out["second"] = "timeout"
+    except (http.client.RemoteDisconnected, http.client.IncompleteRead):
+        out["second"] = "closed"
+    except (OSError, http.client.HTTPException) as e:
+        out["second"] = "error"
+        add_error(errors, f"second: {type(e).__name__}: {e}")
+    finally:
+        conn.close()
+    out["seconds"] = round(time.monotonic() - t0, 3)
+    out["errors"] = errors
+    return emit(out, True)
+
+
 def cmd_upload(a):
     host, port, path = split_url(a.url)
     if path == "/":
@@ -238,6 +292,13 @@ def main():
     p.add_argument("--seconds", type=bounded(1, 30), default=10)
     p.add_argument("--timeout", type=float, default=5.0)
     p.set_defaults(fn=cmd_long)
+
+    p = sub.add_parser("keepalive", help="two GETs on one connection, the second on a signal")
+    p.add_argument("--url", required=True)
+    p.add_argument("--ready-file", required=True)
+    p.add_argument("--go-file", required=True)
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.set_defaults(fn=cmd_keepalive)
 
     p = sub.add_parser("upload", help="one POST /upload of N random bytes")
     p.add_argument("--url", required=True)

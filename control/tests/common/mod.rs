@@ -239,3 +239,135 @@ impl Drop for Rvsd {
         }
     }
 }
+
+/// The lab's VIP (configs/lab-*.ron).
+pub const VIP: &str = "198.51.100.100";
+
+/// The last core this process may use: rvsd's worker in the lab tests.
+pub fn last_core() -> usize {
+    core_affinity::get_core_ids()
+        .and_then(|c| c.last().map(|c| c.id))
+        .unwrap_or(0)
+}
+
+/// A running mode: its lab, rvsd and files. Dropped in reverse: rvsd stops, then the lab.
+pub struct Setup {
+    pub rvsd: Rvsd,
+    pub lab: Lab,
+    pub tmp: TempDir,
+    pub prefix: String,
+    pub mode: &'static str,
+    /// rvsd's starts so far (each logs to its own file).
+    pub starts: usize,
+}
+
+/// A lab named after `tag` (short: it names namespaces), its real servers set up for `mode`,
+/// and rvsd on `configs/lab-MODE.ron` as `edit` changes it, running and with the three real
+/// servers resolved.
+pub fn start(tag: &str, mode: &'static str, edit: impl Fn(String) -> String) -> Setup {
+    let run = run_tag();
+    let lab = Lab::up(&format!("e2e{run}{tag}"));
+    lab.lab_sh("servers", "start");
+    lab.lab_sh("mode", mode);
+    let tmp = TempDir::new(&format!("{tag}-{mode}"));
+    let prefix = format!("rvs-e2e-{tag}-{mode}-{run}");
+    let source = std::fs::read_to_string(repo_root().join(format!("configs/lab-{mode}.ron")))
+        .unwrap()
+        .replace("\"rvs-lab\"", &format!("{prefix:?}"))
+        .replace(
+            "\"/run/rvs/lab-stats.json\"",
+            &format!("{:?}", tmp.path("stats.json").display().to_string()),
+        )
+        .replace(
+            "hugepages: true",
+            &format!("hugepages: {}", hugepages_free()),
+        )
+        .replace(
+            "workers: [1]",
+            &format!("workers: [{}], stats_interval_ms: 200", last_core()),
+        );
+    let config = tmp.path("lab.ron");
+    std::fs::write(&config, edit(source)).unwrap();
+    let rvsd = start_rvsd(&lab, &tmp, 0);
+    Setup {
+        rvsd,
+        lab,
+        tmp,
+        prefix,
+        mode,
+        starts: 1,
+    }
+}
+
+/// Starts rvsd in the lab on `tmp/lab.ron`, logging to `tmp/rvsd-N.log` (`rvsd.log` for the
+/// first), and waits until it runs and has resolved the three real servers with its own ARP.
+fn start_rvsd(lab: &Lab, tmp: &TempDir, n: usize) -> Rvsd {
+    let log = if n == 0 {
+        tmp.path("rvsd.log")
+    } else {
+        tmp.path(&format!("rvsd-{n}.log"))
+    };
+    let mut rvsd = Rvsd::start(Some(&lab.ns("lb")), &tmp.path("lab.ron"), &log);
+    assert!(
+        rvsd.wait_for_log("rvsd running", Duration::from_secs(60)),
+        "rvsd did not start:\n{}",
+        rvsd.log_text()
+    );
+    let resolved = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        rvsd.log_text().matches("neighbor 203.0.113.1").count() >= 3
+    });
+    assert!(resolved, "real servers not resolved:\n{}", rvsd.log_text());
+    rvsd
+}
+
+impl Setup {
+    /// Stops rvsd (SIGTERM, clean exit) and starts it again on the same configuration.
+    pub fn restart(&mut self) {
+        let status = self
+            .rvsd
+            .stop(Duration::from_secs(20))
+            .expect("rvsd stops on SIGTERM");
+        assert!(
+            status.success(),
+            "rvsd exit {status}:\n{}",
+            self.rvsd.log_text()
+        );
+        self.rvsd = start_rvsd(&self.lab, &self.tmp, self.starts);
+        self.starts += 1;
+    }
+}
+
+/// Runs scripts/lab/client.py in the client namespace and returns its JSON summary; the
+/// client must succeed.
+pub fn client(setup: &Setup, args: &[&str]) -> serde_json::Value {
+    let (summary, ok) = client_any(setup, args);
+    assert!(
+        ok,
+        "client.py {args:?} failed: {summary}\nrvsd log:\n{}",
+        setup.rvsd.log_text()
+    );
+    summary
+}
+
+/// As [`client`], whatever its exit status (returned beside the summary).
+pub fn client_any(setup: &Setup, args: &[&str]) -> (serde_json::Value, bool) {
+    let script = repo_root().join("scripts/lab/client.py");
+    let mut all = vec![script.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = in_ns(&setup.lab.ns("client"), "python3", &all);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "client.py {args:?}: {e}\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (summary, out.status.success())
+}
+
+/// Requests per real server of a client summary.
+pub fn by_server(summary: &serde_json::Value) -> [u64; 3] {
+    let counts = &summary["by_server"];
+    ["rs1", "rs2", "rs3"].map(|rs| counts[rs].as_u64().unwrap_or(0))
+}
