@@ -141,6 +141,9 @@ pub struct Snapshot {
     /// The network and directed-broadcast addresses of the connected subnets (/30 and wider):
     /// never a packet's source (martians, as Linux's broadcast routes make them).
     pub subnet_edges: Vec<Ipv4Addr>,
+    /// The host bits of the narrowest of those subnets: an edge address has them all 0 or all
+    /// 1, which rules out almost every source before the list is looked at.
+    pub subnet_edge_host_bits: u32,
     /// The (port, address) next hops the real servers need: the control thread resolves them,
     /// and a worker hands it every ARP one of them sends so that a changed MAC is learnt at once.
     pub next_hops: HashSet<(usize, Ipv4Addr)>,
@@ -189,13 +192,18 @@ impl Snapshot {
                     self.subnet_edges.push(edge);
                 }
             }
+            let host_bits = u32::from(network) ^ u32::from(broadcast);
+            if self.subnet_edge_host_bits == 0 || host_bits < self.subnet_edge_host_bits {
+                self.subnet_edge_host_bits = host_bits;
+            }
         }
     }
 
     /// Whether `addr` is the network or broadcast address of a connected subnet.
     #[inline]
     pub fn is_subnet_edge(&self, addr: Ipv4Addr) -> bool {
-        self.subnet_edges.contains(&addr)
+        let host = u32::from(addr) & self.subnet_edge_host_bits;
+        (host == 0 || host == self.subnet_edge_host_bits) && self.subnet_edges.contains(&addr)
     }
 
     /// Whether ARP from `addr` at `mac` on `port` tells the control thread something new: it

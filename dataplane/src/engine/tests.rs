@@ -1273,6 +1273,30 @@ fn martian_sources_of_every_class() {
     assert!(!s.is_subnet_edge([192, 0, 2, 0].into()));
     assert!(s.is_subnet_edge([192, 0, 2, 128].into()));
     assert!(s.is_subnet_edge([192, 0, 2, 255].into()));
+    // A narrower subnet beside them: every edge still found, no host taken for one.
+    s.add_route(Route {
+        network: [192, 0, 2, 4].into(),
+        prefix_len: 30,
+        port: 0,
+        gateway: None,
+    });
+    for (last, edge) in [
+        (4, true),
+        (5, false),
+        (6, false),
+        (7, true),
+        (128, true),
+        (255, true),
+    ] {
+        assert_eq!(
+            s.is_subnet_edge([192, 0, 2, last].into()),
+            edge,
+            "192.0.2.{last}"
+        );
+    }
+    for last in 129..255 {
+        assert!(!s.is_subnet_edge([192, 0, 2, last].into()));
+    }
 }
 
 /// ARP by Linux's `arp_process` rules, each class to its verdict and counter: answered here,
