@@ -16,10 +16,6 @@ use serde_json::Value;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn stats(setup: &Setup) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(setup.tmp.path("stats.json")).unwrap()).unwrap()
-}
-
 /// Resident memory of the running rvsd, in KiB.
 fn rss_kib(setup: &Setup) -> u64 {
     let pid = setup.rvsd.child.as_ref().expect("rvsd runs").id();
@@ -158,9 +154,8 @@ fn a_syn_flood_does_not_lock_new_clients_out() {
     });
     let ((legit, _), legit_done) = legit;
     let rss_after = rss_kib(&setup);
-    let exit = setup.rvsd.stop(Duration::from_secs(20)).expect("stops");
-    assert!(exit.success(), "{}", setup.rvsd.log_text());
-    let stats = stats(&setup);
+    setup.stop_rvsd();
+    let stats = setup.stats();
     let worker = &stats["workers"][0];
     let client_port = &stats["ports"][0];
     eprintln!(
@@ -251,9 +246,8 @@ fn a_restarted_rvsd_resets_its_old_clients_at_once() {
         summary["seconds"].as_f64().unwrap() < 1.0,
         "reset within a second: {summary}"
     );
-    let status = setup.rvsd.stop(Duration::from_secs(20)).expect("stops");
-    assert!(status.success(), "{}", setup.rvsd.log_text());
-    let stats = stats(&setup);
+    setup.stop_rvsd();
+    let stats = setup.stats();
     assert!(
         stats["ports"][0]["resets_sent"].as_u64().unwrap() >= 1,
         "{}",

@@ -20,18 +20,8 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// rvsd stops cleanly and reports its counters; nothing of it is left behind.
 fn stop(mut setup: Setup) -> Value {
-    let status = setup
-        .rvsd
-        .stop(Duration::from_secs(20))
-        .expect("rvsd stops on SIGTERM");
-    assert!(
-        status.success(),
-        "rvsd exit {status}:\n{}",
-        setup.rvsd.log_text()
-    );
-    let stats: Value =
-        serde_json::from_str(&std::fs::read_to_string(setup.tmp.path("stats.json")).unwrap())
-            .unwrap();
+    setup.stop_rvsd();
+    let stats = setup.stats();
     assert!(!std::path::Path::new(&format!("/var/run/dpdk/{}", setup.prefix)).exists());
     let client = &stats["ports"][0];
     for reason in [

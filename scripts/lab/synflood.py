@@ -21,17 +21,10 @@ import struct
 import sys
 import time
 
+from ipip_probe import csum, ipv4
+
 ALLOWED = [ipaddress.ip_network(n) for n in ("198.51.100.0/24", "203.0.113.0/24")]
 MAX_COUNT = 2_000_000
-
-
-def checksum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
 
 
 def allowed(addr):
@@ -44,7 +37,7 @@ def source_range(text):
     hi = ipaddress.ip_address(hi or lo)
     if not (allowed(lo) and allowed(hi)) or int(hi) < int(lo):
         raise argparse.ArgumentTypeError(f"sources must lie in {ALLOWED}: {text}")
-    return [ipaddress.ip_address(a).packed for a in range(int(lo), int(hi) + 1)]
+    return [str(ipaddress.ip_address(a)) for a in range(int(lo), int(hi) + 1)]
 
 
 def mac(text):
@@ -55,7 +48,7 @@ def mac(text):
 
 
 def frames(a, src_mac):
-    vip = ipaddress.ip_address(a.vip).packed
+    vip = socket.inet_aton(a.vip)
     rng = random.Random(a.seed)
     seen = set()
     out = []
@@ -64,13 +57,11 @@ def frames(a, src_mac):
         src = rng.choice(a.sources)
         sport = rng.randrange(1024, 65536)
         seen.add((src, sport))
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, i & 0xFFFF, 0x4000, 64, 6, 0, src, vip)
-        ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
         tcp = struct.pack("!HHIIBBHHH", sport, a.port, rng.getrandbits(32), 0, 5 << 4, 0x02,
                           64240, 0, 0)
-        pseudo = src + vip + struct.pack("!BBH", 0, 6, len(tcp))
-        tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
-        out.append(eth + ip + tcp)
+        pseudo = socket.inet_aton(src) + vip + struct.pack("!BBH", 0, 6, len(tcp))
+        tcp = tcp[:16] + struct.pack("!H", csum(pseudo + tcp)) + tcp[18:]
+        out.append(eth + ipv4(src, a.vip, 6, tcp, ident=i & 0xFFFF))
     return out, len(seen)
 
 

@@ -322,8 +322,8 @@ fn start_rvsd(lab: &Lab, tmp: &TempDir, n: usize) -> Rvsd {
 }
 
 impl Setup {
-    /// Stops rvsd (SIGTERM, clean exit) and starts it again on the same configuration.
-    pub fn restart(&mut self) {
+    /// Stops rvsd with SIGTERM; it must exit cleanly within 20 s.
+    pub fn stop_rvsd(&mut self) {
         let status = self
             .rvsd
             .stop(Duration::from_secs(20))
@@ -333,8 +333,19 @@ impl Setup {
             "rvsd exit {status}:\n{}",
             self.rvsd.log_text()
         );
+    }
+
+    /// Stops rvsd cleanly and starts it again on the same configuration.
+    pub fn restart(&mut self) {
+        self.stop_rvsd();
         self.rvsd = start_rvsd(&self.lab, &self.tmp, self.starts);
         self.starts += 1;
+    }
+
+    /// The stats file rvsd wrote (at exit, once stopped).
+    pub fn stats(&self) -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(self.tmp.path("stats.json")).unwrap())
+            .unwrap()
     }
 }
 
