@@ -1381,6 +1381,13 @@ mod tests {
                 GOOD.replace("workers: [0],", "workers: [0], control_core: 5,"),
                 "t.ron:3:33: core 5",
             ),
+            (
+                GOOD.replace(
+                    "workers: [0],",
+                    "workers: [0], connections: (reset_unknown: true, reset_rate: 0),",
+                ),
+                "t.ron:3:66: reset_rate must be 1..=1000000",
+            ),
         ];
         for (source, want) in cases {
             let err = check(&source).unwrap_err();
