@@ -55,9 +55,10 @@ step "release build (DPDK linked statically)"
 cargo build --release --workspace --quiet
 echo "rvsd release binary: $(stat -c %s target/release/rvsd) bytes"
 
-step "release binary (static DPDK): CLI, lab and the four modes again, with its own drivers"
+step "release binary (static DPDK): CLI, lab, the four modes and the hardening labs again, with its own drivers"
 status=0
-RVS_BIN="$ROOT/target/release/rvsd" tests -p control --test rvsd_cli --test e2e_lab --test e2e_modes || status=1
+RVS_BIN="$ROOT/target/release/rvsd" tests -p control --test rvsd_cli --test e2e_lab --test e2e_modes \
+    --test e2e_hardening || status=1
 
 step "tests (unit, DPDK in-process, rvsd CLI, end-to-end lab and modes)"
 tests --workspace --no-fail-fast || status=1

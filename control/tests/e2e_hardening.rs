@@ -254,3 +254,46 @@ fn a_restarted_rvsd_resets_its_old_clients_at_once() {
         stats["ports"][0]
     );
 }
+
+/// A real server whose MAC changes (a new NIC, a moved VM) is followed as soon as it sends any
+/// ARP: here it asks for its gateway (rvsd) before its first ping, and rvsd, which answers
+/// that request, also learns the new MAC from it; the next connections reach it.
+#[test]
+fn a_real_server_that_changes_its_mac_is_followed_at_once() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut setup = start("m", "nat", |s| s);
+    let url = format!("http://{VIP}/");
+    let before = client(&setup, &["http", "--url", &url, "--count", "30"]);
+    assert_eq!(by_server(&before), [10, 10, 10], "{before}");
+    let rs1 = setup.lab.ns("rs1");
+    let new_mac = "02:00:00:00:99:11";
+    for args in [
+        vec!["link", "set", "dev", "eth0", "address", new_mac],
+        vec!["neigh", "flush", "dev", "eth0"],
+    ] {
+        let out = in_ns(&rs1, "ip", &args);
+        assert!(out.status.success(), "ip {args:?}: {out:?}");
+    }
+    let t0 = Instant::now();
+    let ping = in_ns(&rs1, "ping", &["-c", "1", "-W", "2", "203.0.113.1"]);
+    assert!(ping.status.success(), "{ping:?}");
+    let after = client(
+        &setup,
+        &["http", "--url", &url, "--count", "30", "--timeout", "2"],
+    );
+    let took = t0.elapsed();
+    eprintln!(
+        "rs1 moved to {new_mac}: 30 requests {:?} within {took:?}",
+        by_server(&after)
+    );
+    assert_eq!(by_server(&after), [10, 10, 10], "{after}");
+    assert!(
+        setup
+            .rvsd
+            .log_text()
+            .contains(&format!("neighbor 203.0.113.11 is at {new_mac}")),
+        "{}",
+        setup.rvsd.log_text()
+    );
+    setup.stop_rvsd();
+}
