@@ -51,6 +51,8 @@ pub fn build(
     }
     let mut snapshot = Snapshot::with_ports(ports);
     snapshot.generation = generation;
+    // The owner function is the run's, fixed at start: carried over from snapshot to snapshot.
+    snapshot.steering = previous.and_then(|p| p.steering.clone());
     for (i, port) in config.ports.iter().enumerate() {
         for cidr in &port.addresses {
             snapshot.add_route(Route {

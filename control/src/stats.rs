@@ -34,6 +34,10 @@ pub struct WorkerReport {
     pub connections_expired: u64,
     /// Embryonic connections whose slot a new SYN took in a full table (SYN flood defence).
     pub connections_evicted: u64,
+    /// Packets this worker received for another worker's connection and handed to it, and
+    /// packets other workers handed to it (several workers; see `dataplane::steer`).
+    pub handed_out: u64,
+    pub handed_in: u64,
     /// The connection table's own accounting: its memory over its capacity.
     pub bytes_per_connection: u64,
     pub ports: Vec<Counters>,
@@ -142,6 +146,8 @@ pub fn gather(ports: &[PortView<'_>], cores: &[usize], workers: &[WorkerCounters
             connections: w.connections.get(),
             connections_expired: w.connections_expired.get(),
             connections_evicted: w.connections_evicted.get(),
+            handed_out: w.handed_out.get(),
+            handed_in: w.handed_in.get(),
             bytes_per_connection: w.bytes_per_connection.get(),
             ports: totals.iter().map(Counters::from).collect(),
         })
@@ -216,12 +222,14 @@ impl Report {
             let _ = writeln!(
                 out,
                 "worker {}: {} connections, {} expired, {} evicted (embryonic), {} bytes per \
-                 connection",
+                 connection; handed out {}, handed in {}",
                 w.core,
                 w.connections,
                 w.connections_expired,
                 w.connections_evicted,
-                w.bytes_per_connection
+                w.bytes_per_connection,
+                w.handed_out,
+                w.handed_in
             );
         }
         out

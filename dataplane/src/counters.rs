@@ -47,6 +47,8 @@ pub enum DropReason {
     TtlExceeded,
     /// The ring to the control thread was full.
     SlowPathFull,
+    /// Another worker owns the packet and the ring to it was full (it is that far behind).
+    HandoffFull,
     /// A persistent service could not record the client's template (the worker's template
     /// table is full): as IPVS, the connection is refused rather than served unpinned.
     TemplatesFull,
@@ -58,7 +60,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const COUNT: usize = 22;
+    pub const COUNT: usize = 23;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Malformed,
         DropReason::IpChecksum,
@@ -79,6 +81,7 @@ impl DropReason {
         DropReason::TooBig,
         DropReason::TtlExceeded,
         DropReason::SlowPathFull,
+        DropReason::HandoffFull,
         DropReason::TemplatesFull,
         DropReason::IpOptions,
         DropReason::SourceRoute,
@@ -105,6 +108,7 @@ impl DropReason {
             DropReason::TooBig => "too_big",
             DropReason::TtlExceeded => "ttl_exceeded",
             DropReason::SlowPathFull => "slow_path_full",
+            DropReason::HandoffFull => "handoff_full",
             DropReason::TemplatesFull => "templates_full",
             DropReason::IpOptions => "ip_options",
             DropReason::SourceRoute => "source_route",
@@ -200,6 +204,10 @@ pub struct WorkerCounters {
     pub connections_expired: Counter,
     /// Embryonic connections (SYN_RECV) whose slot a new SYN took in a full table.
     pub connections_evicted: Counter,
+    /// Packets this worker received and handed to the worker that owns them.
+    pub handed_out: Counter,
+    /// Packets other workers handed to this one (it owns them).
+    pub handed_in: Counter,
     /// The connection table's memory divided by its capacity, both directions' index
     /// included (set once at start: the table is allocated whole).
     pub bytes_per_connection: Counter,
@@ -212,6 +220,8 @@ impl WorkerCounters {
             connections: Counter::default(),
             connections_expired: Counter::default(),
             connections_evicted: Counter::default(),
+            handed_out: Counter::default(),
+            handed_in: Counter::default(),
             bytes_per_connection: Counter::default(),
         }
     }

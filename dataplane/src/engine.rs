@@ -20,6 +20,7 @@ use crate::forward::{self, dr, fullnat, nat, tun, Parsed};
 use crate::frame::Frame;
 use crate::sched::{share_of, Candidates, DestTable, Loads, Scheduler, SchedulerState};
 use crate::snapshot::{PortAddrs, RealServer, Service, Snapshot};
+use crate::steer::{FlowKind, Owner};
 use crate::wire::{arp, checksum, ethernet, icmp, ipv4, tcp};
 
 /// TTL of the packets the appliance originates (replies), as Linux's default.
@@ -27,7 +28,7 @@ pub const REPLY_TTL: u8 = 64;
 
 /// FULLNAT local ports: each worker owns the ports `p` with `p % workers == worker` in this
 /// range, so the worker that owns a connection is computable from its reply alone.
-const LOCAL_PORT_FIRST: u32 = 1024;
+const LOCAL_PORT_FIRST: u32 = crate::steer::LOCAL_PORT_FIRST as u32;
 const LOCAL_PORT_COUNT: u32 = 65536 - LOCAL_PORT_FIRST;
 /// Local ports tried per new FULLNAT connection before giving up (`no_local_port`).
 const LOCAL_PORT_TRIES: u32 = 64;
@@ -64,6 +65,8 @@ pub enum Verdict {
     },
     /// For the control thread (ARP it did not answer itself: neighbours learn from it).
     SlowPath,
+    /// Another worker owns this packet's connection (`steer`): hand it over, untouched.
+    HandOff(usize),
     Drop(DropReason),
 }
 
@@ -445,7 +448,9 @@ fn flow_key(b: &[u8]) -> Option<FlowKey> {
 }
 
 /// Decides what to do with `frame`, received on port `in_port`, rewriting it in place for
-/// every verdict but `Drop` and `SlowPath` (which leave it untouched).
+/// every verdict but `Drop`, `SlowPath` and `HandOff` (which leave it untouched). With several
+/// workers (`snapshot.steering`), a packet whose connection another worker owns is handed to
+/// it (`HandOff`) before anything looks for or decides about a connection.
 #[inline]
 pub fn process(
     frame: &mut impl Frame,
@@ -454,25 +459,94 @@ pub fn process(
     state: &mut WorkerState,
     now_ms: u64,
 ) -> Verdict {
+    decide(frame, in_port, snapshot, state, now_ms, true)
+}
+
+/// [`process`] for a packet another worker handed to this one: it is this worker's by the
+/// owner function, so it is never handed on again (even if a reload changed the services in
+/// between, which could otherwise bounce it).
+#[inline]
+pub fn process_handed_in(
+    frame: &mut impl Frame,
+    in_port: usize,
+    snapshot: &Snapshot,
+    state: &mut WorkerState,
+    now_ms: u64,
+) -> Verdict {
+    decide(frame, in_port, snapshot, state, now_ms, false)
+}
+
+#[inline]
+fn decide(
+    frame: &mut impl Frame,
+    in_port: usize,
+    snapshot: &Snapshot,
+    state: &mut WorkerState,
+    now_ms: u64,
+    steer: bool,
+) -> Verdict {
     let Some(port) = snapshot.ports.get(in_port) else {
         return Verdict::Drop(DropReason::NotForUs);
     };
-    match handle(frame, in_port, port, snapshot, state, now_ms) {
+    let at = At {
+        in_port,
+        port,
+        snapshot,
+        now_ms,
+        steer,
+    };
+    match handle(frame, &at, state) {
         Ok(verdict) => verdict,
         Err(reason) => Verdict::Drop(reason),
     }
 }
 
+/// Where and when a packet is being decided.
+struct At<'a> {
+    in_port: usize,
+    port: &'a PortAddrs,
+    snapshot: &'a Snapshot,
+    now_ms: u64,
+    /// Whether to hand a packet another worker owns to it.
+    steer: bool,
+}
+
+impl At<'_> {
+    /// The worker other than `me` that owns a TCP/UDP packet `src -> dst`, if any (see
+    /// `steer`). Only with several workers, and never for a packet already handed over.
+    #[inline]
+    fn owner_elsewhere(
+        &self,
+        me: usize,
+        protocol: u8,
+        src: Endpoint,
+        dst: Endpoint,
+    ) -> Option<usize> {
+        if !self.steer {
+            return None;
+        }
+        let steering = self.snapshot.steering.as_deref()?;
+        let kind = if self.snapshot.is_local_address(dst.addr) {
+            FlowKind::ToLocalAddress
+        } else {
+            match self.snapshot.service(protocol, dst) {
+                Some((_, service)) if service.mode.sees_replies() => FlowKind::ToService,
+                Some(_) => FlowKind::ToReceiver,
+                None if self.port.owns(dst.addr) => FlowKind::ToReceiver,
+                None => FlowKind::ToElsewhere,
+            }
+        };
+        match steering.flow_owner(kind, src, dst) {
+            Owner::Worker(w) if w != me => Some(w),
+            _ => None,
+        }
+    }
+}
+
 type Outcome = Result<Verdict, DropReason>;
 
-fn handle(
-    frame: &mut impl Frame,
-    in_port: usize,
-    port: &PortAddrs,
-    snapshot: &Snapshot,
-    state: &mut WorkerState,
-    now_ms: u64,
-) -> Outcome {
+fn handle(frame: &mut impl Frame, at: &At<'_>, state: &mut WorkerState) -> Outcome {
+    let (in_port, port, snapshot) = (at.in_port, at.port, at.snapshot);
     let eth = ethernet::Frame::new_checked(frame.bytes()).map_err(|_| DropReason::Malformed)?;
     let dst = eth.dst();
     if dst != port.mac && dst != ethernet::BROADCAST {
@@ -483,9 +557,7 @@ fn handle(
     }
     match eth.ethertype() {
         ethernet::ETHERTYPE_ARP => arp_packet(frame.bytes_mut(), in_port, port, snapshot),
-        ethernet::ETHERTYPE_IPV4 if dst == port.mac => {
-            ipv4_packet(frame, in_port, port, snapshot, state, now_ms)
-        }
+        ethernet::ETHERTYPE_IPV4 if dst == port.mac => ipv4_packet(frame, at, state),
         // A broadcast IPv4 frame is for no connection and no address of ours.
         ethernet::ETHERTYPE_IPV4 => Err(DropReason::NotForUs),
         _ => Err(DropReason::UnsupportedEthertype),
@@ -558,14 +630,8 @@ fn is_martian(addr: Ipv4Addr) -> bool {
 
 const L3: usize = ethernet::HEADER_LEN;
 
-fn ipv4_packet(
-    frame: &mut impl Frame,
-    in_port: usize,
-    port: &PortAddrs,
-    snapshot: &Snapshot,
-    state: &mut WorkerState,
-    now_ms: u64,
-) -> Outcome {
+fn ipv4_packet(frame: &mut impl Frame, at: &At<'_>, state: &mut WorkerState) -> Outcome {
+    let (in_port, port, snapshot, now_ms) = (at.in_port, at.port, at.snapshot, at.now_ms);
     let (src, dst, protocol, header_len, total_len, fragment) = {
         let ip =
             ipv4::Packet::new_checked(&frame.bytes()[L3..]).map_err(|_| DropReason::Malformed)?;
@@ -598,13 +664,16 @@ fn ipv4_packet(
                 return Err(DropReason::Fragment);
             }
             let p = parse_l4(frame.bytes(), protocol, l4, end, src, dst)?;
+            if let Some(owner) = at.owner_elsewhere(state.worker, p.protocol, p.src, p.dst) {
+                return Ok(Verdict::HandOff(owner));
+            }
             transport(frame, in_port, port, snapshot, state, now_ms, &p)
         }
         ipv4::PROTO_ICMP => {
             if fragment {
                 return Err(DropReason::Fragment);
             }
-            icmp_packet(frame, port, snapshot, state, l4, end, dst)
+            icmp_packet(frame, at, state, l4, end, dst)
         }
         _ if port.owns(dst) => Err(DropReason::UnsupportedProtocol),
         _ => Err(DropReason::NotForUs),
@@ -872,13 +941,13 @@ fn time_exceeded(frame: &mut impl Frame, l3: usize, ip_len: usize, port: &PortAd
 
 fn icmp_packet(
     frame: &mut impl Frame,
-    port: &PortAddrs,
-    snapshot: &Snapshot,
+    at: &At<'_>,
     state: &mut WorkerState,
     l4: usize,
     end: usize,
     dst: Ipv4Addr,
 ) -> Outcome {
+    let (port, snapshot) = (at.port, at.snapshot);
     let (msg_type, code, is_error) = {
         let m = icmp::Packet::new_checked(&frame.bytes()[l4..end])
             .map_err(|_| DropReason::Malformed)?;
@@ -898,10 +967,13 @@ fn icmp_packet(
         });
     }
     let quoted = icmp_error::parse(frame.bytes(), L3, l4, end).ok_or(DropReason::NoConnection)?;
-    let (id, direction) = state
-        .conns
-        .lookup(&quoted.reply_key())
-        .ok_or(DropReason::NoConnection)?;
+    // The quote is a packet the error's sender received; its reverse is a packet of the
+    // connection, and names the owner.
+    let key = quoted.reply_key();
+    if let Some(owner) = at.owner_elsewhere(state.worker, key.protocol, key.src, key.dst) {
+        return Ok(Verdict::HandOff(owner));
+    }
+    let (id, direction) = state.conns.lookup(&key).ok_or(DropReason::NoConnection)?;
     let conn = *state.conns.get(id).ok_or(DropReason::NoConnection)?;
     translate_error(frame, port, snapshot, &conn, direction, &quoted)
 }

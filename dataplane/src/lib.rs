@@ -17,5 +17,6 @@ pub mod forward;
 pub mod frame;
 pub mod sched;
 pub mod snapshot;
+pub mod steer;
 pub mod wire;
 pub mod worker;

@@ -149,6 +149,12 @@ pub struct Snapshot {
     pub next_hops: HashSet<(usize, Ipv4Addr)>,
     /// Resolved neighbours: (port, IPv4 address) -> MAC.
     pub neighbors: HashMap<(usize, Ipv4Addr), [u8; 6]>,
+    /// The owner function of this run's workers (see `steer`); `None` with one worker. Fixed
+    /// at start: every snapshot of a run carries the same one.
+    pub steering: Option<Arc<crate::steer::Steering>>,
+    /// Every FULLNAT local address of every service: packets to them are real servers'
+    /// replies, owned by the worker whose share holds their destination port.
+    pub local_addrs: Vec<Ipv4Addr>,
     /// Resets each worker may send per second for TCP segments to a virtual service that has
     /// no connection (0: none; such segments are then dropped as `no_connection`).
     pub tcp_resets_per_second: u32,
@@ -166,8 +172,19 @@ impl Snapshot {
         }
     }
 
+    /// Whether `addr` is a FULLNAT local address of some service.
+    #[inline]
+    pub fn is_local_address(&self, addr: Ipv4Addr) -> bool {
+        self.local_addrs.contains(&addr)
+    }
+
     /// Adds a service and indexes it (and builds its Maglev table if it needs one).
     pub fn add_service(&mut self, mut service: Service) {
+        for addr in &service.local_addrs {
+            if !self.local_addrs.contains(addr) {
+                self.local_addrs.push(*addr);
+            }
+        }
         if service.scheduler == SchedulerKind::Mh && service.maglev.is_none() {
             service.maglev = Some(Arc::new(MaglevTable::for_reals(&service.reals)));
         }

@@ -2,6 +2,11 @@
 //! load the snapshot, receive a burst on each port, run each packet through the engine, buffer
 //! what goes out per port, flush, expire a few connections. No allocation, lock, syscall or log
 //! line in the loop; counters only.
+//!
+//! With several workers, a packet whose connection another worker owns (the engine says so:
+//! `Verdict::HandOff`, see `steer`) goes to that worker on a single-producer, single-consumer
+//! ring of that ordered pair, untouched; each worker takes what the others handed it in the
+//! same turn. Nothing is shared but those rings: no table, no lock.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -10,7 +15,7 @@ use arc_swap::ArcSwap;
 
 use crate::conn::Timeouts;
 use crate::counters::{DropReason, PortCounters, WorkerCounters};
-use crate::dpdk::{Burst, DpdkError, LcoreRegistration, MbufRing, RxQueue, TxQueue};
+use crate::dpdk::{Burst, DpdkError, LcoreRegistration, Mbuf, MbufRing, RxQueue, TxQueue};
 use crate::engine::{self, Answer, Verdict, WorkerState};
 use crate::snapshot::Snapshot;
 
@@ -27,6 +32,11 @@ pub struct WorkerIo<'p> {
     /// Packets the control thread wants sent, one ring per port (this worker is the only
     /// consumer). Only one worker is given them.
     pub from_control: Option<&'p [MbufRing]>,
+    /// To each other worker, by its index, the ring this worker hands its packets on
+    /// (`None` for itself; empty with one worker). This worker is each ring's only producer.
+    pub handoff_out: Vec<Option<&'p MbufRing>>,
+    /// The rings the other workers hand this one packets on; it is their only consumer.
+    pub handoff_in: Vec<&'p MbufRing>,
 }
 
 /// What a worker is, besides its queues.
@@ -92,6 +102,8 @@ pub struct Worker<'p> {
     rx: Burst,
     pending: Vec<Burst>,
     injected: Burst,
+    /// DPDK port id -> the port's index (a packet handed in carries only the id).
+    port_index: Vec<usize>,
 }
 
 impl<'p> Worker<'p> {
@@ -103,18 +115,25 @@ impl<'p> Worker<'p> {
             "one counter block per port"
         );
         let pending = io.tx.iter().map(|_| Burst::new()).collect();
+        let ids: Vec<u16> = io.rx.iter().map(RxQueue::port_id).collect();
+        let mut port_index = vec![usize::MAX; ids.iter().max().map_or(0, |m| usize::from(*m) + 1)];
+        for (index, id) in ids.iter().enumerate() {
+            port_index[usize::from(*id)] = index;
+        }
         Worker {
             io,
             start: Instant::now(),
             rx: Burst::new(),
             pending,
             injected: Burst::new(),
+            port_index,
         }
     }
 
-    /// One turn: load the snapshot, a burst from each port through the engine, flush, expire a
-    /// few connections. Returns the packets received. Never inlined, so that a profiler
-    /// (`scripts/instructions.sh`) can count exactly this.
+    /// One turn: load the snapshot, a burst from each port through the engine, the packets
+    /// other workers handed over, flush, expire a few connections. Returns the packets
+    /// received and handed in. Never inlined, so that a profiler (`scripts/instructions.sh`)
+    /// can count exactly this.
     #[inline(never)]
     pub fn poll(
         &mut self,
@@ -122,73 +141,65 @@ impl<'p> Worker<'p> {
         state: &mut WorkerState,
         counters: &WorkerCounters,
     ) -> usize {
-        let io = &mut self.io;
-        let pending = &mut self.pending;
+        let Worker {
+            io,
+            start,
+            rx,
+            pending,
+            injected,
+            port_index,
+        } = self;
         let snapshot = snapshots.load();
-        let now_ms = self.start.elapsed().as_millis() as u64;
+        let now_ms = start.elapsed().as_millis() as u64;
         state.sync(&snapshot);
         let mut received = 0;
-        for (port, rx_queue) in io.rx.iter_mut().enumerate() {
-            let n = rx_queue.rx_burst(&mut self.rx);
+        for port in 0..io.rx.len() {
+            let n = io.rx[port].rx_burst(rx);
             if n == 0 {
                 continue;
             }
             received += n;
-            engine::prefetch(self.rx.iter(), state);
+            engine::prefetch(rx.iter(), state);
             let port_counters = &counters.ports[port];
             let mut bytes = 0u64;
-            for mut mbuf in self.rx.drain() {
+            for mut mbuf in rx.drain() {
                 bytes += u64::from(mbuf.pkt_len());
                 if mbuf.segments() != 1 {
                     port_counters.drop(DropReason::MultiSegment);
                     continue;
                 }
-                let out = match engine::process(&mut mbuf, port, &snapshot, state, now_ms) {
-                    Verdict::Reply(answer) => {
-                        match answer {
-                            Answer::Arp => port_counters.arp_replies.add(1),
-                            Answer::IcmpEcho => port_counters.icmp_echo_replies.add(1),
-                            Answer::TimeExceeded | Answer::FragNeeded => {
-                                port_counters.icmp_errors_sent.add(1)
-                            }
-                            Answer::Reset => port_counters.resets_sent.add(1),
-                        }
-                        port
-                    }
-                    Verdict::Forward { port: out, created } => {
-                        port_counters.forwarded.add(1);
-                        if created {
-                            port_counters.connections_created.add(1);
-                        }
-                        out
-                    }
-                    Verdict::SlowPath => {
-                        match io.to_control.map(|ring| ring.enqueue(mbuf)) {
-                            Some(Ok(())) => port_counters.to_control.add(1),
-                            _ => port_counters.drop(DropReason::SlowPathFull),
-                        }
-                        continue;
-                    }
-                    Verdict::Drop(reason) => {
-                        port_counters.drop(reason);
-                        continue;
-                    }
-                };
-                if let Err(mbuf) = pending[out].push(mbuf) {
-                    flush(&mut io.tx[out], &mut pending[out], &counters.ports[out]);
-                    // An empty burst always has room.
-                    let _ = pending[out].push(mbuf);
-                }
+                let verdict = engine::process(&mut mbuf, port, &snapshot, state, now_ms);
+                dispatch(io, pending, verdict, mbuf, port, counters);
             }
             port_counters.rx_packets.add(n as u64);
             port_counters.rx_bytes.add(bytes);
+        }
+        for from in 0..io.handoff_in.len() {
+            let n = io.handoff_in[from].dequeue_burst(injected);
+            if n == 0 {
+                continue;
+            }
+            received += n;
+            counters.handed_in.add(n as u64);
+            engine::prefetch(injected.iter(), state);
+            for mut mbuf in injected.drain() {
+                // Only this worker's ports hand packets over: every id has its index.
+                let Some(&port) = port_index
+                    .get(usize::from(mbuf.port()))
+                    .filter(|p| **p < io.tx.len())
+                else {
+                    continue;
+                };
+                let verdict = engine::process_handed_in(&mut mbuf, port, &snapshot, state, now_ms);
+                dispatch(io, pending, verdict, mbuf, port, counters);
+            }
         }
         if let Some(rings) = io.from_control {
             for ((ring, tx_queue), port_counters) in
                 rings.iter().zip(&mut io.tx).zip(counters.ports.iter())
             {
-                if ring.dequeue_burst(&mut self.injected) > 0 {
-                    flush(tx_queue, &mut self.injected, port_counters);
+                if ring.dequeue_burst(injected) > 0 {
+                    flush(tx_queue, injected, port_counters);
                 }
             }
         }
@@ -209,6 +220,69 @@ impl<'p> Worker<'p> {
         counters.connections.set(state.conns.len() as u64);
         counters.connections_evicted.set(state.conns.evictions());
         received
+    }
+}
+
+/// Carries out the engine's verdict on `mbuf`, which arrived on port `port` (or was handed in
+/// for it): counted on that port, queued for its way out, handed over or dropped.
+#[inline]
+fn dispatch(
+    io: &mut WorkerIo<'_>,
+    pending: &mut [Burst],
+    verdict: Verdict,
+    mbuf: Mbuf,
+    port: usize,
+    counters: &WorkerCounters,
+) {
+    let port_counters = &counters.ports[port];
+    let out = match verdict {
+        Verdict::Reply(answer) => {
+            match answer {
+                Answer::Arp => port_counters.arp_replies.add(1),
+                Answer::IcmpEcho => port_counters.icmp_echo_replies.add(1),
+                Answer::TimeExceeded | Answer::FragNeeded => port_counters.icmp_errors_sent.add(1),
+                Answer::Reset => port_counters.resets_sent.add(1),
+            }
+            port
+        }
+        Verdict::Forward { port: out, created } => {
+            port_counters.forwarded.add(1);
+            if created {
+                port_counters.connections_created.add(1);
+            }
+            out
+        }
+        Verdict::SlowPath => {
+            match io.to_control.map(|ring| ring.enqueue(mbuf)) {
+                Some(Ok(())) => port_counters.to_control.add(1),
+                _ => port_counters.drop(DropReason::SlowPathFull),
+            }
+            return;
+        }
+        Verdict::HandOff(owner) => {
+            // Every other worker has a ring (rvsd builds them all); a full one drops.
+            match io
+                .handoff_out
+                .get(owner)
+                .copied()
+                .flatten()
+                .map(|r| r.enqueue(mbuf))
+            {
+                Some(Ok(())) => counters.handed_out.add(1),
+                _ => port_counters.drop(DropReason::HandoffFull),
+            }
+            return;
+        }
+        Verdict::Drop(reason) => {
+            port_counters.drop(reason);
+            return;
+        }
+    };
+    let burst = &mut pending[out];
+    if let Err(mbuf) = burst.push(mbuf) {
+        flush(&mut io.tx[out], burst, &counters.ports[out]);
+        // An empty burst always has room.
+        let _ = burst.push(mbuf);
     }
 }
 

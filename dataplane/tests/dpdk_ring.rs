@@ -239,6 +239,8 @@ fn two_ring_ports_through_a_worker(pool: &Mempool) {
             tx,
             to_control: None,
             from_control: None,
+            handoff_out: Vec::new(),
+            handoff_in: Vec::new(),
         };
         let (snapshot, counters, stop) = (&snapshot, &counters, &stop);
         let worker = scope.spawn(move || worker::run_pinned(&setup, io, snapshot, counters, stop));

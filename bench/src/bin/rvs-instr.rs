@@ -378,6 +378,8 @@ fn run(args: &Args) -> Result<(), String> {
         tx,
         to_control: Some(&to_control),
         from_control: Some(&from_control[..]),
+        handoff_out: Vec::new(),
+        handoff_in: Vec::new(),
     };
     let started = Instant::now();
     let mut worker = Worker::new(io, &counters);

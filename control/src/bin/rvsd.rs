@@ -19,6 +19,7 @@ use dataplane::counters::WorkerCounters;
 use dataplane::dpdk::{
     self, Burst, Eal, EalArgs, MbufRing, Mempool, Port, PortSettings, BURST_SIZE,
 };
+use dataplane::steer;
 use dataplane::wire::{arp, ethernet};
 use dataplane::worker::{self, WorkerIo, WorkerSetup};
 use hashbrown::HashMap;
@@ -120,7 +121,8 @@ fn mbufs_needed(loaded: &LoadedConfig, cache: u32) -> u32 {
             workers * u32::from(p.rx_descriptors) + (workers + 1) * u32::from(p.tx_descriptors)
         })
         .sum();
-    let in_flight = (workers + 1) * (cache + 2 * BURST_SIZE as u32 * c.ports.len() as u32);
+    let in_flight = (workers + 1) * (cache + 2 * BURST_SIZE as u32 * c.ports.len() as u32)
+        + workers * workers.saturating_sub(1) * HANDOFF_RING;
     // A power of two minus one is what the ring under the mempool uses best.
     ((rings + in_flight) * 2).next_power_of_two() - 1
 }
@@ -288,11 +290,42 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
     let mut neighbors = Neighbors::new();
     add_static_neighbors(c, &mut neighbors);
     let mut generation = 1;
-    let first = snapshot::build(c, &macs, &neighbors.table(), generation, None);
+    let mut first = snapshot::build(c, &macs, &neighbors.table(), generation, None);
+    // One owner function for the whole run (every later snapshot carries it over): with
+    // several workers, every connection's packets go to one worker, computed from each packet.
+    let workers = c.workers.len();
+    first.steering = (workers > 1).then(|| {
+        let key = steer::random_key().unwrap_or_else(|| {
+            warn!(
+                "cannot read /dev/urandom: the RSS key is a fixed one, anyone may aim at a worker"
+            );
+            FALLBACK_RSS_KEY
+        });
+        Arc::new(steer::Steering::new(workers, key))
+    });
+    let mut cores_used = c.workers.clone();
+    cores_used.sort_unstable();
+    cores_used.dedup();
+    if cores_used.len() < workers {
+        warn!(
+            "{workers} workers on {} cores (oversubscribe): workers on one core take turns, each \
+             at a fraction of its rate; for tests, not for speed",
+            cores_used.len()
+        );
+    }
+    if workers > 1 {
+        for pc in &c.ports {
+            info!(
+                "port {}: steering by software hand-off: a packet another worker owns goes to it \
+                 on a ring of that pair",
+                pc.name
+            );
+        }
+    }
     neighbors.want(&snapshot::next_hops(&first));
     let report = snapshot::describe_services(None, &first);
     info!("{}", report.summary);
-    log_services(&report, &first, c.workers.len());
+    log_services(&report);
     let snapshots = ArcSwap::from_pointee(first);
     // What the snapshot is built from: the file's services, routes, neighbours and timeouts
     // may change on SIGHUP; the rest needs a restart.
@@ -307,6 +340,18 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
         .collect::<Result<_, _>>()?;
     let from_control: Vec<MbufRing> = (0..ports.len())
         .map(|p| ring(format!("rvs_inject{p}"), 256))
+        .collect::<Result<_, _>>()?;
+    // handoff[from][to]: one single-producer, single-consumer ring per ordered pair.
+    let handoff: Vec<Vec<Option<MbufRing>>> = (0..workers)
+        .map(|from| {
+            (0..workers)
+                .map(|to| {
+                    (from != to)
+                        .then(|| ring(format!("rvs_ho{from}_{to}"), HANDOFF_RING))
+                        .transpose()
+                })
+                .collect::<Result<_, _>>()
+        })
         .collect::<Result<_, _>>()?;
     let counters: Vec<WorkerCounters> = c
         .workers
@@ -327,6 +372,8 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                 to_control: Some(&to_control[w]),
                 // The control thread's packets (ARP requests) leave through worker 0's queues.
                 from_control: (w == 0).then_some(&from_control[..]),
+                handoff_out: handoff[w].iter().map(Option::as_ref).collect(),
+                handoff_in: handoff.iter().filter_map(|to| to[w].as_ref()).collect(),
             })
             .collect();
         for port in &ports {
@@ -409,7 +456,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                         );
                         neighbors.want(&snapshot::next_hops(&next));
                         let report = snapshot::describe_services(Some(&snapshots.load()), &next);
-                        log_services(&report, &next, c.workers.len());
+                        log_services(&report);
                         snapshots.store(Arc::new(next));
                         info!(
                             "reloaded {}: {}; established connections keep their real servers",
@@ -553,6 +600,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
     // Rings hold mbufs of the pool: empty them before the pool goes.
     drop(to_control);
     drop(from_control);
+    drop(handoff);
     signal_handle.close();
     let _ = signal_thread.join();
     for port in &mut ports {
@@ -594,22 +642,22 @@ fn add_static_neighbors(c: &config::Config, neighbors: &mut Neighbors) {
 
 /// The per-service lines of a report (none beyond `snapshot::SERVICE_LINES_MAX`: the summary
 /// says it), and what several workers cannot do yet.
-fn log_services(
-    report: &snapshot::ServiceReport,
-    snapshot: &dataplane::snapshot::Snapshot,
-    workers: usize,
-) {
-    let replies = snapshot.services.iter().any(|s| s.mode.sees_replies());
-    if replies && workers > 1 {
-        warn!(
-            "NAT/FULLNAT with several workers: replies are not steered to the worker that owns \
-             their connection yet, so some are dropped (not_for_us); use one worker, or DR/TUN"
-        );
-    }
+fn log_services(report: &snapshot::ServiceReport) {
     for line in &report.lines {
         info!("{line}");
     }
 }
+
+/// Slots of each hand-off ring between two workers: 16 bursts of slack for an owner that is
+/// a few turns behind.
+const HANDOFF_RING: u32 = 512;
+
+/// The RSS key when /dev/urandom cannot be read (Microsoft's example key).
+const FALLBACK_RSS_KEY: [u8; steer::KEY_LEN] = [
+    0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3, 0x8f, 0xb0,
+    0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3, 0x80, 0x30, 0xf2, 0x0c,
+    0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
+];
 
 /// Bursts taken from each worker's slow-path ring per poll (32 x 32 packets).
 const SLOW_PATH_BURSTS_PER_POLL: usize = 32;

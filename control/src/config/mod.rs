@@ -22,6 +22,10 @@ pub struct Config {
     pub eal: EalConfig,
     /// CPU cores, one worker each; the worker polls one RX queue of every port.
     pub workers: Vec<usize>,
+    /// Let several workers share a core (a core listed twice in `workers`): they take turns,
+    /// which is slow; for tests and labs on small machines, never for speed.
+    #[serde(default)]
+    pub oversubscribe: bool,
     /// Pin the control thread to this core; by default it may run on any core (it sleeps when
     /// idle, so on a small machine it does not take a worker's time).
     #[serde(default)]
@@ -528,6 +532,7 @@ pub fn restart_only_change(running: &Config, new: &LoadedConfig) -> Option<Confi
                 extra_args,
             },
         workers,
+        oversubscribe,
         control_core,
         mempool: MempoolConfig { mbufs, cache },
         ports,
@@ -573,6 +578,10 @@ pub fn restart_only_change(running: &Config, new: &LoadedConfig) -> Option<Confi
             differ(extra_args, &n.eal.extra_args, debug),
         ),
         (vec![Field("workers")], differ(workers, &n.workers, debug)),
+        (
+            vec![Field("oversubscribe")],
+            differ(oversubscribe, &n.oversubscribe, debug),
+        ),
         (
             vec![Field("control_core")],
             differ(control_core, &n.control_core, or_unset),
@@ -703,10 +712,13 @@ pub fn validate(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), ConfigErro
                 ),
             ));
         }
-        if !seen.insert(core) {
+        if !seen.insert(core) && !c.oversubscribe {
             return Err(loaded.error_at(
                 &[Field("workers"), Index(i)],
-                format!("core {core} is listed twice"),
+                format!(
+                    "core {core} is listed twice (oversubscribe: true lets workers share a core, \
+                     slowly: for tests)"
+                ),
             ));
         }
     }
@@ -1321,6 +1333,15 @@ mod tests {
     }
 
     #[test]
+    fn workers_share_a_core_only_when_asked() {
+        let shared = GOOD.replace(
+            "workers: [0],",
+            "workers: [1, 1, 0, 0], oversubscribe: true,",
+        );
+        assert_eq!(check(&shared).unwrap().config.workers, vec![1, 1, 0, 0]);
+    }
+
+    #[test]
     fn unknown_field_is_placed() {
         let err = check(
             &GOOD
@@ -1359,7 +1380,7 @@ mod tests {
             ),
             (
                 GOOD.replace("workers: [0]", "workers: [1, 1]"),
-                "t.ron:3:18: core 1 is listed twice",
+                "t.ron:3:18: core 1 is listed twice (oversubscribe: true lets workers share",
             ),
             (
                 GOOD.replace("workers: [0]", "workers: []"),
@@ -1880,6 +1901,7 @@ mod tests {
                 extra_args: vec!["--log-level=8".into()],
             },
             workers: vec![1],
+            oversubscribe: true,
             control_core: Some(0),
             mempool: MempoolConfig {
                 mbufs: Some(8191),
@@ -1932,7 +1954,7 @@ mod tests {
             },
         };
         type Take = fn(&mut Config, &Config);
-        let restart_only: [(&str, Take); 18] = [
+        let restart_only: [(&str, Take); 19] = [
             ("eal.memory_mb", |c, d| c.eal.memory_mb = d.eal.memory_mb),
             ("eal.hugepages", |c, d| c.eal.hugepages = d.eal.hugepages),
             ("eal.file_prefix", |c, d| {
@@ -1942,6 +1964,7 @@ mod tests {
                 c.eal.extra_args.clone_from(&d.eal.extra_args)
             }),
             ("workers", |c, d| c.workers.clone_from(&d.workers)),
+            ("oversubscribe", |c, d| c.oversubscribe = d.oversubscribe),
             ("control_core", |c, d| c.control_core = d.control_core),
             ("mempool.mbufs", |c, d| c.mempool.mbufs = d.mempool.mbufs),
             ("mempool.cache", |c, d| c.mempool.cache = d.mempool.cache),

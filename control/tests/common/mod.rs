@@ -257,6 +257,8 @@ pub struct Setup {
     pub tmp: TempDir,
     pub prefix: String,
     pub mode: &'static str,
+    /// rvsd's workers.
+    pub workers: usize,
     /// rvsd's starts so far (each logs to its own file).
     pub starts: usize,
 }
@@ -265,6 +267,19 @@ pub struct Setup {
 /// and rvsd on `configs/lab-MODE.ron` as `edit` changes it, running and with the three real
 /// servers resolved.
 pub fn start(tag: &str, mode: &'static str, edit: impl Fn(String) -> String) -> Setup {
+    start_workers(tag, mode, 1, edit)
+}
+
+/// [`start`] with `workers` workers: the machine's cores in turn (sharing them when there are
+/// more workers than cores), and a queue pair per worker on each `net_af_packet` port, whose
+/// kernel fanout spreads flows by its own hash, so that replies often reach a worker that does
+/// not own them.
+pub fn start_workers(
+    tag: &str,
+    mode: &'static str,
+    workers: usize,
+    edit: impl Fn(String) -> String,
+) -> Setup {
     let run = run_tag();
     let lab = Lab::up(&format!("e2e{run}{tag}"));
     lab.lab_sh("servers", "start");
@@ -284,8 +299,15 @@ pub fn start(tag: &str, mode: &'static str, edit: impl Fn(String) -> String) -> 
         )
         .replace(
             "workers: [1]",
-            &format!("workers: [{}], stats_interval_ms: 200", last_core()),
+            &format!("{}, stats_interval_ms: 200", workers_field(workers)),
         );
+    let source = if workers > 1 {
+        source
+            .replace("iface=lb0\"", &format!("iface=lb0,qpairs={workers}\""))
+            .replace("iface=lb1\"", &format!("iface=lb1,qpairs={workers}\""))
+    } else {
+        source
+    };
     let config = tmp.path("lab.ron");
     std::fs::write(&config, edit(source)).unwrap();
     let rvsd = start_rvsd(&lab, &tmp, 0);
@@ -295,8 +317,30 @@ pub fn start(tag: &str, mode: &'static str, edit: impl Fn(String) -> String) -> 
         tmp,
         prefix,
         mode,
+        workers,
         starts: 1,
     }
+}
+
+/// `workers: [...]` for `n` workers on this machine's cores, last core first (the first is the
+/// busiest with everything else), in turn; `oversubscribe` when they are fewer than `n`.
+pub fn workers_field(n: usize) -> String {
+    let mut cores: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    cores.reverse();
+    if cores.is_empty() {
+        cores.push(0);
+    }
+    let list: Vec<String> = (0..n).map(|i| cores[i % cores.len()].to_string()).collect();
+    let shared = if n > cores.len() {
+        ", oversubscribe: true"
+    } else {
+        ""
+    };
+    format!("workers: [{}]{shared}", list.join(", "))
 }
 
 /// Starts rvsd in the lab on `tmp/lab.ron`, logging to `tmp/rvsd-N.log` (`rvsd.log` for the

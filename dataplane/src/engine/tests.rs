@@ -1648,3 +1648,211 @@ fn segments_of_no_connection_are_reset() {
         Verdict::Forward { created: false, .. }
     ));
 }
+
+/// The owner checks of the multi-worker fuzz: no flow key in two workers' tables, and every
+/// NAT/FULLNAT connection in the table of the worker the owner function names (by its client,
+/// and for FULLNAT by its local port too).
+fn assert_one_owner(workers: &[WorkerState], steering: &crate::steer::Steering) {
+    let mut seen = std::collections::HashMap::new();
+    for (w, st) in workers.iter().enumerate() {
+        for (_, conn) in st.conns.iter() {
+            let keys = [
+                Some(FlowKey::new(conn.protocol, conn.client, conn.vip)),
+                conn.mode
+                    .sees_replies()
+                    .then(|| FlowKey::new(conn.protocol, conn.real, conn.local)),
+            ];
+            for key in keys.into_iter().flatten() {
+                if let Some(other) = seen.insert(key, w) {
+                    panic!("{key:?} in the tables of workers {other} and {w}");
+                }
+            }
+            if conn.mode.sees_replies() {
+                assert_eq!(steering.client_owner(conn.client), w, "{conn:?}");
+            }
+            if conn.mode == ForwardMode::FullNat {
+                assert_eq!(
+                    steering.local_port_owner(conn.local.port),
+                    Some(w),
+                    "{conn:?}"
+                );
+            }
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256) / 4
+    ))]
+    /// Random traffic (clients, real servers' replies, ICMP errors, mangled bytes) through 2
+    /// to 4 workers whose "NIC" spreads packets by a hash of their own that disagrees with the
+    /// owner function (consistent per direction of a flow, as RSS is): a packet handed over is
+    /// never handed again, a connection is only ever in its owner's table, and every worker's
+    /// accounting holds.
+    #[test]
+    fn fuzz_random_traffic_across_workers(steps in proptest::collection::vec(
+        (0usize..5, 0u16..16, 0u8..64, 0usize..4, proptest::collection::vec(proptest::num::u8::ANY, 0..24),
+         proptest::option::of((0usize..80, proptest::num::u8::ANY))), 1..80),
+         n in 2usize..=4, nic_seed in proptest::num::u64::ANY) {
+        let steering = std::sync::Arc::new(crate::steer::Steering::new(n, [0x6d; 40]));
+        let mut snap = snapshot();
+        snap.steering = Some(steering.clone());
+        snap.tcp_resets_per_second = 1000;
+        for svc in &mut snap.services {
+            svc.reals[0].upper_threshold = 4;
+        }
+        let mut workers: Vec<WorkerState> = (0..n)
+            .map(|w| WorkerState::new(w, n, 64, Timeouts::ipvs_defaults()))
+            .collect();
+        let mut now = 0u64;
+        let mut handed = 0;
+        for (kind, sport, flags, service, payload, mangle) in steps {
+            now += 500;
+            let vport = [80u16, 81, 82, 83][service];
+            let (protocol, vport) = if kind == 4 { (PROTO_UDP, 9000) } else { (PROTO_TCP, vport) };
+            let client = ep(CLIENT, 30000 + sport);
+            let (mut bytes, port) = match kind {
+                0 | 1 | 4 => (frame(protocol, client, ep(VIP, vport), 64, flags & 0x3f, &payload), 0),
+                2 => {
+                    let mut f = frame(PROTO_TCP, ep(REALS[usize::from(sport) % 3], 8080), client, 64, flags & 0x3f, &payload);
+                    f[0..6].copy_from_slice(&MAC1);
+                    (f, 1)
+                }
+                _ => {
+                    // A FULLNAT reply to a local port of any worker's share.
+                    let lport = 1024 + sport * 7;
+                    let mut f = frame(PROTO_TCP, ep(REALS[usize::from(sport) % 3], 8080), ep(LIP, lport), 64, flags & 0x3f, &payload);
+                    f[0..6].copy_from_slice(&MAC1);
+                    (f, 1)
+                }
+            };
+            if let Some((at, value)) = mangle {
+                if let Some(b) = bytes.get_mut(at) {
+                    *b = value;
+                }
+            }
+            // The NIC's own spread: a hash of the bytes where a flow's 4-tuple sits.
+            let tuple = bytes.get(26..38).unwrap_or(&[]);
+            let receiver = (tuple.iter().fold(nic_seed, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)) % n as u64) as usize;
+            let mut f = VecFrame::new(&bytes);
+            let before = f.clone();
+            let verdict = process(&mut f, port, &snap, &mut workers[receiver], now);
+            let verdict = match verdict {
+                Verdict::HandOff(owner) => {
+                    proptest::prop_assert_ne!(owner, receiver);
+                    proptest::prop_assert_eq!(&f, &before, "handed over untouched");
+                    handed += 1;
+                    let again = process_handed_in(&mut f, port, &snap, &mut workers[owner], now);
+                    proptest::prop_assert!(!matches!(again, Verdict::HandOff(_)), "handed on");
+                    again
+                }
+                v => v,
+            };
+            if let Verdict::Drop(_) | Verdict::SlowPath = verdict {
+                proptest::prop_assert_eq!(&f, &before);
+            }
+            for st in &mut workers {
+                st.expire(now, 8);
+            }
+            assert_one_owner(&workers, &steering);
+        }
+        for st in &workers {
+            let loads = st.dests.loads();
+            let counted: u64 = loads.iter().map(|l| u64::from(l.active) + u64::from(l.inactive)).sum();
+            proptest::prop_assert_eq!(counted, st.conns.len() as u64);
+        }
+        let _ = handed;
+    }
+}
+
+/// With several workers, every kind of packet of a NAT and a FULLNAT connection names the same
+/// owner: the client's packets, the real server's replies, and ICMP errors in both directions;
+/// a DR packet stays with the worker that received it.
+#[test]
+fn every_packet_of_a_connection_names_one_owner() {
+    let steering = std::sync::Arc::new(crate::steer::Steering::new(3, [0x5a; 40]));
+    let mut snap = snapshot();
+    snap.steering = Some(steering.clone());
+    let mut workers: Vec<WorkerState> = (0..3)
+        .map(|w| WorkerState::new(w, 3, 1024, Timeouts::ipvs_defaults()))
+        .collect();
+    // Delivers `bytes` on `port` to worker `at`, follows a hand-off, returns the final verdict,
+    // the worker that decided and the frame.
+    let mut deliver = |bytes: &[u8], port: usize, at: usize| -> (Verdict, usize, VecFrame) {
+        let mut f = VecFrame::new(bytes);
+        match process(&mut f, port, &snap, &mut workers[at], 0) {
+            Verdict::HandOff(owner) => {
+                let v = process_handed_in(&mut f, port, &snap, &mut workers[owner], 0);
+                (v, owner, f)
+            }
+            v => (v, at, f),
+        }
+    };
+    for (vport, sport) in [(80u16, 40000u16), (81, 40001), (80, 40002), (81, 40003)] {
+        let client = ep(CLIENT, sport);
+        let owner = steering.client_owner(client);
+        let wrong = (owner + 1) % 3;
+        let syn = frame(PROTO_TCP, client, ep(VIP, vport), 64, SYN, b"");
+        let (v, decided, f) = deliver(&syn, 0, wrong);
+        assert_eq!(
+            (v, decided),
+            (
+                Verdict::Forward {
+                    port: 1,
+                    created: true
+                },
+                owner
+            )
+        );
+        let sent = parsed(f.bytes());
+        // The real server answers what it got: its reply reaches the same owner from any worker.
+        let mut reply = frame(PROTO_TCP, sent.dst, sent.src, 64, SYN_ACK, b"");
+        reply[0..6].copy_from_slice(&MAC1);
+        for at in 0..3 {
+            let (v, decided, _) = deliver(&reply, 1, at);
+            assert_eq!(decided, owner, "reply received by worker {at}");
+            assert!(matches!(v, Verdict::Forward { port: 0, .. }), "{v:?}");
+        }
+        // The real server's ICMP error about what rvs sent it.
+        let unreachable = icmp_error_frame(
+            (MAC1, real_mac(0)),
+            (sent.dst.addr.octets(), sent.src.addr.octets()),
+            (3, 3, 0),
+            &f.bytes()[14..14 + 28],
+        );
+        let (v, decided, _) = deliver(&unreachable, 1, (owner + 2) % 3);
+        assert_eq!(decided, owner);
+        assert!(matches!(v, Verdict::Forward { port: 0, .. }), "{v:?}");
+        // The client side's ICMP error about a reply (quoting VIP -> client).
+        let quoted_reply = frame(PROTO_TCP, ep(VIP, vport), client, 63, ACK, b"");
+        let frag_needed = icmp_error_frame(
+            (MAC0, CLIENT_MAC),
+            (CLIENT, VIP),
+            (3, 4, 1400),
+            &quoted_reply[14..14 + 28],
+        );
+        let (v, decided, _) = deliver(&frag_needed, 0, wrong);
+        assert_eq!(decided, owner);
+        assert!(matches!(v, Verdict::Forward { port: 1, .. }), "{v:?}");
+        // Its next segment, and the reset when there is no connection, on the owner only.
+        let ack = frame(PROTO_TCP, client, ep(VIP, vport), 64, ACK, b"x");
+        let (v, decided, _) = deliver(&ack, 0, wrong);
+        assert_eq!(
+            (decided, matches!(v, Verdict::Forward { .. })),
+            (owner, true)
+        );
+    }
+    // DR: the receiving worker owns the flow, no hand-off.
+    let client = ep(CLIENT, 50000);
+    let syn = frame(PROTO_TCP, client, ep(VIP, 82), 64, SYN, b"");
+    for at in 0..3 {
+        let mut f = VecFrame::new(&syn);
+        let mut st = WorkerState::new(at, 3, 16, Timeouts::ipvs_defaults());
+        assert!(matches!(
+            process(&mut f, 0, &snap, &mut st, 0),
+            Verdict::Forward { created: true, .. }
+        ));
+    }
+    assert_one_owner(&workers, &steering);
+}
