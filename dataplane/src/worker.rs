@@ -253,6 +253,8 @@ fn dispatch(
             out
         }
         Verdict::SlowPath => {
+            let mut mbuf = mbuf;
+            mbuf.set_port(io.rx[port].port_id());
             match io.to_control.map(|ring| ring.enqueue(mbuf)) {
                 Some(Ok(())) => port_counters.to_control.add(1),
                 _ => port_counters.drop(DropReason::SlowPathFull),
@@ -260,6 +262,9 @@ fn dispatch(
             return;
         }
         Verdict::HandOff(owner) => {
+            // The owner learns the port from the mbuf: say it, whatever the driver did.
+            let mut mbuf = mbuf;
+            mbuf.set_port(io.rx[port].port_id());
             // Every other worker has a ring (rvsd builds them all); a full one drops.
             match io
                 .handoff_out

@@ -16,8 +16,12 @@ use dataplane::dpdk::{Burst, Eal, EalArgs, Mbuf, MbufRing, Mempool, Port, PortSe
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use dataplane::flow::{Endpoint, ForwardMode};
+use dataplane::sched::SchedulerKind;
 use dataplane::snapshot::{PortAddrs, Snapshot};
-use dataplane::wire::{arp, ethernet, icmp, ipv4};
+use dataplane::snapshot::{RealServer, Route, Service};
+use dataplane::steer::Steering;
+use dataplane::wire::{arp, ethernet, icmp, ipv4, tcp};
 use dataplane::worker::{self, WorkerIo, WorkerSetup};
 
 const MAC: [[u8; 6]; 2] = [[0x02, 0xaa, 0, 0, 0, 1], [0x02, 0xaa, 0, 0, 0, 2]];
@@ -113,6 +117,7 @@ fn dpdk_in_process() {
 
     mbuf_ownership(&pool);
     two_ring_ports_through_a_worker(&pool);
+    every_packet_on_the_wrong_queue_is_handed_over(&pool);
 
     assert_eq!(pool.in_use(), 0, "every mbuf returned to the pool");
     drop(pool);
@@ -341,4 +346,256 @@ fn two_ring_ports_through_a_worker(pool: &Mempool) {
     drop(ports);
     drop(to_rvs);
     drop(from_rvs);
+}
+
+/// An Ethernet + IPv4 + TCP frame `src -> dst` to `to_mac`, checksums right.
+fn tcp_frame(to_mac: [u8; 6], src: Endpoint, dst: Endpoint, flags: u8) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + 20 + 20];
+    ethernet::Repr {
+        dst: to_mac,
+        src: PEER_MAC,
+        ethertype: ethernet::ETHERTYPE_IPV4,
+    }
+    .emit(&mut ethernet::Frame::new_unchecked(&mut f[..]));
+    ipv4::Repr {
+        src: src.addr,
+        dst: dst.addr,
+        protocol: ipv4::PROTO_TCP,
+        ttl: 64,
+        tos: 0,
+        ident: 1,
+        dont_fragment: true,
+        payload_len: 20,
+    }
+    .emit(&mut f[14..]);
+    tcp::Repr {
+        src_port: src.port,
+        dst_port: dst.port,
+        seq_number: 1,
+        ack_number: 0,
+        flags,
+        window: 1000,
+        payload_len: 0,
+    }
+    .emit(&mut f[34..], src.addr, dst.addr);
+    f
+}
+
+fn endpoints(frame: &[u8]) -> (Endpoint, Endpoint) {
+    let ip = ipv4::Packet::new_checked(&frame[14..]).unwrap();
+    assert!(ip.verify_checksum());
+    let segment = tcp::Packet::new_checked(ip.payload()).unwrap();
+    assert!(segment.verify_checksum(ip.src(), ip.dst()));
+    (
+        Endpoint::new(ip.src(), segment.src_port()),
+        Endpoint::new(ip.dst(), segment.dst_port()),
+    )
+}
+
+/// Two workers behind two `net_ring` ports of two queues each, and a "NIC" that puts every
+/// packet on the queue of the worker that does not own it: the clients' SYNs of NAT and FULLNAT
+/// connections, then the real servers' answers. Every packet still comes out, from its owner's
+/// queue, all of them through the hand-off, and the counters say so.
+fn every_packet_on_the_wrong_queue_is_handed_over(pool: &Mempool) {
+    const VIP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 100);
+    const LIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 201);
+    const REAL_MAC: [u8; 6] = [0x02, 0x55, 0, 0, 0, 11];
+    const FLOWS: u16 = 48;
+    let ring = |name: String| MbufRing::new(&name, 512).unwrap();
+    // to_rvs[port][queue], from_rvs[port][queue]
+    let to_rvs: Vec<Vec<MbufRing>> = (0..2)
+        .map(|p| (0..2).map(|q| ring(format!("w_in{p}{q}"))).collect())
+        .collect();
+    let from_rvs: Vec<Vec<MbufRing>> = (0..2)
+        .map(|p| (0..2).map(|q| ring(format!("w_out{p}{q}"))).collect())
+        .collect();
+    let settings = PortSettings {
+        rx_queues: 2,
+        tx_queues: 2,
+        rx_descriptors: 256,
+        tx_descriptors: 256,
+        promiscuous: false,
+    };
+    let mut ports: Vec<Port> = (0..2)
+        .map(|p| {
+            let rx: Vec<&MbufRing> = to_rvs[p].iter().collect();
+            let tx: Vec<&MbufRing> = from_rvs[p].iter().collect();
+            let id = Port::from_rings(&format!("net_ring_wrong{p}"), &rx, &tx).unwrap();
+            let mut port = Port::configure(id, &settings, pool).unwrap();
+            port.start().unwrap();
+            port
+        })
+        .collect();
+
+    let steering = Arc::new(Steering::new(2, [0x3c; 40]));
+    let mut snap = Snapshot::with_ports(vec![
+        PortAddrs {
+            mac: MAC[0],
+            ipv4: vec![OWN[0], VIP],
+            primary: Some(OWN[0]),
+            mtu: 1500,
+        },
+        PortAddrs {
+            mac: MAC[1],
+            ipv4: vec![OWN[1], LIP],
+            primary: Some(OWN[1]),
+            mtu: 1500,
+        },
+    ]);
+    snap.generation = 1;
+    snap.steering = Some(steering.clone());
+    for (port, network) in [(0, [198, 51, 100, 0]), (1, [203, 0, 113, 0])] {
+        snap.add_route(Route {
+            network: network.into(),
+            prefix_len: 24,
+            port,
+            gateway: None,
+        });
+    }
+    snap.neighbors.insert((1, PEER[1]), REAL_MAC);
+    for (vport, mode) in [(80, ForwardMode::Nat), (81, ForwardMode::FullNat)] {
+        snap.add_service(Service {
+            protocol: ipv4::PROTO_TCP,
+            vip: Endpoint::new(VIP, vport),
+            mode,
+            scheduler: SchedulerKind::Rr,
+            flags: Default::default(),
+            reals: vec![RealServer {
+                addr: Endpoint::new(PEER[1], 8080),
+                weight: 1,
+                port: 1,
+                next_hop_mac: None,
+                upper_threshold: 0,
+                lower_threshold: 0,
+            }],
+            local_addrs: if mode == ForwardMode::FullNat {
+                vec![LIP]
+            } else {
+                vec![]
+            },
+            persistence: None,
+            maglev: None,
+        });
+    }
+    let snapshot = ArcSwap::new(Arc::new(snap));
+    let counters = [WorkerCounters::new(2), WorkerCounters::new(2)];
+    let stop = AtomicBool::new(false);
+    let cores: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    let handoff = [
+        [None, Some(MbufRing::new("w_ho01", 512).unwrap())],
+        [Some(MbufRing::new("w_ho10", 512).unwrap()), None],
+    ];
+    let injected = 2 * 2 * usize::from(FLOWS);
+
+    std::thread::scope(|scope| {
+        let mut io: Vec<WorkerIo<'_>> = (0..2)
+            .map(|w| WorkerIo {
+                rx: Vec::new(),
+                tx: Vec::new(),
+                to_control: None,
+                from_control: None,
+                handoff_out: handoff[w].iter().map(Option::as_ref).collect(),
+                handoff_in: vec![handoff[1 - w][w].as_ref().unwrap()],
+            })
+            .collect();
+        for port in &ports {
+            let (rx, tx) = port.take_queues().unwrap();
+            for (w, q) in rx.into_iter().enumerate() {
+                io[w].rx.push(q);
+            }
+            for (w, q) in tx.into_iter().enumerate() {
+                io[w].tx.push(q);
+            }
+        }
+        let mut workers = Vec::new();
+        for (w, io) in io.into_iter().enumerate() {
+            let setup = WorkerSetup {
+                core: cores[w % cores.len()],
+                index: w,
+                workers: 2,
+                connections: 1024,
+            };
+            let (snapshot, counters, stop) = (&snapshot, &counters[w], &stop);
+            workers.push(
+                scope.spawn(move || worker::run_pinned(&setup, io, snapshot, counters, stop)),
+            );
+        }
+
+        // A failed assertion below must still stop the workers, or the scope waits forever.
+        struct StopOnDrop<'a>(&'a AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let _stop_on_panic = StopOnDrop(&stop);
+        let mut forwarded = [0usize; 2];
+        for (vport, mode) in [(80u16, "NAT"), (81, "FULLNAT")] {
+            for i in 0..FLOWS {
+                let client = Endpoint::new(PEER[0], 40000 + i);
+                let owner = steering.client_owner(client);
+                let syn = tcp_frame(MAC[0], client, Endpoint::new(VIP, vport), tcp::FLAG_SYN);
+                inject(pool, &to_rvs[0][1 - owner], &syn);
+                let out = collect(&from_rvs[1][owner], 1);
+                assert_eq!(out.len(), 1, "{mode} SYN of {client} out of worker {owner}");
+                let (src, dst) = endpoints(out[0].data());
+                assert_eq!(dst, Endpoint::new(PEER[1], 8080));
+                if mode == "FULLNAT" {
+                    assert_eq!(steering.local_port_owner(src.port), Some(owner));
+                } else {
+                    assert_eq!(src, client);
+                }
+                let reply = tcp_frame(MAC[1], dst, src, tcp::FLAG_SYN | tcp::FLAG_ACK);
+                inject(pool, &to_rvs[1][1 - owner], &reply);
+                let back = collect(&from_rvs[0][owner], 1);
+                assert_eq!(
+                    back.len(),
+                    1,
+                    "{mode} reply to {client} out of worker {owner}"
+                );
+                assert_eq!(
+                    endpoints(back[0].data()),
+                    (Endpoint::new(VIP, vport), client)
+                );
+                forwarded[owner] += 2;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        stop.store(true, Ordering::Relaxed);
+        for w in workers {
+            w.join().unwrap().unwrap();
+        }
+        for p in 0..2 {
+            for q in 0..2 {
+                assert!(from_rvs[p][q].is_empty(), "nothing else sent");
+            }
+        }
+        let handed_out: u64 = counters.iter().map(|c| c.handed_out.get()).sum();
+        let handed_in: u64 = counters.iter().map(|c| c.handed_in.get()).sum();
+        assert_eq!((handed_out, handed_in), (injected as u64, injected as u64));
+        for (w, c) in counters.iter().enumerate() {
+            let fwd: u64 = c.ports.iter().map(|p| p.read().forwarded).sum();
+            assert_eq!(fwd as usize, forwarded[w], "worker {w} forwarded its own");
+            assert_eq!(
+                c.handed_in.get() as usize,
+                forwarded[w],
+                "all of them handed in"
+            );
+            for port in c.ports.iter() {
+                assert_eq!(port.read().dropped(), 0);
+            }
+        }
+        assert!(
+            forwarded.iter().all(|n| *n > 0),
+            "both workers own some: {forwarded:?}"
+        );
+    });
+    for port in &mut ports {
+        port.stop();
+    }
+    drop(ports);
 }

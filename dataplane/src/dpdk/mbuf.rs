@@ -75,6 +75,13 @@ impl Mbuf {
         self.header().port
     }
 
+    /// Records the port the packet was received on (not every driver does: `net_ring` leaves
+    /// the field as the mbuf was allocated), so that whoever it is handed to knows.
+    pub fn set_port(&mut self, port: u16) {
+        // SAFETY: we own the mbuf exclusively (&mut self); `port` is a plain field.
+        unsafe { self.0.as_mut().port = port };
+    }
+
     /// Grows the packet by `len` bytes at its end; `None` when the tailroom is short.
     pub fn append(&mut self, len: u16) -> Option<&mut [u8]> {
         // SAFETY: we own the mbuf; rte_pktmbuf_append checks the tailroom itself.
