@@ -20,7 +20,7 @@ use crate::forward::{self, dr, fullnat, nat, tun, Parsed};
 use crate::frame::Frame;
 use crate::sched::{share_of, Candidates, DestTable, Loads, Scheduler, SchedulerState};
 use crate::snapshot::{PortAddrs, RealServer, Service, Snapshot};
-use crate::steer::{FlowKind, Owner};
+use crate::steer::{FlowKind, FullnatShare, Owner, Steering};
 use crate::wire::{arp, checksum, ethernet, icmp, ipv4, tcp};
 
 /// TTL of the packets the appliance originates (replies), as Linux's default.
@@ -316,37 +316,49 @@ impl WorkerState {
         Ok((i, dest, template))
     }
 
-    /// A free local endpoint on one of `addrs` towards `real` from this worker's port share.
+    /// A free local endpoint on one of `addrs` towards `real` from this worker's share of the
+    /// (local address, port) pairs: with `steering` shared by hash, the pairs whose endpoint
+    /// hashes to this worker; otherwise the ports `p` with `(p - 1024) mod W` = this worker.
     ///
     /// The walk hands out every pair of the share in turn before it comes back to one (as
     /// DPVS's FIFO of free ports), skipping those in use towards `real`, and it never falls
-    /// behind the wall clock's position in the share: a real server may still hold a pair
-    /// that rvs freed (TIME_WAIT, 60 s on Linux) and would answer a new SYN on it with a bare
-    /// ACK, so neither churn nor a restart may bring a pair back early.
+    /// behind the wall clock's position in the walk: a real server may still hold a pair that
+    /// rvs freed (TIME_WAIT, 60 s on Linux) and would answer a new SYN on it with a bare ACK,
+    /// so neither churn nor a restart may bring a pair back early.
     fn local_endpoint(
         &mut self,
         protocol: u8,
         addrs: &[Ipv4Addr],
         real: Endpoint,
         now_ms: u64,
+        steering: Option<&Steering>,
     ) -> Option<Endpoint> {
         if addrs.is_empty() {
             return None;
         }
-        let share = u64::from(LOCAL_PORT_COUNT / self.workers as u32);
+        // By hash, every worker walks all pairs and keeps its own (1 in W); by modulo, the
+        // walk steps over this worker's ports only.
+        let by_hash = steering.filter(|s| s.fullnat_share() == FullnatShare::Hash);
+        let (stride, offset, tries) = match by_hash {
+            Some(_) => (1, 0, LOCAL_PORT_TRIES * self.workers as u32),
+            None => (self.workers as u32, self.worker as u32, LOCAL_PORT_TRIES),
+        };
+        let share = u64::from(LOCAL_PORT_COUNT / stride);
         let pairs = share * addrs.len() as u64;
         let clock = u128::from(self.wall_clock_origin_ms.saturating_add(now_ms));
         let floor = (clock * u128::from(pairs) / u128::from(LOCAL_WALK_PERIOD_MS)) as u64;
         self.local_cursor = self.local_cursor.max(floor);
-        for _ in 0..LOCAL_PORT_TRIES {
+        for _ in 0..tries {
             // Every pair in turn: A addresses give A times the ports (stepping address and
             // port together would repeat after lcm(A, share) pairs, as few as one address's).
             self.local_cursor += 1;
             let pair = self.local_cursor % pairs;
             let addr = addrs[(pair % addrs.len() as u64) as usize];
             let index = (pair / addrs.len() as u64) as u32;
-            let port = LOCAL_PORT_FIRST + index * self.workers as u32 + self.worker as u32;
-            let local = Endpoint::new(addr, port as u16);
+            let local = Endpoint::new(addr, (LOCAL_PORT_FIRST + index * stride + offset) as u16);
+            if by_hash.is_some_and(|s| s.client_owner(local) != self.worker) {
+                continue;
+            }
             if self
                 .conns
                 .reply_key_free(&FlowKey::new(protocol, real, local))
@@ -769,7 +781,13 @@ fn transport(
     let real = service.reals[real_index].addr;
     let local = match service.mode {
         ForwardMode::FullNat => state
-            .local_endpoint(p.protocol, &service.local_addrs, real, now_ms)
+            .local_endpoint(
+                p.protocol,
+                &service.local_addrs,
+                real,
+                now_ms,
+                snapshot.steering.as_deref(),
+            )
             .ok_or(DropReason::NoLocalPort)?,
         _ => p.src,
     };

@@ -6,9 +6,10 @@
 //! - **NAT and FULLNAT, client side**: the client endpoint (source address and port) decides:
 //!   `owner = reta(toeplitz(client address ‖ client port))`. A NAT reply names its client as
 //!   destination, so it decides the same way.
-//! - **FULLNAT, server side**: each worker owns a share of the local ports (port `p` belongs to
-//!   worker `(p - 1024) mod W`, see [`LOCAL_PORT_FIRST`]) and allocates only from its share, so
-//!   a reply names its owner by its destination port.
+//! - **FULLNAT, server side**: each worker owns a share of the (local address, local port)
+//!   pairs and allocates only from its share, so a reply names its owner by its destination:
+//!   by the same function as a client endpoint ([`FullnatShare::Hash`]), or, where the NICs
+//!   take flow rules, by the port's low bits ([`FullnatShare::Modulo`], `(p - 1024) mod W`).
 //! - **DR and TUN**: one direction only, the receiving worker owns the flow (the NIC spreads a
 //!   flow's packets consistently).
 //! - **ICMP errors**: the quoted header names the connection, and with it the owner, as above.
@@ -112,21 +113,40 @@ pub enum Owner {
     Worker(usize),
 }
 
-/// The owner function of one rvsd run: its workers and its RSS key. Fixed at start (changing
-/// it would orphan every connection), shared read-only by all workers through the snapshot.
+/// How the FULLNAT (local address, local port) pairs are shared out among the workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FullnatShare {
+    /// A pair belongs to the worker its endpoint hashes to, as a client endpoint does: a NIC
+    /// hashing the destination address and port of the replies (RSS "destination only") puts
+    /// them on their owner's queue. Each worker walks all pairs and takes its own.
+    Hash,
+    /// Port `p` belongs to worker `(p - 1024) mod W`, for every local address: with W a power
+    /// of two, the port's low bits, which a flow rule (destination port under a mask) can steer.
+    Modulo,
+}
+
+/// The owner function of one rvsd run: its workers, its RSS key and how FULLNAT pairs are
+/// shared. Fixed at start (changing it would orphan every connection), shared read-only by all
+/// workers through the snapshot.
 #[derive(Debug, Clone)]
 pub struct Steering {
     workers: usize,
     toeplitz: Toeplitz,
+    fullnat: FullnatShare,
 }
 
 impl Steering {
     /// The owner function for `workers` workers with RSS key `key`.
-    pub fn new(workers: usize, key: [u8; KEY_LEN]) -> Self {
+    pub fn new(workers: usize, key: [u8; KEY_LEN], fullnat: FullnatShare) -> Self {
         Steering {
             workers: workers.max(1),
             toeplitz: Toeplitz::new(key),
+            fullnat,
         }
+    }
+
+    pub fn fullnat_share(&self) -> FullnatShare {
+        self.fullnat
     }
 
     pub fn workers(&self) -> usize {
@@ -149,12 +169,15 @@ impl Steering {
         self.reta(self.toeplitz.endpoint(client))
     }
 
-    /// The owner of FULLNAT local port `port` (`None` below the local range: no connection of
-    /// rvs's uses it).
+    /// The owner of FULLNAT local endpoint `local` (`None` below the local port range: no
+    /// connection of rvs's uses it).
     #[inline]
-    pub fn local_port_owner(&self, port: u16) -> Option<usize> {
-        port.checked_sub(LOCAL_PORT_FIRST)
-            .map(|p| usize::from(p) % self.workers)
+    pub fn local_owner(&self, local: Endpoint) -> Option<usize> {
+        let index = local.port.checked_sub(LOCAL_PORT_FIRST)?;
+        Some(match self.fullnat {
+            FullnatShare::Hash => self.client_owner(local),
+            FullnatShare::Modulo => usize::from(index) % self.workers,
+        })
     }
 }
 
@@ -176,9 +199,9 @@ impl Steering {
     #[inline]
     pub fn flow_owner(&self, kind: FlowKind, src: Endpoint, dst: Endpoint) -> Owner {
         match kind {
-            FlowKind::ToLocalAddress => self
-                .local_port_owner(dst.port)
-                .map_or(Owner::Receiver, Owner::Worker),
+            FlowKind::ToLocalAddress => {
+                self.local_owner(dst).map_or(Owner::Receiver, Owner::Worker)
+            }
             FlowKind::ToService => Owner::Worker(self.client_owner(src)),
             FlowKind::ToReceiver => Owner::Receiver,
             FlowKind::ToElsewhere => Owner::Worker(self.client_owner(dst)),
@@ -266,16 +289,22 @@ mod tests {
 
     #[test]
     fn owners_cover_every_worker_and_agree_with_the_local_share() {
-        let s = Steering::new(3, MS_KEY);
+        let s = Steering::new(3, MS_KEY, FullnatShare::Modulo);
         let mut seen = [0usize; 3];
         for port in 1024..4096 {
             let owner = s.client_owner(ep([198, 51, 100, 10], port));
             seen[owner] += 1;
         }
         assert!(seen.iter().all(|n| *n > 800), "spread: {seen:?}");
-        assert_eq!(s.local_port_owner(1024), Some(0));
-        assert_eq!(s.local_port_owner(1025 + 3 * 100), Some(1));
-        assert_eq!(s.local_port_owner(1023), None);
+        let lip = |port| ep([203, 0, 113, 201], port);
+        assert_eq!(s.local_owner(lip(1024)), Some(0));
+        assert_eq!(s.local_owner(lip(1025 + 3 * 100)), Some(1));
+        assert_eq!(s.local_owner(lip(1023)), None);
+        // Shared by hash, a local endpoint's owner is a client endpoint's.
+        let h = Steering::new(3, MS_KEY, FullnatShare::Hash);
+        for port in 1024..1100 {
+            assert_eq!(h.local_owner(lip(port)), Some(h.client_owner(lip(port))));
+        }
         // A NAT reply names its client as destination: the same owner as its request.
         let (client, vip, real) = (
             ep([198, 51, 100, 10], 40000),
@@ -291,7 +320,7 @@ mod tests {
             Owner::Receiver
         );
         // With W a power of two the table reduces to the hash's low bits, whatever its size.
-        let four = Steering::new(4, MS_KEY);
+        let four = Steering::new(4, MS_KEY, FullnatShare::Hash);
         let h = four.toeplitz().endpoint(client);
         assert_eq!(four.client_owner(client), (h & 3) as usize);
     }

@@ -20,7 +20,7 @@ use dataplane::flow::{Endpoint, ForwardMode};
 use dataplane::sched::SchedulerKind;
 use dataplane::snapshot::{PortAddrs, Snapshot};
 use dataplane::snapshot::{RealServer, Route, Service};
-use dataplane::steer::Steering;
+use dataplane::steer::{FullnatShare, Steering};
 use dataplane::wire::{arp, ethernet, icmp, ipv4, tcp};
 use dataplane::worker::{self, WorkerIo, WorkerSetup};
 
@@ -427,7 +427,7 @@ fn every_packet_on_the_wrong_queue_is_handed_over(pool: &Mempool) {
         })
         .collect();
 
-    let steering = Arc::new(Steering::new(2, [0x3c; 40]));
+    let steering = Arc::new(Steering::new(2, [0x3c; 40], FullnatShare::Hash));
     let mut snap = Snapshot::with_ports(vec![
         PortAddrs {
             mac: MAC[0],
@@ -545,7 +545,7 @@ fn every_packet_on_the_wrong_queue_is_handed_over(pool: &Mempool) {
                 let (src, dst) = endpoints(out[0].data());
                 assert_eq!(dst, Endpoint::new(PEER[1], 8080));
                 if mode == "FULLNAT" {
-                    assert_eq!(steering.local_port_owner(src.port), Some(owner));
+                    assert_eq!(steering.local_owner(src), Some(owner));
                 } else {
                     assert_eq!(src, client);
                 }

@@ -301,7 +301,11 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
             );
             FALLBACK_RSS_KEY
         });
-        Arc::new(steer::Steering::new(workers, key))
+        Arc::new(steer::Steering::new(
+            workers,
+            key,
+            steer::FullnatShare::Hash,
+        ))
     });
     let mut cores_used = c.workers.clone();
     cores_used.sort_unstable();

@@ -1475,13 +1475,13 @@ fn fullnat_walk_never_brings_a_pair_back_early() {
     // Worker 3 of 1000: a share of 64 ports, 128 pairs with two addresses.
     let mut st = WorkerState::new(3, 1000, 1024, Timeouts::ipvs_defaults());
     let walk: Vec<Endpoint> = (0..128)
-        .map(|_| st.local_endpoint(PROTO_TCP, &lips, real, 0).unwrap())
+        .map(|_| st.local_endpoint(PROTO_TCP, &lips, real, 0, None).unwrap())
         .collect();
     let distinct: std::collections::HashSet<_> = walk.iter().collect();
     assert_eq!(distinct.len(), 128, "every pair once");
     assert!(walk.iter().all(|e| e.port % 1000 == 1024 % 1000 + 3));
     assert_eq!(
-        st.local_endpoint(PROTO_TCP, &lips, real, 0),
+        st.local_endpoint(PROTO_TCP, &lips, real, 0, None),
         Some(walk[0]),
         "then the first again"
     );
@@ -1494,16 +1494,16 @@ fn fullnat_walk_never_brings_a_pair_back_early() {
         let mut st = state();
         st.set_wall_clock_origin(t0 + run * 2000);
         for i in 0..300 {
-            let local = st.local_endpoint(PROTO_TCP, &lips, real, i).unwrap();
+            let local = st.local_endpoint(PROTO_TCP, &lips, real, i, None).unwrap();
             assert!(used.insert(local), "run {run}: {local:?} handed out again");
         }
     }
     // The floor moves with the clock: a whole share per LOCAL_WALK_PERIOD_MS.
     let mut st = state();
     st.set_wall_clock_origin(t0);
-    let a = st.local_endpoint(PROTO_TCP, &lips, real, 0).unwrap();
+    let a = st.local_endpoint(PROTO_TCP, &lips, real, 0, None).unwrap();
     let b = st
-        .local_endpoint(PROTO_TCP, &lips, real, LOCAL_WALK_PERIOD_MS / 2)
+        .local_endpoint(PROTO_TCP, &lips, real, LOCAL_WALK_PERIOD_MS / 2, None)
         .unwrap();
     assert_eq!(a.addr, b.addr, "an even number of pairs later");
     assert_eq!(
@@ -1671,11 +1671,7 @@ fn assert_one_owner(workers: &[WorkerState], steering: &crate::steer::Steering) 
                 assert_eq!(steering.client_owner(conn.client), w, "{conn:?}");
             }
             if conn.mode == ForwardMode::FullNat {
-                assert_eq!(
-                    steering.local_port_owner(conn.local.port),
-                    Some(w),
-                    "{conn:?}"
-                );
+                assert_eq!(steering.local_owner(conn.local), Some(w), "{conn:?}");
             }
         }
     }
@@ -1694,8 +1690,9 @@ proptest::proptest! {
     fn fuzz_random_traffic_across_workers(steps in proptest::collection::vec(
         (0usize..5, 0u16..16, 0u8..64, 0usize..4, proptest::collection::vec(proptest::num::u8::ANY, 0..24),
          proptest::option::of((0usize..80, proptest::num::u8::ANY))), 1..80),
-         n in 2usize..=4, nic_seed in proptest::num::u64::ANY) {
-        let steering = std::sync::Arc::new(crate::steer::Steering::new(n, [0x6d; 40]));
+         n in 2usize..=4, nic_seed in proptest::num::u64::ANY, by_hash in proptest::bool::ANY) {
+        let share = if by_hash { FullnatShare::Hash } else { FullnatShare::Modulo };
+        let steering = std::sync::Arc::new(crate::steer::Steering::new(n, [0x6d; 40], share));
         let mut snap = snapshot();
         snap.steering = Some(steering.clone());
         snap.tcp_resets_per_second = 1000;
@@ -1771,7 +1768,13 @@ proptest::proptest! {
 /// a DR packet stays with the worker that received it.
 #[test]
 fn every_packet_of_a_connection_names_one_owner() {
-    let steering = std::sync::Arc::new(crate::steer::Steering::new(3, [0x5a; 40]));
+    for share in [FullnatShare::Hash, FullnatShare::Modulo] {
+        every_packet_names_one_owner(share);
+    }
+}
+
+fn every_packet_names_one_owner(share: FullnatShare) {
+    let steering = std::sync::Arc::new(crate::steer::Steering::new(3, [0x5a; 40], share));
     let mut snap = snapshot();
     snap.steering = Some(steering.clone());
     let mut workers: Vec<WorkerState> = (0..3)
@@ -1855,4 +1858,29 @@ fn every_packet_of_a_connection_names_one_owner() {
         ));
     }
     assert_one_owner(&workers, &steering);
+}
+
+/// FULLNAT pairs shared by hash: each worker hands out only pairs whose endpoint hashes to it
+/// (so a NIC hashing the replies' destination puts them on its queue), the shares are
+/// disjoint, and within a share the walk still goes round before coming back.
+#[test]
+fn fullnat_pairs_shared_by_hash_are_each_workers_own() {
+    let steering = crate::steer::Steering::new(3, [0x77; 40], FullnatShare::Hash);
+    let lips: [Ipv4Addr; 2] = [LIP.into(), [203, 0, 113, 202].into()];
+    let real = ep(REALS[0], 8080);
+    let mut all = std::collections::HashSet::new();
+    for w in 0..3 {
+        let mut st = WorkerState::new(w, 3, 1024, Timeouts::ipvs_defaults());
+        let first = st
+            .local_endpoint(PROTO_TCP, &lips, real, 0, Some(&steering))
+            .unwrap();
+        assert!(all.insert(first));
+        for _ in 0..500 {
+            let local = st
+                .local_endpoint(PROTO_TCP, &lips, real, 0, Some(&steering))
+                .unwrap();
+            assert_eq!(steering.local_owner(local), Some(w));
+            assert!(all.insert(local), "{local:?} handed out twice");
+        }
+    }
 }
