@@ -4,8 +4,10 @@
 //! - [`neigh`]: ARP resolution of next hops.
 //! - [`snapshot`]: builds the immutable state workers read.
 //! - [`stats`]: gathers workers' and devices' counters for the stats file and the log.
+//! - [`steering`]: how each port gets packets to the worker that owns them.
 
 pub mod config;
 pub mod neigh;
 pub mod snapshot;
 pub mod stats;
+pub mod steering;

@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use dataplane::counters::{DropReason, WorkerCounters};
-use dataplane::dpdk::{Burst, Eal, EalArgs, Mbuf, MbufRing, Mempool, Port, PortSettings};
+use dataplane::dpdk::{
+    Burst, Eal, EalArgs, FlowRule, Mbuf, MbufRing, Mempool, Port, PortSettings, QueueRule,
+};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -193,6 +195,7 @@ fn two_ring_ports_through_a_worker(pool: &Mempool) {
         rx_descriptors: 256,
         tx_descriptors: 256,
         promiscuous: false,
+        rss: None,
     };
     let mut ports: Vec<Port> = (0..2)
         .map(|i| {
@@ -415,6 +418,7 @@ fn every_packet_on_the_wrong_queue_is_handed_over(pool: &Mempool) {
         rx_descriptors: 256,
         tx_descriptors: 256,
         promiscuous: false,
+        rss: None,
     };
     let mut ports: Vec<Port> = (0..2)
         .map(|p| {
@@ -427,6 +431,23 @@ fn every_packet_on_the_wrong_queue_is_handed_over(pool: &Mempool) {
         })
         .collect();
 
+    // What rvsd tries first, refused by this driver: flow rules and a redirection table.
+    let rule = QueueRule {
+        dst: LIP,
+        protocol: 6,
+        port_value: 1,
+        port_mask: 1,
+        queue: 1,
+    };
+    let refused = FlowRule::validate(ports[1].id(), &rule).unwrap_err();
+    assert!(
+        refused.to_string().contains("rte_flow_validate(port"),
+        "{refused}"
+    );
+    assert!(
+        ports[0].spread_reta(2).is_err(),
+        "net_ring has no RSS table"
+    );
     let steering = Arc::new(Steering::new(2, [0x3c; 40], FullnatShare::Hash));
     let mut snap = Snapshot::with_ports(vec![
         PortAddrs {

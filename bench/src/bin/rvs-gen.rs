@@ -172,6 +172,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         rx_descriptors: 1024,
         tx_descriptors: 1024,
         promiscuous: true,
+        rss: None,
     };
     let mut ports = Vec::new();
     for dev in [&args.client_dev, &args.server_dev] {

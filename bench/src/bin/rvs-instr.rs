@@ -328,6 +328,7 @@ fn run(args: &Args) -> Result<(), String> {
             rx_descriptors: pc.rx_descriptors,
             tx_descriptors: pc.tx_descriptors,
             promiscuous: pc.promiscuous,
+            rss: None,
         };
         let mut port = Port::configure(id, &settings, &pool).map_err(|e| e.to_string())?;
         port.start().map_err(|e| e.to_string())?;

@@ -14,10 +14,11 @@ use arc_swap::ArcSwap;
 use clap::Parser;
 use control::config::{self, LoadedConfig, Step};
 use control::neigh::Neighbors;
-use control::{snapshot, stats};
+use control::{snapshot, stats, steering};
 use dataplane::counters::WorkerCounters;
 use dataplane::dpdk::{
-    self, Burst, Eal, EalArgs, MbufRing, Mempool, Port, PortSettings, BURST_SIZE,
+    self, Burst, Eal, EalArgs, FlowRule, MbufRing, Mempool, Port, PortSettings, RssSettings,
+    BURST_SIZE,
 };
 use dataplane::steer;
 use dataplane::wire::{arp, ethernet};
@@ -221,6 +222,16 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
     info!("mempool: {} mbufs, {} cached per lcore", pool.size(), cache);
 
     let workers = c.workers.len() as u16;
+    // One owner function for the whole run (every snapshot carries it): with several workers,
+    // every connection's packets go to one worker, computed from each packet. Its RSS key is
+    // also the one ports that can agree with it are programmed with.
+    let rss_key = steer::random_key().unwrap_or_else(|| {
+        warn!("cannot read /dev/urandom: the RSS key is a fixed one, anyone may aim at a worker");
+        FALLBACK_RSS_KEY
+    });
+    let roles = steering::roles(c);
+    // Per port: the side its RSS hashes when it agrees with the owner function, else why not.
+    let mut port_steering: Vec<Result<Option<steering::Side>, String>> = Vec::new();
     let mut ports = Vec::with_capacity(c.ports.len());
     for (i, pc) in c.ports.iter().enumerate() {
         let at = [Step::Field("ports"), Step::Index(i), Step::Field("device")];
@@ -250,12 +261,29 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
         } else {
             workers
         };
+        let plan = match roles[i].side() {
+            _ if workers == 1 => Ok(None),
+            Ok(Some(side)) => {
+                steering::rss_agrees(&info, side, usize::from(workers)).map(|()| Some(side))
+            }
+            Ok(None) => Ok(None),
+            Err(why) => Err(why.to_owned()),
+        };
+        let rss = match &plan {
+            Ok(Some(side)) => Some(RssSettings {
+                key: rss_key.to_vec(),
+                hash_fields: steering::rss_fields(*side),
+            }),
+            _ => None,
+        };
+        port_steering.push(plan);
         let settings = PortSettings {
             rx_queues: workers,
             tx_queues,
             rx_descriptors: pc.rx_descriptors,
             tx_descriptors: pc.tx_descriptors,
             promiscuous: pc.promiscuous,
+            rss,
         };
         let mut port = Port::configure(id, &settings, &pool)
             .map_err(|e| loaded.error_at(&at, format!("port {:?}: {e}", pc.name)))?;
@@ -283,7 +311,44 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
         for a in &pc.addresses {
             info!("port {}: address {}", pc.name, a);
         }
+        if let Ok(Some(_)) = port_steering[i] {
+            if let Err(e) = port.spread_reta(workers) {
+                port_steering[i] = Err(e.to_string());
+            }
+        }
         ports.push(port);
+    }
+    let workers = usize::from(workers);
+    let (share, flow_rules) = fullnat_share(&ports, &roles, &port_steering, workers);
+    for (i, ((pc, plan), role)) in c.ports.iter().zip(&port_steering).zip(&roles).enumerate() {
+        if workers == 1 {
+            break;
+        }
+        let rules = flow_rules.iter().filter(|(p, _)| *p == i).count();
+        let how =
+            match plan {
+                Ok(Some(side)) => format!(
+                "RSS on the {} address and port with rvs's key and a table of i mod {workers}: \
+                 the NIC queues every NAT and FULLNAT packet on its owner",
+                if *side == steering::Side::Source { "source" } else { "destination" }
+            ),
+                Ok(None) if role.local_addrs.is_empty() => {
+                    "nothing needs it (no NAT or FULLNAT traffic at start); packets another worker \
+                 owns are handed over"
+                        .to_owned()
+                }
+                Ok(None) => "software hand-off".to_owned(),
+                Err(why) => format!("software hand-off ({why})"),
+            };
+        if rules > 0 {
+            info!(
+                "port {}: steering: {rules} flow rules send FULLNAT replies to their owner by \
+                 the local port's low bits; otherwise {how}",
+                pc.name
+            );
+        } else {
+            info!("port {}: steering: {how}", pc.name);
+        }
     }
 
     let macs: Vec<[u8; 6]> = ports.iter().map(Port::mac).collect();
@@ -291,22 +356,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
     add_static_neighbors(c, &mut neighbors);
     let mut generation = 1;
     let mut first = snapshot::build(c, &macs, &neighbors.table(), generation, None);
-    // One owner function for the whole run (every later snapshot carries it over): with
-    // several workers, every connection's packets go to one worker, computed from each packet.
-    let workers = c.workers.len();
-    first.steering = (workers > 1).then(|| {
-        let key = steer::random_key().unwrap_or_else(|| {
-            warn!(
-                "cannot read /dev/urandom: the RSS key is a fixed one, anyone may aim at a worker"
-            );
-            FALLBACK_RSS_KEY
-        });
-        Arc::new(steer::Steering::new(
-            workers,
-            key,
-            steer::FullnatShare::Hash,
-        ))
-    });
+    first.steering = (workers > 1).then(|| Arc::new(steer::Steering::new(workers, rss_key, share)));
     let mut cores_used = c.workers.clone();
     cores_used.sort_unstable();
     cores_used.dedup();
@@ -316,15 +366,6 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
              at a fraction of its rate; for tests, not for speed",
             cores_used.len()
         );
-    }
-    if workers > 1 {
-        for pc in &c.ports {
-            info!(
-                "port {}: steering by software hand-off: a packet another worker owns goes to it \
-                 on a ring of that pair",
-                pc.name
-            );
-        }
     }
     neighbors.want(&snapshot::next_hops(&first));
     let report = snapshot::describe_services(None, &first);
@@ -601,7 +642,8 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
         failure.map_or(Ok(()), Err)
     });
 
-    // Rings hold mbufs of the pool: empty them before the pool goes.
+    // Rules first, then rings (they hold mbufs of the pool), then ports and pool.
+    drop(flow_rules);
     drop(to_control);
     drop(from_control);
     drop(handoff);
@@ -650,6 +692,60 @@ fn log_services(report: &snapshot::ServiceReport) {
     for line in &report.lines {
         info!("{line}");
     }
+}
+
+/// How the FULLNAT (local address, port) pairs are shared out, and the flow rules that steer
+/// their replies. By hash (what RSS on the destination agrees with), unless a port carrying
+/// local addresses cannot hash that way: then by the port's low bits if every such port takes
+/// the flow rules for them (W a power of two), which are installed; else by hash, and the
+/// software hand-off does the rest.
+fn fullnat_share(
+    ports: &[Port],
+    roles: &[steering::PortRole],
+    plans: &[Result<Option<steering::Side>, String>],
+    workers: usize,
+) -> (steer::FullnatShare, Vec<(usize, FlowRule)>) {
+    let carriers: Vec<usize> = (0..ports.len())
+        .filter(|i| !roles[*i].local_addrs.is_empty())
+        .collect();
+    let rss_does_it = carriers.iter().all(|i| matches!(plans[*i], Ok(Some(_))));
+    if workers < 2 || carriers.is_empty() || rss_does_it || !workers.is_power_of_two() {
+        return (steer::FullnatShare::Hash, Vec::new());
+    }
+    let wanted: Vec<(usize, dpdk::QueueRule)> = carriers
+        .iter()
+        .flat_map(|i| {
+            steering::fullnat_rules(&roles[*i].local_addrs, workers)
+                .into_iter()
+                .map(move |r| (*i, r))
+        })
+        .collect();
+    if let Some((i, e)) = wanted
+        .iter()
+        .find_map(|(i, r)| FlowRule::validate(ports[*i].id(), r).err().map(|e| (i, e)))
+    {
+        info!(
+            "port {}: no flow rules for FULLNAT replies ({e}): FULLNAT local ports are shared by \
+             hash",
+            ports[*i].name()
+        );
+        return (steer::FullnatShare::Hash, Vec::new());
+    }
+    let mut made = Vec::new();
+    for (i, rule) in &wanted {
+        match FlowRule::create(ports[*i].id(), rule) {
+            Ok(r) => made.push((*i, r)),
+            Err(e) => {
+                warn!(
+                    "port {}: a validated flow rule was refused ({e}): FULLNAT local ports are \
+                     shared by hash",
+                    ports[*i].name()
+                );
+                return (steer::FullnatShare::Hash, Vec::new());
+            }
+        }
+    }
+    (steer::FullnatShare::Modulo, made)
 }
 
 /// Slots of each hand-off ring between two workers: 16 bursts of slack for an owner that is

@@ -3,6 +3,7 @@
 //! `unsafe`; every block says why it holds.
 
 pub mod eal;
+pub mod flow;
 pub mod lcore;
 pub mod mbuf;
 pub mod mempool;
@@ -13,10 +14,13 @@ use std::ffi::CStr;
 use std::fmt;
 
 pub use eal::{Eal, EalArgs};
+pub use flow::{FlowRule, QueueRule};
 pub use lcore::LcoreRegistration;
 pub use mbuf::{Burst, Mbuf, BURST_SIZE};
 pub use mempool::Mempool;
-pub use port::{DeviceInfo, LinkStatus, Port, PortSettings, PortStats, RxQueue, TxQueue};
+pub use port::{
+    DeviceInfo, LinkStatus, Port, PortSettings, PortStats, RssSettings, RxQueue, TxQueue,
+};
 pub use ring::MbufRing;
 
 /// A DPDK call that failed: what was attempted and DPDK's reason (`rte_strerror`).

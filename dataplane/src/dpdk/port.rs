@@ -16,6 +16,25 @@ pub struct DeviceInfo {
     pub max_tx_queues: u16,
     /// RSS hash types the device supports; 0 means no RSS.
     pub rss_offloads: u64,
+    /// Length of its RSS key in bytes (0: not settable), and of its redirection table.
+    pub hash_key_size: u8,
+    pub reta_size: u16,
+}
+
+/// RSS hash fields (`RTE_ETH_RSS_*`) rvs asks for, as plain `u64` flags.
+pub const RSS_IPV4_TCP: u64 = dpdk_sys::RTE_ETH_RSS_NONFRAG_IPV4_TCP as u64;
+pub const RSS_IPV4_UDP: u64 = dpdk_sys::RTE_ETH_RSS_NONFRAG_IPV4_UDP as u64;
+pub const RSS_L3_SRC_ONLY: u64 = dpdk_sys::RTE_ETH_RSS_L3_SRC_ONLY as u64;
+pub const RSS_L3_DST_ONLY: u64 = dpdk_sys::RTE_ETH_RSS_L3_DST_ONLY;
+pub const RSS_L4_SRC_ONLY: u64 = dpdk_sys::RTE_ETH_RSS_L4_SRC_ONLY;
+pub const RSS_L4_DST_ONLY: u64 = dpdk_sys::RTE_ETH_RSS_L4_DST_ONLY;
+
+/// RSS as rvs programs it: its key, the fields hashed (`RTE_ETH_RSS_*`), and a redirection
+/// table of `i mod queues` (see `Port::spread_reta`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RssSettings {
+    pub key: Vec<u8>,
+    pub hash_fields: u64,
 }
 
 /// How a port is set up.
@@ -26,6 +45,8 @@ pub struct PortSettings {
     pub rx_descriptors: u16,
     pub tx_descriptors: u16,
     pub promiscuous: bool,
+    /// RSS with rvs's own key and fields; `None`: the driver's key over addresses and ports.
+    pub rss: Option<RssSettings>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +175,8 @@ impl Port {
             max_rx_queues: info.max_rx_queues,
             max_tx_queues: info.max_tx_queues,
             rss_offloads: info.flow_type_rss_offloads,
+            hash_key_size: info.hash_key_size,
+            reta_size: info.reta_size,
         })
     }
 
@@ -184,15 +207,27 @@ impl Port {
         let rss_hf = u64::from(
             dpdk_sys::RTE_ETH_RSS_IP | dpdk_sys::RTE_ETH_RSS_TCP | dpdk_sys::RTE_ETH_RSS_UDP,
         ) & info.rss_offloads;
-        if settings.rx_queues > 1 && rss_hf != 0 {
-            conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
-            conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+        // Lives until rte_eth_dev_configure has copied it.
+        let mut key = Vec::new();
+        if settings.rx_queues > 1 {
+            if let Some(rss) = &settings.rss {
+                key = rss.key.clone();
+                key.resize(usize::from(info.hash_key_size), 0);
+                conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
+                conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
+                conf.rx_adv_conf.rss_conf.rss_key_len = info.hash_key_size;
+                conf.rx_adv_conf.rss_conf.rss_hf = rss.hash_fields;
+            } else if rss_hf != 0 {
+                conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
+                conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+            }
         }
         // SAFETY: conf is a valid, fully initialised configuration for the call.
         let ret = unsafe {
             dpdk_sys::rte_eth_dev_configure(id, settings.rx_queues, settings.tx_queues, &conf)
         };
         check(ret, || format!("rte_eth_dev_configure(port {name})"))?;
+        drop(key);
 
         let (mut rx_desc, mut tx_desc) = (settings.rx_descriptors, settings.tx_descriptors);
         // SAFETY: valid in/out pointers; the port is configured.
@@ -251,6 +286,32 @@ impl Port {
             settings,
             started: false,
             queues_taken: AtomicBool::new(false),
+        })
+    }
+
+    /// Programs the redirection table as `slot i -> queue i mod queues` (with `queues` a
+    /// power of two no larger than the table, slot `h & (size - 1)` then names queue
+    /// `h & (queues - 1)` whatever the table's size).
+    pub fn spread_reta(&self, queues: u16) -> Result<(), DpdkError> {
+        let size = usize::from(self.info.reta_size);
+        if size == 0 || queues == 0 {
+            return Err(DpdkError::new(
+                format!("port {}: no redirection table to program", self.name),
+                95,
+            ));
+        }
+        let mut groups = vec![dpdk_sys::rte_eth_rss_reta_entry64::default(); size.div_ceil(64)];
+        for i in 0..size {
+            let group = &mut groups[i / 64];
+            group.mask |= 1 << (i % 64);
+            group.reta[i % 64] = (i % usize::from(queues)) as u16;
+        }
+        // SAFETY: `groups` holds reta_size entries (64 per group) as the call expects.
+        let ret = unsafe {
+            dpdk_sys::rte_eth_dev_rss_reta_update(self.id, groups.as_mut_ptr(), self.info.reta_size)
+        };
+        check(ret, || {
+            format!("rte_eth_dev_rss_reta_update(port {})", self.name)
         })
     }
 
