@@ -65,7 +65,9 @@ else
     TESTPMD_SECONDS=8
 fi
 
-# mode direction target: what rvs-instr measures (targets are reported, not enforced).
+# mode direction target [workers placement]: what rvs-instr measures (targets are reported,
+# not enforced). With 2 workers every flow is worker 1's and arrives on its own queue (owner)
+# or on worker 0's, which hands it over (other): the difference is the hand-off's cost.
 RUNS=(
     "nat in 170"
     "nat out 170"
@@ -73,6 +75,10 @@ RUNS=(
     "fullnat out 170"
     "dr in 100"
     "tun in 170"
+    "nat in 170 2 owner"
+    "nat in 170 2 other"
+    "fullnat out 170 2 owner"
+    "fullnat out 170 2 other"
 )
 # forward-mode vdev reference: dpdk-testpmd's baselines, with the figures measured on the
 # project's reference machine.
@@ -165,16 +171,22 @@ annotate_ir() {
 
 POLL_RE='(^|::)Worker(<[^>]*>)?::poll$'
 
+run_name() { # mode dir workers placement
+    if (($3 == 1)); then echo "rvs-$1-$2"; else echo "rvs-$1-$2-$3w-$4"; fi
+}
+
 # Runs one mode and direction under callgrind, collecting only inside rvs-instr's measured
 # loop (`measure`). Started by pid, so that clean-up can stop it (timeout passes the signal on).
 start_rvs() {
-    local mode=$1 dir=$2 name="rvs-$1-$2"
+    local mode=$1 dir=$2 workers=${3:-1} placement=${4:-owner} name
+    name=$(run_name "$mode" "$dir" "$workers" "$placement")
     # timeout: a hung run (none so far) ends the script instead of blocking it.
     local cmd=(timeout -k 10 900
         valgrind --tool=callgrind --collect-atstart=no "--toggle-collect=rvs_instr::measure*"
         "--callgrind-out-file=$WORK/$name.cg"
         "$BIN" --config "bench/configs/instr-$mode.ron" --direction "$dir"
-        --flows "$FLOWS" --packets "$PACKETS" --file-prefix "$PREFIX-$mode-$dir")
+        --workers "$workers" --placement "$placement"
+        --flows "$FLOWS" --packets "$PACKETS" --file-prefix "$PREFIX-$name")
     printf '%q ' "${cmd[@]}" >"$WORK/$name.cmd"
     "${cmd[@]}" >"$WORK/$name.log" 2>&1 </dev/null &
     RUNNING[$!]=1
@@ -193,11 +205,11 @@ reap_one() {
 started=$SECONDS
 note "rvs-instr under callgrind: ${#RUNS[@]} runs, $FLOWS flows, $PACKETS packets each, $JOBS at a time"
 for run in "${RUNS[@]}"; do
-    read -r mode dir _ <<<"$run"
+    read -r mode dir _ workers placement <<<"$run"
     while ((${#RUNNING[@]} >= JOBS)); do
         reap_one
     done
-    start_rvs "$mode" "$dir"
+    start_rvs "$mode" "$dir" "${workers:-1}" "${placement:-owner}"
 done
 while ((${#RUNNING[@]} > 0)); do
     reap_one
@@ -268,15 +280,21 @@ status_of() {
 
 rows=()
 tp_rows=()
+declare -A PER # run name -> instructions per packet
 for run in "${RUNS[@]}"; do
-    read -r mode dir target <<<"$run"
-    name="rvs-$mode-$dir"
+    read -r mode dir target workers placement <<<"$run"
+    workers=${workers:-1}
+    name=$(run_name "$mode" "$dir" "$workers" "${placement:-owner}")
+    label="${mode^^} $dir"
+    if ((workers > 1)); then
+        label+=", 2w $placement"
+    fi
     log=$WORK/$name.log
     result=$(grep '^RESULT ' "$log" || true)
     if [[ $(status_of "$name") != 0 || -z $result ]]; then
         fail "$name failed (exit $(status_of "$name")); its output:"
         sed 's/^/    /' "$log" | grep -v '^    ==[0-9]*==' >&2 || true
-        rows+=("${mode^^} $dir|-|-|-|FAILED|<= $target|")
+        rows+=("$label|-|-|-|FAILED|<= $target|")
         continue
     fi
     packets=$(sed -n 's/.* packets=\([0-9]*\) .*/\1/p' <<<"$result")
@@ -284,7 +302,7 @@ for run in "${RUNS[@]}"; do
     read -r ir names < <(incl_ir "$WORK/$name.cg" "$POLL_RE")
     if [[ $names != 1 || $ir == 0 ]]; then
         fail "$name: Worker::poll found under $names names in the profile (inlined or renamed?)"
-        rows+=("${mode^^} $dir|$packets|$polls|-|FAILED|<= $target|")
+        rows+=("$label|$packets|$polls|-|FAILED|<= $target|")
         continue
     fi
     annotated=$(annotate_ir "$WORK/$name.cg" 'Worker(<[^>]*>)?::poll( |$)')
@@ -292,7 +310,22 @@ for run in "${RUNS[@]}"; do
         fail "$name: callgrind_annotate gives Worker::poll $annotated Ir, the profile $ir"
     per=$(awk -v i="$ir" -v p="$packets" 'BEGIN { printf "%.1f", i / p }')
     verdict=$(awk -v x="$per" -v t="$target" 'BEGIN { print (x <= t) ? "met" : "over" }')
-    rows+=("${mode^^} $dir|$packets|$polls|$ir|$per|<= $target|$verdict")
+    rows+=("$label|$packets|$polls|$ir|$per|<= $target|$verdict")
+    PER[$name]=$per
+done
+
+# The hand-off's cost: the same packets handed over minus arriving on their owner's queue
+# (both runs have a second worker polling, so its idle turns cancel out).
+handoff_rows=()
+for run in "${RUNS[@]}"; do
+    read -r mode dir _ workers placement <<<"$run"
+    [[ ${workers:-1} == 2 && $placement == other ]] || continue
+    other=${PER[$(run_name "$mode" "$dir" 2 other)]:-}
+    owner=${PER[$(run_name "$mode" "$dir" 2 owner)]:-}
+    alone=${PER[$(run_name "$mode" "$dir" 1 owner)]:-}
+    [[ -n $other && -n $owner && -n $alone ]] || continue
+    handoff_rows+=("$(awk -v m="${mode^^} $dir" -v a="$alone" -v o="$owner" -v h="$other" \
+        'BEGIN { printf "%-14s alone %7.1f   2 workers, owner queue %7.1f (+%.1f)   handed over %7.1f (+%.1f beyond the owner queue; target <= 30)", m, a, o, o - a, h, h - o }')")
 done
 
 for run in "${TESTPMD_RUNS[@]}"; do
@@ -319,7 +352,7 @@ for run in "${TESTPMD_RUNS[@]}"; do
 done
 
 row() {
-    printf '%-22s %11s %8s %15s %10s %10s %s\n' "$@"
+    printf '%-26s %11s %8s %15s %10s %10s %s\n' "$@"
 }
 echo
 echo "Instructions per packet (callgrind Ir), $FLOWS established TCP flows, 32 packets per poll"
@@ -329,6 +362,13 @@ for r in "${rows[@]}"; do
     IFS='|' read -r a b c d e f g <<<"$r"
     row "$a" "$b" "$c" "$d" "$e" "$f" "$g"
 done
+echo
+if ((${#handoff_rows[@]})); then
+    echo
+    echo "Several workers: instructions per packet alone, with a second worker (the owner check),"
+    echo "and handed over by the worker that received it"
+    printf '%s\n' "${handoff_rows[@]}"
+fi
 echo
 row "dpdk-testpmd" packets "" "Ir" instr/pkt reference ""
 for r in "${tp_rows[@]}"; do

@@ -19,7 +19,7 @@ use crate::forward::icmp_error::{self, ErrorKind, QuotedFlow, Translation};
 use crate::forward::{self, dr, fullnat, nat, tun, Parsed};
 use crate::frame::Frame;
 use crate::sched::{share_of, Candidates, DestTable, Loads, Scheduler, SchedulerState};
-use crate::snapshot::{PortAddrs, RealServer, Service, Snapshot};
+use crate::snapshot::{PortAddrs, RealServer, Service, Snapshot, VipKind};
 use crate::steer::{FlowKind, FullnatShare, Owner, Steering};
 use crate::wire::{arp, checksum, ethernet, icmp, ipv4, tcp};
 
@@ -507,6 +507,9 @@ fn decide(
         now_ms,
         steer,
     };
+    if let Some(owner) = at.owner_by_headers(frame.bytes(), state.worker) {
+        return Verdict::HandOff(owner);
+    }
     match handle(frame, &at, state) {
         Ok(verdict) => verdict,
         Err(reason) => Verdict::Drop(reason),
@@ -524,6 +527,23 @@ struct At<'a> {
 }
 
 impl At<'_> {
+    /// The worker other than `me` that owns the TCP/UDP packet in `b`, read from where its
+    /// headers put the protocol, addresses and ports, before anything is verified (its owner
+    /// verifies everything): a hand-off costs the receiver no more than this. `None` for what
+    /// the receiver handles itself (ARP, ICMP: an error is steered once its quote is parsed,
+    /// fragments without ports).
+    #[inline]
+    fn owner_by_headers(&self, b: &[u8], me: usize) -> Option<usize> {
+        if !self.steer || self.snapshot.steering.is_none() {
+            return None;
+        }
+        let key = flow_key(b)?;
+        if u16::from_be_bytes([b[L3 + 6], b[L3 + 7]]) & 0x1fff != 0 {
+            return None;
+        }
+        self.owner_elsewhere(me, key.protocol, key.src, key.dst)
+    }
+
     /// The worker other than `me` that owns a TCP/UDP packet `src -> dst`, if any (see
     /// `steer`). Only with several workers, and never for a packet already handed over.
     #[inline]
@@ -538,15 +558,18 @@ impl At<'_> {
             return None;
         }
         let steering = self.snapshot.steering.as_deref()?;
-        let kind = if self.snapshot.is_local_address(dst.addr) {
-            FlowKind::ToLocalAddress
-        } else {
-            match self.snapshot.service(protocol, dst) {
+        let snapshot = self.snapshot;
+        let vip = snapshot.vip_addrs.iter().find(|(a, _)| *a == dst.addr);
+        let kind = match vip.map(|(_, kind)| *kind) {
+            Some(VipKind::ClientOwned) => FlowKind::ToService,
+            Some(VipKind::Receiver) => FlowKind::ToReceiver,
+            Some(VipKind::Mixed) => match snapshot.service(protocol, dst) {
                 Some((_, service)) if service.mode.sees_replies() => FlowKind::ToService,
-                Some(_) => FlowKind::ToReceiver,
-                None if self.port.owns(dst.addr) => FlowKind::ToReceiver,
-                None => FlowKind::ToElsewhere,
-            }
+                _ => FlowKind::ToReceiver,
+            },
+            None if snapshot.is_local_address(dst.addr) => FlowKind::ToLocalAddress,
+            None if self.port.owns(dst.addr) => FlowKind::ToReceiver,
+            None => FlowKind::ToElsewhere,
         };
         match steering.flow_owner(kind, src, dst) {
             Owner::Worker(w) if w != me => Some(w),
@@ -675,10 +698,8 @@ fn ipv4_packet(frame: &mut impl Frame, at: &At<'_>, state: &mut WorkerState) -> 
             if fragment {
                 return Err(DropReason::Fragment);
             }
+            // Its owner was decided from its headers before (`owner_by_headers`).
             let p = parse_l4(frame.bytes(), protocol, l4, end, src, dst)?;
-            if let Some(owner) = at.owner_elsewhere(state.worker, p.protocol, p.src, p.dst) {
-                return Ok(Verdict::HandOff(owner));
-            }
             transport(frame, in_port, port, snapshot, state, now_ms, &p)
         }
         ipv4::PROTO_ICMP => {

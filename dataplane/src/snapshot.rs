@@ -50,6 +50,17 @@ pub struct RealServer {
     pub lower_threshold: u32,
 }
 
+/// Which worker the connections of a VIP address's services belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VipKind {
+    /// NAT and FULLNAT only: the worker their client names.
+    ClientOwned,
+    /// DR and TUN only: the worker that receives them.
+    Receiver,
+    /// Both kinds, on different ports: ask the service.
+    Mixed,
+}
+
 /// IPVS persistence (`ipvsadm -p timeout -M netmask`): a client network keeps its real
 /// server across connections while its template lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +166,10 @@ pub struct Snapshot {
     /// Every FULLNAT local address of every service: packets to them are real servers'
     /// replies, owned by the worker whose share holds their destination port.
     pub local_addrs: Vec<Ipv4Addr>,
+    /// Every VIP address, and whether its services' connections belong to their client's
+    /// worker (NAT, FULLNAT), to the receiving worker (DR, TUN), or it depends on the port: what
+    /// the owner check reads instead of a service lookup.
+    pub vip_addrs: Vec<(Ipv4Addr, VipKind)>,
     /// Resets each worker may send per second for TCP segments to a virtual service that has
     /// no connection (0: none; such segments are then dropped as `no_connection`).
     pub tcp_resets_per_second: u32,
@@ -184,6 +199,20 @@ impl Snapshot {
             if !self.local_addrs.contains(addr) {
                 self.local_addrs.push(*addr);
             }
+        }
+        let kind = if service.mode.sees_replies() {
+            VipKind::ClientOwned
+        } else {
+            VipKind::Receiver
+        };
+        match self
+            .vip_addrs
+            .iter_mut()
+            .find(|(a, _)| *a == service.vip.addr)
+        {
+            Some((_, k)) if *k != kind => *k = VipKind::Mixed,
+            Some(_) => {}
+            None => self.vip_addrs.push((service.vip.addr, kind)),
         }
         if service.scheduler == SchedulerKind::Mh && service.maglev.is_none() {
             service.maglev = Some(Arc::new(MaglevTable::for_reals(&service.reals)));

@@ -102,6 +102,8 @@ pub struct Worker<'p> {
     rx: Burst,
     pending: Vec<Burst>,
     injected: Burst,
+    /// Packets for each other worker, sent on its ring a burst at a time.
+    handing: Vec<Burst>,
     /// DPDK port id -> the port's index (a packet handed in carries only the id).
     port_index: Vec<usize>,
 }
@@ -120,12 +122,14 @@ impl<'p> Worker<'p> {
         for (index, id) in ids.iter().enumerate() {
             port_index[usize::from(*id)] = index;
         }
+        let handing = io.handoff_out.iter().map(|_| Burst::new()).collect();
         Worker {
             io,
             start: Instant::now(),
             rx: Burst::new(),
             pending,
             injected: Burst::new(),
+            handing,
             port_index,
         }
     }
@@ -147,6 +151,7 @@ impl<'p> Worker<'p> {
             rx,
             pending,
             injected,
+            handing,
             port_index,
         } = self;
         let snapshot = snapshots.load();
@@ -169,29 +174,43 @@ impl<'p> Worker<'p> {
                     continue;
                 }
                 let verdict = engine::process(&mut mbuf, port, &snapshot, state, now_ms);
-                dispatch(io, pending, verdict, mbuf, port, counters);
+                dispatch(
+                    io, pending, handing, port_index, verdict, mbuf, port, counters,
+                );
             }
             port_counters.rx_packets.add(n as u64);
             port_counters.rx_bytes.add(bytes);
         }
-        for from in 0..io.handoff_in.len() {
-            let n = io.handoff_in[from].dequeue_burst(injected);
-            if n == 0 {
-                continue;
+        for (to, burst) in handing.iter_mut().enumerate() {
+            if !burst.is_empty() {
+                hand_over(io, to, burst, port_index, counters);
             }
-            received += n;
-            counters.handed_in.add(n as u64);
-            engine::prefetch(injected.iter(), state);
-            for mut mbuf in injected.drain() {
-                // Only this worker's ports hand packets over: every id has its index.
-                let Some(&port) = port_index
-                    .get(usize::from(mbuf.port()))
-                    .filter(|p| **p < io.tx.len())
-                else {
-                    continue;
-                };
-                let verdict = engine::process_handed_in(&mut mbuf, port, &snapshot, state, now_ms);
-                dispatch(io, pending, verdict, mbuf, port, counters);
+        }
+        // A peer hands over at most a burst per port per turn: take as many from each ring,
+        // so that no ring grows while both keep pace.
+        for from in 0..io.handoff_in.len() {
+            for _ in 0..io.rx.len() {
+                let n = io.handoff_in[from].dequeue_burst(injected);
+                if n == 0 {
+                    break;
+                }
+                received += n;
+                counters.handed_in.add(n as u64);
+                engine::prefetch(injected.iter(), state);
+                for mut mbuf in injected.drain() {
+                    // Only this worker's ports hand packets over: every id has its index.
+                    let Some(&port) = port_index
+                        .get(usize::from(mbuf.port()))
+                        .filter(|p| **p < io.tx.len())
+                    else {
+                        continue;
+                    };
+                    let verdict =
+                        engine::process_handed_in(&mut mbuf, port, &snapshot, state, now_ms);
+                    dispatch(
+                        io, pending, handing, port_index, verdict, mbuf, port, counters,
+                    );
+                }
             }
         }
         if let Some(rings) = io.from_control {
@@ -226,9 +245,12 @@ impl<'p> Worker<'p> {
 /// Carries out the engine's verdict on `mbuf`, which arrived on port `port` (or was handed in
 /// for it): counted on that port, queued for its way out, handed over or dropped.
 #[inline]
+#[allow(clippy::too_many_arguments)]
 fn dispatch(
     io: &mut WorkerIo<'_>,
     pending: &mut [Burst],
+    handing: &mut [Burst],
+    port_index: &[usize],
     verdict: Verdict,
     mbuf: Mbuf,
     port: usize,
@@ -265,16 +287,16 @@ fn dispatch(
             // The owner learns the port from the mbuf: say it, whatever the driver did.
             let mut mbuf = mbuf;
             mbuf.set_port(io.rx[port].port_id());
-            // Every other worker has a ring (rvsd builds them all); a full one drops.
-            match io
-                .handoff_out
-                .get(owner)
-                .copied()
-                .flatten()
-                .map(|r| r.enqueue(mbuf))
-            {
-                Some(Ok(())) => counters.handed_out.add(1),
-                _ => port_counters.drop(DropReason::HandoffFull),
+            match handing.get_mut(owner) {
+                Some(burst) => {
+                    if let Err(mbuf) = burst.push(mbuf) {
+                        hand_over(io, owner, burst, port_index, counters);
+                        // An empty burst always has room.
+                        let _ = burst.push(mbuf);
+                    }
+                }
+                // No ring to that worker: a configuration that cannot happen in rvsd.
+                None => port_counters.drop(DropReason::HandoffFull),
             }
             return;
         }
@@ -288,6 +310,32 @@ fn dispatch(
         flush(&mut io.tx[out], burst, &counters.ports[out]);
         // An empty burst always has room.
         let _ = burst.push(mbuf);
+    }
+}
+
+/// Puts `burst` on the ring to worker `to`; what does not fit is freed and counted as
+/// `handoff_full` on the port it came in on (`port_index` maps its id; without it, the first
+/// port).
+#[inline]
+fn hand_over(
+    io: &WorkerIo<'_>,
+    to: usize,
+    burst: &mut Burst,
+    port_index: &[usize],
+    counters: &WorkerCounters,
+) {
+    let sent = match io.handoff_out.get(to).copied().flatten() {
+        Some(ring) => ring.enqueue_burst(burst),
+        None => 0,
+    };
+    counters.handed_out.add(sent as u64);
+    for mbuf in burst.drain() {
+        let port = port_index
+            .get(usize::from(mbuf.port()))
+            .copied()
+            .filter(|p| *p < counters.ports.len())
+            .unwrap_or(0);
+        counters.ports[port].drop(DropReason::HandoffFull);
     }
 }
 

@@ -25,6 +25,12 @@
 //! worker 0 of rvsd polls too). The run fails unless every fed packet was forwarded, every
 //! poll got its full burst(s) and nothing was dropped.
 //!
+//! With `--workers 2`, two workers run in turn on this thread (rvsd's loop body each), ports
+//! have two queues, the snapshot carries the owner function, and every measured flow belongs
+//! to worker 1: `--placement owner` feeds its packets to worker 1's queue (the cost of the
+//! owner check), `--placement other` to worker 0's, which hands each one over (the cost of the
+//! hand-off). Both workers' `Worker::poll` count.
+//!
 //! `rvs-instr --config bench/configs/instr-nat.ron --direction in --packets 2000000`
 
 use std::net::Ipv4Addr;
@@ -45,9 +51,11 @@ use dataplane::dpdk::{
 };
 use dataplane::engine::WorkerState;
 use dataplane::flow::Endpoint;
+use dataplane::steer::{FullnatShare, Steering};
 use dataplane::wire::tcp::{FLAG_ACK, FLAG_PSH, FLAG_SYN};
 use dataplane::wire::{ethernet, ipv4, tcp};
 use dataplane::worker::{Worker, WorkerIo};
+use std::sync::Arc;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -76,6 +84,19 @@ struct Args {
     /// EAL's memory bound (-m), MiB, on ordinary pages (--no-huge).
     #[arg(long, default_value_t = 128)]
     memory_mb: u32,
+    /// Workers (1 or 2): with 2, every measured flow belongs to worker 1.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=2))]
+    workers: u16,
+    /// With 2 workers, which queue the packets arrive on: their owner's, or the other
+    /// worker's (which hands them over).
+    #[arg(long, value_enum, default_value_t = Placement::Owner)]
+    placement: Placement,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Placement {
+    Owner,
+    Other,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -183,10 +204,21 @@ fn take_all(ring: &MbufRing, out: &mut Vec<Mbuf>) {
     }
 }
 
-/// The ports' worker counters summed.
-fn totals(counters: &WorkerCounters) -> Vec<PortTotals> {
-    counters.ports.iter().map(|p| p.read()).collect()
+/// The ports' counters summed over the workers.
+fn totals(counters: &[WorkerCounters]) -> Vec<PortTotals> {
+    (0..counters[0].ports.len())
+        .map(|port| {
+            let mut t = PortTotals::default();
+            for c in counters {
+                t.add(&c.ports[port].read());
+            }
+            t
+        })
+        .collect()
 }
+
+/// The RSS key of the measured owner function (any fixed key will do).
+const KEY: [u8; dataplane::steer::KEY_LEN] = [0x6d; dataplane::steer::KEY_LEN];
 
 fn dropped(totals: &[PortTotals]) -> Vec<String> {
     totals
@@ -224,12 +256,15 @@ struct Tally {
 fn measure(
     polls: u64,
     lanes: &mut [Lane<'_>],
-    tx_rings: &[MbufRing],
+    tx_rings: &[&MbufRing],
     pool: &Mempool,
+    handed_over: bool,
     mut poll: impl FnMut() -> usize,
 ) -> Result<Tally, String> {
     let mut tally = Tally::default();
     let per_poll = BURST_SIZE * lanes.len();
+    // A packet handed over is received twice: by the worker that hands it and its owner.
+    let received_per_poll = if handed_over { 2 * per_poll } else { per_poll };
     let mut out = Burst::new();
     for _ in 0..polls {
         for lane in lanes.iter_mut() {
@@ -250,7 +285,7 @@ fn measure(
         let received = poll();
         tally.polls += 1;
         tally.received += received as u64;
-        if received != per_poll {
+        if received != received_per_poll {
             tally.short_polls += 1;
         }
         for ring in tx_rings {
@@ -292,6 +327,13 @@ fn run(args: &Args) -> Result<(), String> {
         ));
     }
     let vip = Endpoint::new(svc.vip, svc.port);
+    if args.workers == 2 && args.placement == Placement::Other && !sees_replies {
+        return Err(format!(
+            "--placement other: {:?} flows belong to the worker that receives them, nothing \
+             would be handed over",
+            svc.lb_kind
+        ));
+    }
 
     let mut eal_args = EalArgs::new(args.file_prefix.clone());
     eal_args.memory_mb = args.memory_mb;
@@ -303,28 +345,56 @@ fn run(args: &Args) -> Result<(), String> {
         Mempool::new("instr_pool", MBUFS, MBUF_CACHE, 2048 + 128, -1).map_err(|e| e.to_string())?;
     let ring = |name: String| MbufRing::new(&name, RING_SIZE).map_err(|e| e.to_string());
     let n_ports = c.ports.len();
-    let rx_rings: Vec<MbufRing> = (0..n_ports)
-        .map(|i| ring(format!("instr_rx{i}")))
+    let workers = usize::from(args.workers);
+    let handed_over = workers == 2 && args.placement == Placement::Other;
+    // Queue q of a port is worker q's. With two workers, every measured flow is worker 1's:
+    // its packets arrive on queue 1 (its owner's) or on queue 0 (handed over).
+    let (owner_q, feed_q) = match (workers, args.placement) {
+        (1, _) => (0, 0),
+        (_, Placement::Owner) => (1, 1),
+        (_, Placement::Other) => (1, 0),
+    };
+    // rx_rings[port][queue], tx_rings[port][queue].
+    let rings = |dir: &str| -> Result<Vec<Vec<MbufRing>>, String> {
+        (0..n_ports)
+            .map(|i| {
+                (0..workers)
+                    .map(|q| ring(format!("instr_{dir}{i}_{q}")))
+                    .collect()
+            })
+            .collect()
+    };
+    let rx_rings = rings("rx")?;
+    let tx_rings = rings("tx")?;
+    let all_tx: Vec<&MbufRing> = tx_rings.iter().flatten().collect();
+    // As rvsd gives its workers: a slow-path ring each, and to worker 0 one injection ring
+    // per port; with two workers, a hand-off ring each way.
+    let to_control: Vec<MbufRing> = (0..workers)
+        .map(|w| MbufRing::new(&format!("instr_slow{w}"), 1024).map_err(|e| e.to_string()))
         .collect::<Result<_, _>>()?;
-    let tx_rings: Vec<MbufRing> = (0..n_ports)
-        .map(|i| ring(format!("instr_tx{i}")))
-        .collect::<Result<_, _>>()?;
-    // As rvsd gives its worker 0: a slow-path ring and one injection ring per port.
-    let to_control = MbufRing::new("instr_slow0", 1024).map_err(|e| e.to_string())?;
     let from_control: Vec<MbufRing> = (0..n_ports)
         .map(|i| ring(format!("instr_inject{i}")))
         .collect::<Result<_, _>>()?;
+    let handoff: Vec<Vec<Option<MbufRing>>> = (0..workers)
+        .map(|from| {
+            (0..workers)
+                .map(|to| {
+                    (from != to)
+                        .then(|| ring(format!("instr_ho{from}{to}")))
+                        .transpose()
+                })
+                .collect()
+        })
+        .collect::<Result<_, _>>()?;
     let mut ports = Vec::with_capacity(n_ports);
     for (i, pc) in c.ports.iter().enumerate() {
-        let id = Port::from_rings(
-            &format!("net_ring_instr{i}"),
-            &[&rx_rings[i]],
-            &[&tx_rings[i]],
-        )
-        .map_err(|e| e.to_string())?;
+        let rx: Vec<&MbufRing> = rx_rings[i].iter().collect();
+        let tx: Vec<&MbufRing> = tx_rings[i].iter().collect();
+        let id =
+            Port::from_rings(&format!("net_ring_instr{i}"), &rx, &tx).map_err(|e| e.to_string())?;
         let settings = PortSettings {
-            rx_queues: 1,
-            tx_queues: 1,
+            rx_queues: workers as u16,
+            tx_queues: workers as u16,
             rx_descriptors: pc.rx_descriptors,
             tx_descriptors: pc.tx_descriptors,
             promiscuous: pc.promiscuous,
@@ -345,7 +415,11 @@ fn run(args: &Args) -> Result<(), String> {
             neighbors.add_static(port, n.address, mac);
         }
     }
-    let snap = snapshot::build(c, &macs, &neighbors.table(), 1, None);
+    let mut snap = snapshot::build(c, &macs, &neighbors.table(), 1, None);
+    let steering = Arc::new(Steering::new(workers, KEY, FullnatShare::Hash));
+    if workers > 1 {
+        snap.steering = Some(steering.clone());
+    }
     let client_port = snap
         .route(svc.vip)
         .map(|r| r.port)
@@ -365,50 +439,82 @@ fn run(args: &Args) -> Result<(), String> {
         ));
     }
     let snapshots = ArcSwap::from_pointee(snap);
-    let counters = WorkerCounters::new(n_ports);
-    let mut state = WorkerState::new(0, 1, c.connections.capacity, Timeouts::default());
+    let counters: Vec<WorkerCounters> =
+        (0..workers).map(|_| WorkerCounters::new(n_ports)).collect();
+    let mut states: Vec<WorkerState> = (0..workers)
+        .map(|w| WorkerState::new(w, workers, c.connections.capacity, Timeouts::default()))
+        .collect();
 
-    let (mut rx, mut tx) = (Vec::new(), Vec::new());
+    let mut io: Vec<WorkerIo<'_>> = (0..workers)
+        .map(|w| WorkerIo {
+            rx: Vec::new(),
+            tx: Vec::new(),
+            to_control: Some(&to_control[w]),
+            from_control: (w == 0).then_some(&from_control[..]),
+            handoff_out: handoff[w].iter().map(Option::as_ref).collect(),
+            handoff_in: handoff.iter().filter_map(|to| to[w].as_ref()).collect(),
+        })
+        .collect();
     for port in &ports {
         let (r, t) = port.take_queues().ok_or("queues taken twice")?;
-        rx.extend(r);
-        tx.extend(t);
+        for (w, q) in r.into_iter().enumerate() {
+            io[w].rx.push(q);
+        }
+        for (w, q) in t.into_iter().enumerate() {
+            io[w].tx.push(q);
+        }
     }
-    let io = WorkerIo {
-        rx,
-        tx,
-        to_control: Some(&to_control),
-        from_control: Some(&from_control[..]),
-        handoff_out: Vec::new(),
-        handoff_in: Vec::new(),
-    };
     let started = Instant::now();
-    let mut worker = Worker::new(io, &counters);
+    let mut workers_loop: Vec<Worker<'_>> = io
+        .into_iter()
+        .zip(&counters)
+        .map(|(io, counters)| Worker::new(io, counters))
+        .collect();
+    // One turn of every worker, in order: what each received (a packet handed over counts
+    // at both ends).
+    let mut poll_all = || -> usize {
+        workers_loop
+            .iter_mut()
+            .zip(states.iter_mut())
+            .zip(&counters)
+            .map(|((worker, state), counters)| worker.poll(&snapshots, state, counters))
+            .sum()
+    };
 
-    // Set-up: SYN, (SYN-ACK), ACK for every flow, a burst of flows per poll.
-    let mut flows: Vec<Flow> = (0..args.flows)
-        .map(|i| Flow {
-            client: client(i),
+    // Set-up: SYN, (SYN-ACK), ACK for every flow, a burst of flows per poll. With two workers
+    // the flows are clients that worker 1 owns.
+    let mut flows: Vec<Flow> = (0..)
+        .map(client)
+        .filter(|c| workers == 1 || steering.client_owner(*c) == 1)
+        .take(args.flows)
+        .map(|client| Flow {
+            client,
             reply_src: vip,
-            reply_dst: client(i),
+            reply_dst: client,
             real_mac: [0; 6],
         })
         .collect();
     let client_mac = macs[client_port];
     let server_mac = macs[server_port];
     let mut out = Vec::with_capacity(BURST_SIZE);
+    let received_per_frame = if handed_over { 2 } else { 1 };
     let mut step = |what: &str,
                     in_port: usize,
                     out_port: usize,
                     frames: Vec<Vec<u8>>,
                     out: &mut Vec<Mbuf>|
      -> Result<(), String> {
-        feed(&pool, &rx_rings[in_port], frames.iter().map(Vec::as_slice))?;
-        let received = worker.poll(&snapshots, &mut state, &counters);
+        feed(
+            &pool,
+            &rx_rings[in_port][feed_q],
+            frames.iter().map(Vec::as_slice),
+        )?;
+        let received = poll_all();
         out.clear();
-        take_all(&tx_rings[out_port], out);
-        let stray: usize = tx_rings.iter().map(MbufRing::len).sum();
-        if received != frames.len() || out.len() != frames.len() || stray != 0 {
+        take_all(&tx_rings[out_port][owner_q], out);
+        let stray: usize = all_tx.iter().map(|r| r.len()).sum();
+        if received != received_per_frame * frames.len() || out.len() != frames.len() || stray != 0
+        {
             return Err(format!(
                 "set-up {what}: {} fed, {received} received, {} forwarded, {stray} elsewhere; \
                  drops: {:?}",
@@ -456,7 +562,8 @@ fn run(args: &Args) -> Result<(), String> {
         step("ACK", client_port, server_port, acks, &mut out)?;
     }
     drop(out);
-    let connections = counters.connections.get();
+
+    let connections: u64 = counters.iter().map(|c| c.connections.get()).sum();
     if connections != args.flows as u64 {
         return Err(format!(
             "set-up: {connections} connections in the table, {} flows",
@@ -474,7 +581,7 @@ fn run(args: &Args) -> Result<(), String> {
     // every connection, even at one entry per poll.
     std::thread::sleep(SETTLE);
     for _ in 0..args.flows + 100 {
-        worker.poll(&snapshots, &mut state, &counters);
+        poll_all();
     }
     let measure_start_s = started.elapsed().as_secs_f64();
 
@@ -482,7 +589,7 @@ fn run(args: &Args) -> Result<(), String> {
     let mut lanes = Vec::new();
     if args.direction != Direction::Out {
         lanes.push(Lane {
-            ring: &rx_rings[client_port],
+            ring: &rx_rings[client_port][feed_q],
             frames: flows
                 .iter()
                 .map(|f| {
@@ -501,7 +608,7 @@ fn run(args: &Args) -> Result<(), String> {
     }
     if args.direction != Direction::In {
         lanes.push(Lane {
-            ring: &rx_rings[server_port],
+            ring: &rx_rings[server_port][feed_q],
             frames: flows
                 .iter()
                 .map(|f| {
@@ -522,12 +629,10 @@ fn run(args: &Args) -> Result<(), String> {
     let per_poll = (BURST_SIZE * lanes.len()) as u64;
     let polls = args.packets.div_ceil(per_poll).max(1);
     let before = totals(&counters);
-    let tally = measure(polls, &mut lanes, &tx_rings, &pool, || {
-        worker.poll(&snapshots, &mut state, &counters)
-    })?;
+    let tally = measure(polls, &mut lanes, &all_tx, &pool, handed_over, poll_all)?;
     let after = totals(&counters);
     let elapsed_s = started.elapsed().as_secs_f64();
-    drop(worker);
+    drop(workers_loop);
 
     let delta = |f: fn(&PortTotals) -> u64, port: usize| f(&after[port]) - f(&before[port]);
     let forwarded_in = delta(|t| t.forwarded, client_port);
@@ -536,10 +641,15 @@ fn run(args: &Args) -> Result<(), String> {
     let drops = dropped(&after);
     let lb = format!("{:?}", svc.lb_kind);
     println!(
-        "rvs-instr: {lb} ({}), direction {}, {} established flows",
+        "rvs-instr: {lb} ({}), direction {}, {} established flows, {workers} worker(s){}",
         args.config.display(),
         args.direction.name(),
-        args.flows
+        args.flows,
+        match (workers, args.placement) {
+            (1, _) => "",
+            (_, Placement::Owner) => ", on their owner's queue",
+            (_, Placement::Other) => ", on the other worker's queue (handed over)",
+        }
     );
     println!(
         "set-up: {} flows opened (SYN{}, ACK)",
@@ -574,17 +684,23 @@ fn run(args: &Args) -> Result<(), String> {
     if tally.short_polls != 0 {
         failures.push(format!("{} polls without full bursts", tally.short_polls));
     }
-    if forwarded != tally.fed || tally.sent != tally.fed || tally.received != tally.fed {
+    let received_per_fed = if handed_over { 2 } else { 1 };
+    if forwarded != tally.fed
+        || tally.sent != tally.fed
+        || tally.received != received_per_fed * tally.fed
+    {
         failures.push(format!(
             "fed {}, received {}, forwarded {forwarded}, sent {}",
             tally.fed, tally.received, tally.sent
         ));
     }
-    if counters.connections_expired.get() != 0 {
-        failures.push(format!(
-            "{} connections expired",
-            counters.connections_expired.get()
-        ));
+    let expired: u64 = counters.iter().map(|c| c.connections_expired.get()).sum();
+    if expired != 0 {
+        failures.push(format!("{expired} connections expired"));
+    }
+    let handed: u64 = counters.iter().map(|c| c.handed_out.get()).sum();
+    if handed_over && handed < tally.fed {
+        failures.push(format!("{handed} packets handed over, {} fed", tally.fed));
     }
     if elapsed_s >= ESTABLISHED_TIMEOUT_S - 10.0 {
         // Not a failure of rvs, but the figure would include the timer wheel re-arming every

@@ -49,6 +49,22 @@ impl MbufRing {
         }
     }
 
+    /// Enqueues as much of `burst` as the ring has room for; what it refused stays in
+    /// `burst`. Returns how many went in.
+    pub fn enqueue_burst(&self, burst: &mut Burst) -> usize {
+        let (slots, len) = burst.filled_raw();
+        if len == 0 {
+            return 0;
+        }
+        // SAFETY: `slots` holds `len` owned mbuf pointers; the ring takes the first `n`.
+        let n = unsafe {
+            dpdk_sys::rvs_ring_enqueue_burst(self.raw.as_ptr(), slots.cast(), len as u32)
+        } as usize;
+        // SAFETY: the ring owns exactly the first `n` now.
+        unsafe { burst.consume_front(n) };
+        n
+    }
+
     /// Dequeues up to a burst into an empty `burst`.
     pub fn dequeue_burst(&self, burst: &mut Burst) -> usize {
         let (slots, cap) = burst.spare_raw();
