@@ -7,9 +7,13 @@
 # Prints one table (BENCHMARKS.md explains it). Run as root after scripts/setup.sh.
 #
 # Usage: scripts/bench.sh [--smoke] [--duration S] [--modes "nat fullnat dr tun"] [--out FILE]
+#                         [--workers K]
 #   --smoke     every point for 1 s with small counts: checks the machinery, measures nothing
 #   --duration  seconds measured per point (default 30; one sample per second)
 #   --out       also write the table (markdown) to FILE
+#   --workers   rvsd workers (and testpmd forwarding cores) on cores 1..K, the generator with K
+#               queue pairs per link on core 0: needs K + 1 cores (--smoke may share them, to
+#               check the machinery only). Default 1.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
@@ -25,12 +29,14 @@ FLOWS_SMALL=10000
 FLOWS_LARGE=1000000
 SMOKE=0
 OUT=""
+WORKERS=1
 while [[ $# -gt 0 ]]; do
     case $1 in
     --smoke) SMOKE=1 ;;
     --duration) DURATION=$2; shift ;;
     --modes) MODES=$2; shift ;;
     --out) OUT=$2; shift ;;
+    --workers) WORKERS=$2; shift ;;
     *) die "unknown argument $1 (see the header of $0)" ;;
     esac
     shift
@@ -40,7 +46,20 @@ if [[ $SMOKE == 1 ]]; then
 fi
 
 require_root
+[[ $WORKERS =~ ^[1-9][0-9]?$ ]] || die "--workers K: 1 to 99"
 [[ $(nproc) -ge 2 ]] || die "needs 2 cores: the generator on 0, the device under test on 1"
+# The device's cores: 1..K; with fewer cores, only a smoke run may share them (it measures
+# nothing, it checks that K workers and K queues work).
+DUT_CORES=()
+for ((w = 0; w < WORKERS; w++)); do
+    if ((WORKERS < $(nproc))); then
+        DUT_CORES+=($((w + 1)))
+    else
+        ((SMOKE)) || die "--workers $WORKERS needs $((WORKERS + 1)) cores (the generator has its own); this machine has $(nproc): run --workers $(($(nproc) - 1)) here, more on a larger machine"
+        DUT_CORES+=(1)
+    fi
+done
+DUT_CORE_LIST=$(IFS=,; echo "${DUT_CORES[*]}")
 if [[ ! -x "$(command -v dpdk-testpmd)" ]] || ! mountpoint -q /dev/hugepages; then
     "$SCRIPT_DIR/setup.sh"
 fi
@@ -85,10 +104,15 @@ wait_sockets() {
     return 1
 }
 
-# start_rvsd MODE: a fresh rvsd (fresh connection table) for one point.
+# start_rvsd MODE: a fresh rvsd (fresh connection table) for one point, with its workers on
+# the device's cores.
 start_rvsd() {
     rm -rf "$SOCKDIR" && mkdir -p "$SOCKDIR"
-    RVS_LOG=warn "$RVSD" --config "bench/configs/bench-$1.ron" >"$WORK/dut.log" 2>&1 &
+    local shared=""
+    ((${#DUT_CORES[@]} > $(printf '%s\n' "${DUT_CORES[@]}" | sort -u | wc -l))) && shared=" oversubscribe: true,"
+    sed "s/^    workers: \[1\],/    workers: [$DUT_CORE_LIST],$shared/" "bench/configs/bench-$1.ron" >"$WORK/dut.ron"
+    grep -q "workers: \[$DUT_CORE_LIST\]" "$WORK/dut.ron" || die "bench-$1.ron: no 'workers: [1],' line to set"
+    RVS_LOG=warn "$RVSD" --config "$WORK/dut.ron" >"$WORK/dut.log" 2>&1 &
     DUT_PID=$!
     wait_sockets || { cat "$WORK/dut.log" >&2; die "rvsd ($1) did not open its memif sockets"; }
 }
@@ -97,11 +121,14 @@ start_rvsd() {
 # serving the same two memif sockets with the same MACs. A fresh one per point.
 start_testpmd() {
     rm -rf "$SOCKDIR" && mkdir -p "$SOCKDIR"
-    dpdk-testpmd --lcores "0@1,1@1" --file-prefix "rvs-$RUN-pmd" --socket-mem 256 \
+    local lcores="0@1" w
+    for ((w = 0; w < WORKERS; w++)); do lcores+=",$((w + 1))@${DUT_CORES[w]}"; done
+    dpdk-testpmd --lcores "$lcores" --file-prefix "rvs-$RUN-pmd" --socket-mem 256 \
         --socket-limit 256 --huge-unlink --no-pci --no-telemetry \
         --vdev="net_memif0,role=server,id=0,socket=$SOCKDIR/client.sock,socket-abstract=no,mac=02:00:00:00:00:01" \
         --vdev="net_memif1,role=server,id=0,socket=$SOCKDIR/servers.sock,socket-abstract=no,mac=02:00:00:00:00:02" \
-        -- --forward-mode="$1" --nb-cores=1 --stats-period=3600 --total-num-mbufs=16384 \
+        -- --forward-mode="$1" --nb-cores="$WORKERS" --rxq="$WORKERS" --txq="$WORKERS" \
+        --stats-period=3600 --total-num-mbufs=16384 \
         >"$WORK/dut.log" 2>&1 &
     DUT_PID=$!
     wait_sockets || { cat "$WORK/dut.log" >&2; die "dpdk-testpmd ($1) did not open its memif sockets"; }
@@ -112,6 +139,7 @@ gen() {
     local name=$1
     shift
     if ! "$GEN" --core 0 --file-prefix "rvs-$RUN-gen" --warmup "$WARMUP" --duration "$DURATION" \
+        --queues "$WORKERS" \
         --quiet "$@" >"$WORK/$name.out" 2>&1; then
         cat "$WORK/$name.out" >&2
         echo "--- the device's log:" >&2
@@ -179,15 +207,19 @@ stop_dut
 ELAPSED=$((SECONDS - START))
 
 # The table.
-python3 - "$WORK" "$MODES" "$FLOWS_SMALL" "$FLOWS_LARGE" "$DURATION" "$ELAPSED" "$SMOKE" >"$WORK/table.md" <<'EOF'
+python3 - "$WORK" "$MODES" "$FLOWS_SMALL" "$FLOWS_LARGE" "$DURATION" "$ELAPSED" "$SMOKE" "$WORKERS" >"$WORK/table.md" <<'EOF'
 import os, sys
-work, modes, small, large, duration, elapsed, smoke = sys.argv[1:8]
+work, modes, small, large, duration, elapsed, smoke, workers = sys.argv[1:9]
 def result(name):
     line = open(os.path.join(work, name + ".result")).read().split()
     return {k: v for k, v in (w.split("=", 1) for w in line[1:])}
 memory = dict(l.split() for l in open(os.path.join(work, "memory")))
 k = lambda n: f"{int(n) // 1000}k" if int(n) < 1_000_000 else f"{int(n) // 1_000_000}M"
-print(f"rvs-gen on core 0, one rvsd worker (or dpdk-testpmd) on core 1, two net_memif links, 64-byte TCP;")
+if workers == "1":
+    print(f"rvs-gen on core 0, one rvsd worker (or dpdk-testpmd) on core 1, two net_memif links, 64-byte TCP;")
+else:
+    print(f"rvs-gen on core 0 with {workers} queue pairs per link (a flow on queue flow mod {workers}), {workers} rvsd workers")
+    print(f"(or dpdk-testpmd forwarding cores) on cores 1..{workers}, two net_memif links, 64-byte TCP;")
 print(f"{duration} s per point after warm-up, one sample per second; Mpps = packets the device forwarded")
 print(f"(both directions where replies cross); ratio = Mpps / the same generator against dpdk-testpmd")
 print(f"macswap measured just before the mode's points (one way for DR/TUN, both ways for NAT/FULLNAT);")

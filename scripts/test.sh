@@ -70,6 +70,9 @@ PROPTEST_CASES=200000 timeout 600 cargo test --release -p dataplane --lib fuzz_ 
 step "benchmark smoke: scripts/bench.sh --smoke (every point for 1 s, tiny counts; measures nothing)"
 scripts/bench.sh --smoke || status=1
 
+step "benchmark smoke with 2 workers (sharing core 1 here) and 2 queue pairs per link"
+scripts/bench.sh --smoke --workers 2 || status=1
+
 step "instructions per packet smoke: scripts/instructions.sh --quick (callgrind; small counts)"
 scripts/instructions.sh --quick || status=1
 

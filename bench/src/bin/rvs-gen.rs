@@ -6,7 +6,10 @@
 //! hdrhistogram; one-second samples; and no report at all when a packet is unaccounted for.
 //!
 //! Runs on one core, both links polled by one thread (`scripts/bench.sh` gives it core 0 and
-//! the device under test core 1).
+//! the device under test core 1). With `--queues K` each link has K queue pairs, as a NIC with
+//! K RX queues: a flow's packets, both ways, always travel on queue `flow mod K` (the way
+//! RSS keeps a flow on one queue, and not the device's owner function: a device with K workers
+//! hands a share of them over).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -16,7 +19,7 @@ use bench::gen::samples::Sampler;
 use bench::gen::traffic::{Phase, Phases, Script, Traffic};
 use clap::Parser;
 use dataplane::dpdk::{
-    Burst, Eal, EalArgs, LcoreRegistration, Mempool, Port, PortSettings, BURST_SIZE,
+    Burst, Eal, EalArgs, LcoreRegistration, Mempool, Port, PortSettings, TxQueue, BURST_SIZE,
 };
 use hdrhistogram::Histogram;
 
@@ -88,6 +91,9 @@ struct Args {
     /// No per-second lines.
     #[arg(long)]
     quiet: bool,
+    /// Queue pairs per link (one per worker of the device under test).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    queues: u16,
 }
 
 /// What one run saw, beyond the traffic's own totals.
@@ -167,8 +173,8 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     // Every ring on the way (2 links x 2 directions x 1024) plus the window, doubled.
     let pool = Mempool::new("rvs_gen", 16383, 256, 2048 + 128, 0).map_err(|e| e.to_string())?;
     let settings = PortSettings {
-        rx_queues: 1,
-        tx_queues: 1,
+        rx_queues: args.queues,
+        tx_queues: args.queues,
         rx_descriptors: 1024,
         tx_descriptors: 1024,
         promiscuous: true,
@@ -191,16 +197,20 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let (mut crx, mut ctx) = ports[0].take_queues().expect("fresh port");
-    let (mut srx, mut stx) = ports[1].take_queues().expect("fresh port");
-    let (client_rx, client_tx) = (&mut crx[0], &mut ctx[0]);
-    let (server_rx, server_tx) = (&mut srx[0], &mut stx[0]);
+    let (mut client_rx, mut client_tx) = ports[0].take_queues().expect("fresh port");
+    let (mut server_rx, mut server_tx) = ports[1].take_queues().expect("fresh port");
+    let queues = usize::from(args.queues);
+    let queue_of = |flow: u32| flow as usize % queues;
 
     let mut latency =
         Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).map_err(|e| e.to_string())?;
     let mut sampler = Sampler::default();
     let mut seen = Seen::default();
-    let (mut rx, mut replies, mut out) = (Burst::new(), Burst::new(), Burst::new());
+    let mut rx = Burst::new();
+    let mut fresh = Burst::new();
+    // Per queue: the real servers' answers and the clients' packets on their way out.
+    let mut replies: Vec<Burst> = (0..queues).map(|_| Burst::new()).collect();
+    let mut out: Vec<Burst> = (0..queues).map(|_| Burst::new()).collect();
     let mut next = [(0u32, 0u8); BURST_SIZE];
     let start = Instant::now();
     let mut run_start: Option<(u64, u64)> = None;
@@ -263,8 +273,17 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         seen.turns += 1;
         let stamp = now & STAMP_MASK;
 
-        // The real servers: check, then answer (or end the journey here).
-        if replies.is_empty() && server_rx.rx_burst(&mut rx) > 0 {
+        // The real servers: check, then answer (or end the journey here). An answer leaves on
+        // its flow's queue. A queue is read only when every answer so far has left (a burst
+        // then holds what one RX gives); one the link refused waits for the next turn.
+        for queue in 0..queues {
+            send_all(&mut replies, &mut server_tx, &mut seen);
+            if replies.iter().any(|r| !r.is_empty()) {
+                break;
+            }
+            if server_rx[queue].rx_burst(&mut rx) == 0 {
+                continue;
+            }
             for mut mbuf in rx.drain() {
                 match addressing.check_at_server(mbuf.data()) {
                     Received::Packet(a) => {
@@ -274,8 +293,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
                         }
                         if cross {
                             addressing.write_reply(mbuf.data_mut(), stamp);
-                            // `replies` was empty and a burst holds what one RX gave.
-                            let _ = replies.push(mbuf);
+                            let _ = replies[queue_of(a.flow)].push(mbuf);
                         } else {
                             traffic.completed(a.flow, a.step);
                         }
@@ -285,15 +303,13 @@ fn run(args: &Args) -> Result<ExitCode, String> {
                 }
             }
         }
-        if !replies.is_empty() {
-            server_tx.tx_burst(&mut replies);
-            if !replies.is_empty() {
-                seen.tx_refused += 1;
-            }
-        }
+        send_all(&mut replies, &mut server_tx, &mut seen);
 
         // The clients: answers that crossed back.
-        if client_rx.rx_burst(&mut rx) > 0 {
+        for queue in client_rx.iter_mut() {
+            if queue.rx_burst(&mut rx) == 0 {
+                continue;
+            }
             for mbuf in rx.drain() {
                 match addressing.check_at_client(mbuf.data()) {
                     Received::Packet(a) => {
@@ -309,8 +325,9 @@ fn run(args: &Args) -> Result<ExitCode, String> {
             }
         }
 
-        // New client packets, as many as the window, the pacing and a burst allow.
-        if out.is_empty() {
+        // New client packets, as many as the window, the pacing and a burst allow, each on its
+        // flow's queue.
+        if out.iter().all(Burst::is_empty) {
             let mut budget = BURST_SIZE as u64;
             if let (Some((t0, built0)), true) = (run_start, args.rate > 0) {
                 let due = (u128::from(now - t0) * u128::from(args.rate) / 1_000_000_000) as u64;
@@ -328,23 +345,20 @@ fn run(args: &Args) -> Result<ExitCode, String> {
                 n += 1;
             }
             if n > 0 {
-                if !pool.alloc_bulk(&mut out, n) {
+                if !pool.alloc_bulk(&mut fresh, n) {
                     return Err("mempool exhausted (mbufs leaked?)".into());
                 }
-                for (mbuf, &(flow, step)) in out.iter_mut().zip(&next[..n]) {
+                for (mut mbuf, &(flow, step)) in fresh.drain().zip(&next[..n]) {
                     let data = mbuf
                         .append(FRAME_LEN as u16)
                         .expect("a fresh mbuf has room");
                     addressing.write_client(data, flow, step, traffic.flags(step), stamp);
+                    // All bursts were empty and n fits in one.
+                    let _ = out[queue_of(flow)].push(mbuf);
                 }
             }
         }
-        if !out.is_empty() {
-            client_tx.tx_burst(&mut out);
-            if !out.is_empty() {
-                seen.tx_refused += 1;
-            }
-        }
+        send_all(&mut out, &mut client_tx, &mut seen);
     }
     // Unsent packets count as built and outstanding; there are none once drained, but a
     // drain that timed out may leave some: they are part of the loss below.
@@ -353,6 +367,18 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     let code = report(args, dut, cross, &traffic, &sampler, &latency, &seen);
     std::thread::sleep(Duration::from_millis(args.linger_ms));
     code
+}
+
+/// Sends each queue's burst on its queue; what a link refuses stays for the next turn.
+fn send_all(bursts: &mut [Burst], queues: &mut [TxQueue<'_>], seen: &mut Seen) {
+    for (burst, queue) in bursts.iter_mut().zip(queues.iter_mut()) {
+        if !burst.is_empty() {
+            queue.tx_burst(burst);
+            if !burst.is_empty() {
+                seen.tx_refused += 1;
+            }
+        }
+    }
 }
 
 fn report(
