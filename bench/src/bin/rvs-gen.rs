@@ -276,12 +276,12 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         // The real servers: check, then answer (or end the journey here). An answer leaves on
         // its flow's queue. A queue is read only when every answer so far has left (a burst
         // then holds what one RX gives); one the link refused waits for the next turn.
-        for queue in 0..queues {
+        for queue in server_rx.iter_mut() {
             send_all(&mut replies, &mut server_tx, &mut seen);
             if replies.iter().any(|r| !r.is_empty()) {
                 break;
             }
-            if server_rx[queue].rx_burst(&mut rx) == 0 {
+            if queue.rx_burst(&mut rx) == 0 {
                 continue;
             }
             for mut mbuf in rx.drain() {
