@@ -463,7 +463,7 @@ fn flow_key(b: &[u8]) -> Option<FlowKey> {
 /// every verdict but `Drop`, `SlowPath` and `HandOff` (which leave it untouched). With several
 /// workers (`snapshot.steering`), a packet whose connection another worker owns is handed to
 /// it (`HandOff`) before anything looks for or decides about a connection.
-#[inline]
+#[inline(always)]
 pub fn process(
     frame: &mut impl Frame,
     in_port: usize,
@@ -477,7 +477,7 @@ pub fn process(
 /// [`process`] for a packet another worker handed to this one: it is this worker's by the
 /// owner function, so it is never handed on again (even if a reload changed the services in
 /// between, which could otherwise bounce it).
-#[inline]
+#[inline(always)]
 pub fn process_handed_in(
     frame: &mut impl Frame,
     in_port: usize,
@@ -488,7 +488,7 @@ pub fn process_handed_in(
     decide(frame, in_port, snapshot, state, now_ms, false)
 }
 
-#[inline]
+#[inline(always)]
 fn decide(
     frame: &mut impl Frame,
     in_port: usize,
@@ -580,6 +580,7 @@ impl At<'_> {
 
 type Outcome = Result<Verdict, DropReason>;
 
+#[inline(always)]
 fn handle(frame: &mut impl Frame, at: &At<'_>, state: &mut WorkerState) -> Outcome {
     let (in_port, port, snapshot) = (at.in_port, at.port, at.snapshot);
     let eth = ethernet::Frame::new_checked(frame.bytes()).map_err(|_| DropReason::Malformed)?;
@@ -665,6 +666,7 @@ fn is_martian(addr: Ipv4Addr) -> bool {
 
 const L3: usize = ethernet::HEADER_LEN;
 
+#[inline(always)]
 fn ipv4_packet(frame: &mut impl Frame, at: &At<'_>, state: &mut WorkerState) -> Outcome {
     let (in_port, port, snapshot, now_ms) = (at.in_port, at.port, at.snapshot, at.now_ms);
     let (src, dst, protocol, header_len, total_len, fragment) = {

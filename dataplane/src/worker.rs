@@ -243,8 +243,9 @@ impl<'p> Worker<'p> {
 }
 
 /// Carries out the engine's verdict on `mbuf`, which arrived on port `port` (or was handed in
-/// for it): counted on that port, queued for its way out, handed over or dropped.
-#[inline]
+/// for it): counted on that port, queued for its way out, handed over or dropped. Inlined in
+/// both loops: out of line, its call cost 40 instructions a packet.
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn dispatch(
     io: &mut WorkerIo<'_>,
