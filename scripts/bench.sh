@@ -134,18 +134,53 @@ start_testpmd() {
     wait_sockets || { cat "$WORK/dut.log" >&2; die "dpdk-testpmd ($1) did not open its memif sockets"; }
 }
 
+# try_gen NAME ARGS...: one rvs-gen run; fails (status 1) if rvs-gen does.
+try_gen() {
+    local name=$1
+    shift
+    "$GEN" --core 0 --file-prefix "rvs-$RUN-gen" --warmup "$WARMUP" --duration "$DURATION" \
+        --queues "$WORKERS" --quiet "$@" >"$WORK/$name.out" 2>&1
+}
+
 # gen NAME ARGS...: one rvs-gen run; its RESULT line is kept as $WORK/NAME.result.
 gen() {
     local name=$1
-    shift
-    if ! "$GEN" --core 0 --file-prefix "rvs-$RUN-gen" --warmup "$WARMUP" --duration "$DURATION" \
-        --queues "$WORKERS" \
-        --quiet "$@" >"$WORK/$name.out" 2>&1; then
+    if ! try_gen "$@"; then
         cat "$WORK/$name.out" >&2
         echo "--- the device's log:" >&2
         tail -20 "$WORK/dut.log" >&2
         die "$name: rvs-gen failed (above)"
     fi
+    keep_result "$name"
+}
+
+# ceiling FWD NAME ARGS...: rvs-gen against a fresh dpdk-testpmd forwarding FWD. Debian's
+# testpmd 22.11 serving memif sometimes crashes (at start with several queues, or when its
+# client leaves): a run whose testpmd died is tried once more with a fresh one.
+ceiling() {
+    local fwd=$1 name=$2
+    shift 2
+    start_testpmd "$fwd"
+    if try_gen "$name" "$@"; then
+        stop_dut
+        keep_result "$name"
+        return
+    fi
+    if kill -0 "$DUT_PID" 2>/dev/null; then
+        # testpmd is alive: the failure is the generator's, and final.
+        cat "$WORK/$name.out" >&2
+        die "$name: rvs-gen failed (above)"
+    fi
+    note "$name: dpdk-testpmd died ($(grep -m1 -iE 'fault|error|panic' "$WORK/dut.log" || echo 'no reason logged')); once more with a fresh one"
+    stop_dut
+    start_testpmd "$fwd"
+    gen "$name" "$@"
+    stop_dut
+}
+
+# keep_result NAME: the RESULT line of a run, kept as $WORK/NAME.result.
+keep_result() {
+    local name=$1
     grep '^RESULT ' "$WORK/$name.out" >"$WORK/$name.result"
     note "$name: $(sed -n 's/.*fwd_mpps_p50=\([^ ]*\).*fwd_mpps_p90=\([^ ]*\).*cps_p50=\([^ ]*\).*lat_us_p50=\([^ ]*\).*/\1 \/ \2 Mpps, \3 conn\/s, latency p50 \4 us/p' "$WORK/$name.result")"
 }
@@ -184,15 +219,11 @@ START=$SECONDS
 # TUN: what crosses is checked at the servers' side) or both ways (as NAT and FULLNAT: the
 # servers' answers cross back). The machine's speed flips every few seconds or minutes, so
 # each mode's ceiling is measured right before that mode's points, and its ratios use it.
-start_testpmd io
-gen ceiling-io "${PASSTHROUGH[@]}" --replies direct
-stop_dut
+ceiling io ceiling-io "${PASSTHROUGH[@]}" --replies direct
 for mode in $MODES; do
     replies=direct
     [[ $mode == nat || $mode == fullnat ]] && replies=cross
-    start_testpmd macswap
-    gen "ceiling-$mode" "${PASSTHROUGH[@]}" --replies "$replies"
-    stop_dut
+    ceiling macswap "ceiling-$mode" "${PASSTHROUGH[@]}" --replies "$replies"
     rvsd_point "$mode" "$mode-est-small" --flows "$FLOWS_SMALL"
     rvsd_point "$mode" "$mode-est-large" --flows "$FLOWS_LARGE"
     rvsd_point "$mode" "$mode-cps" --script connections --flows "$FLOWS_LARGE"
@@ -200,10 +231,8 @@ for mode in $MODES; do
     rvsd_point "$mode" "$mode-latency" --flows "$FLOWS_SMALL" --rate "$rate"
 done
 # testpmd's latency at half its own (io) rate, one way, for comparison.
-start_testpmd macswap
 rate=$(half "$(field ceiling-io sent_mpps_p50)")
-gen ceiling-latency "${PASSTHROUGH[@]}" --replies direct --rate "$rate"
-stop_dut
+ceiling macswap ceiling-latency "${PASSTHROUGH[@]}" --replies direct --rate "$rate"
 ELAPSED=$((SECONDS - START))
 
 # The table.
