@@ -172,12 +172,14 @@ fn snapshot() -> Snapshot {
             ipv4: vec![OWN0.into(), VIP.into()],
             primary: Some(OWN0.into()),
             mtu: 1500,
+            kernel: vec![],
         },
         PortAddrs {
             mac: MAC1,
             ipv4: port1,
             primary: Some(OWN1.into()),
             mtu: 1500,
+            kernel: vec![],
         },
     ]);
     s.generation = 1;

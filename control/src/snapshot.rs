@@ -37,6 +37,11 @@ pub fn build(
             ipv4: port.addresses.iter().map(|c| c.addr).collect(),
             primary: port.addresses.first().map(|c| c.addr),
             mtu: port.mtu,
+            kernel: if port.kernel {
+                port.addresses.iter().map(|c| c.addr).collect()
+            } else {
+                Vec::new()
+            },
         })
         .collect();
     // The appliance answers ARP and ping for VIPs and local addresses on their subnet's port.

@@ -23,12 +23,22 @@ pub struct PortAddrs {
     pub primary: Option<Ipv4Addr>,
     /// Largest IPv4 packet the port sends (without the Ethernet header).
     pub mtu: u16,
+    /// The addresses the kernel holds on this port's exception interface (its configured own
+    /// addresses; empty without one): what reaches them and is not for the fast path (TCP and
+    /// UDP to the appliance, ICMP but the echo rvs answers) goes up to the kernel.
+    pub kernel: Vec<Ipv4Addr>,
 }
 
 impl PortAddrs {
     #[inline]
     pub fn owns(&self, addr: Ipv4Addr) -> bool {
         self.ipv4.contains(&addr)
+    }
+
+    /// Whether a packet to `addr` that rvs does not handle itself belongs to the kernel.
+    #[inline]
+    pub fn for_kernel(&self, addr: Ipv4Addr) -> bool {
+        self.kernel.contains(&addr)
     }
 }
 

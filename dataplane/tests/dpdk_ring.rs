@@ -219,6 +219,7 @@ fn two_ring_ports_through_a_worker(pool: &Mempool) {
                 ipv4: vec![OWN[i]],
                 primary: Some(OWN[i]),
                 mtu: 1500,
+            kernel: vec![],
             })
             .collect(),
     )));
@@ -455,12 +456,14 @@ fn every_packet_on_the_wrong_queue_is_handed_over(pool: &Mempool) {
             ipv4: vec![OWN[0], VIP],
             primary: Some(OWN[0]),
             mtu: 1500,
+            kernel: vec![],
         },
         PortAddrs {
             mac: MAC[1],
             ipv4: vec![OWN[1], LIP],
             primary: Some(OWN[1]),
             mtu: 1500,
+            kernel: vec![],
         },
     ]);
     snap.generation = 1;

@@ -1,6 +1,7 @@
 //! The rvsd configuration: one RON file. This module owns its schema (serde, unknown fields
 //! refused), its validation, and errors that point at `FILE:LINE:COLUMN` with a reason.
 
+pub mod health;
 pub mod locate;
 
 use std::collections::HashSet;
@@ -85,6 +86,49 @@ pub struct ServiceConfig {
     #[serde(default, deserialize_with = "ipv4_list")]
     pub local_addresses: Vec<Ipv4Addr>,
     pub real_servers: Vec<RealServerConfig>,
+    // Health checking, keepalived's virtual_server options (defaults of the real servers).
+    /// Seconds between checks (keepalived's default 60).
+    #[serde(default)]
+    pub delay_loop: Option<u32>,
+    #[serde(default)]
+    pub connect_timeout: Option<u32>,
+    #[serde(default)]
+    pub retry: Option<u32>,
+    #[serde(default)]
+    pub delay_before_retry: Option<u32>,
+    #[serde(default)]
+    pub warmup: Option<u32>,
+    /// Real servers start down until their checks pass.
+    #[serde(default)]
+    pub alpha: bool,
+    /// On stop, run the down notifications (quorum_down, notify_down) that apply.
+    #[serde(default)]
+    pub omega: bool,
+    /// Least total weight of the live real servers for the service to be up (default 1).
+    #[serde(default)]
+    pub quorum: Option<u32>,
+    /// Weight tolerated around the quorum before it is deemed lost or gained again.
+    #[serde(default)]
+    pub hysteresis: u32,
+    /// Programs run when the quorum is gained and lost.
+    #[serde(default)]
+    pub quorum_up: Option<String>,
+    #[serde(default)]
+    pub quorum_down: Option<String>,
+    /// A failed real server keeps its place at weight 0 (its connections drain) instead of
+    /// leaving the scheduler.
+    #[serde(default)]
+    pub inhibit_on_failure: bool,
+    /// Takes the traffic while the quorum is not met (every real server is then out).
+    #[serde(default)]
+    pub sorry_server: Option<health::SorryServer>,
+    /// IPVS's expire_nodest_conn: a packet of a connection whose real server left the service
+    /// ends the connection (a TCP client gets a reset) instead of draining it.
+    #[serde(default)]
+    pub expire_nodest_conn: bool,
+    /// Host header of the service's HTTP_GET/SSL_GET checks.
+    #[serde(default)]
+    pub virtualhost: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -104,6 +148,31 @@ pub struct RealServerConfig {
     /// `ipvsadm -y`: it takes new ones again below this many (0: below 3/4 of the upper).
     #[serde(default)]
     pub lower_threshold: u32,
+    /// Health checkers; the server is up while all of them pass (none: always up).
+    #[serde(default)]
+    pub checks: Vec<health::CheckConfig>,
+    /// Programs run when the server goes up and down.
+    #[serde(default)]
+    pub notify_up: Option<String>,
+    #[serde(default)]
+    pub notify_down: Option<String>,
+    // keepalived's real_server options, defaults of its checkers (the service's otherwise).
+    #[serde(default)]
+    pub inhibit_on_failure: Option<bool>,
+    #[serde(default)]
+    pub alpha: Option<bool>,
+    #[serde(default)]
+    pub delay_loop: Option<u32>,
+    #[serde(default)]
+    pub connect_timeout: Option<u32>,
+    #[serde(default)]
+    pub retry: Option<u32>,
+    #[serde(default)]
+    pub delay_before_retry: Option<u32>,
+    #[serde(default)]
+    pub warmup: Option<u32>,
+    #[serde(default)]
+    pub virtualhost: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -272,6 +341,22 @@ pub struct PortConfig {
     /// Largest IPv4 packet sent on this port; TUN answers fragmentation-needed above it.
     #[serde(default = "defaults::mtu")]
     pub mtu: u16,
+    /// The exception path: a kernel interface (TAP) holding the port's addresses, so that
+    /// health checks, ssh, routing daemons and ping use kernel sockets on the data port.
+    #[serde(default = "defaults::yes")]
+    pub kernel: bool,
+    /// That interface's name (default `rvs-` and the port's name, cut to 15 characters).
+    #[serde(default)]
+    pub kernel_interface: Option<String>,
+}
+
+impl PortConfig {
+    /// The name of the port's kernel interface.
+    pub fn kernel_interface_name(&self) -> String {
+        self.kernel_interface
+            .clone()
+            .unwrap_or_else(|| format!("rvs-{}", self.name).chars().take(15).collect())
+    }
 }
 
 impl PortConfig {
@@ -608,6 +693,8 @@ pub fn restart_only_change(running: &Config, new: &LoadedConfig) -> Option<Confi
             rx_descriptors,
             tx_descriptors,
             mtu,
+            kernel,
+            kernel_interface,
         } = old;
         let at = |f| vec![Field("ports"), Index(i), Field(f)];
         diffs.extend([
@@ -627,6 +714,11 @@ pub fn restart_only_change(running: &Config, new: &LoadedConfig) -> Option<Confi
                 differ(tx_descriptors, &now.tx_descriptors, debug),
             ),
             (at("mtu"), differ(mtu, &now.mtu, debug)),
+            (at("kernel"), differ(kernel, &now.kernel, debug)),
+            (
+                at("kernel_interface"),
+                differ(kernel_interface, &now.kernel_interface, or_unset),
+            ),
         ]);
     }
     diffs.extend([
@@ -762,6 +854,7 @@ pub fn validate(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), ConfigErro
         return Err(loaded.error_at(&[Field("ports")], "at least one port is needed"));
     }
     let mut names = HashSet::new();
+    let mut kernel_names = HashSet::new();
     let mut devices = HashSet::new();
     let mut addresses = HashSet::new();
     for (i, port) in c.ports.iter().enumerate() {
@@ -798,6 +891,29 @@ pub fn validate(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), ConfigErro
             }
             if !addresses.insert(a) {
                 return Err(loaded.error_at(&path, format!("address {a} is configured twice")));
+            }
+        }
+        if port.kernel {
+            let name = port.kernel_interface_name();
+            if name.is_empty()
+                || name.len() > 15
+                || !name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+            {
+                return Err(loaded.error_at(
+                    &at("kernel_interface"),
+                    format!(
+                        "kernel interface name {name:?} must be 1 to 15 letters, digits, '-', \
+                         '_' or '.'"
+                    ),
+                ));
+            }
+            if !kernel_names.insert(name.clone()) {
+                return Err(loaded.error_at(
+                    &at("kernel_interface"),
+                    format!("kernel interface {name:?} is used by two ports"),
+                ));
             }
         }
         for (field, value) in [
@@ -1126,6 +1242,255 @@ fn validate_network(loaded: &LoadedConfig) -> Result<(), ConfigError> {
                 &[Field("services"), Index(i), Field("vip")],
                 format!("{} is both a VIP and a FULLNAT local address", svc.vip),
             ));
+        }
+        validate_health(loaded, i)?;
+    }
+    Ok(())
+}
+
+/// A service's health checking: timings in range, checkers that can run, a sorry server
+/// rvsd can reach, scripts named.
+fn validate_health(loaded: &LoadedConfig, i: usize) -> Result<(), ConfigError> {
+    use health::CheckConfig;
+    use Step::{Field, Index};
+    let c = &loaded.config;
+    let svc = &c.services[i];
+    let timing_ok = |path: &[Step<'_>],
+                     delay_loop: Option<u32>,
+                     connect_timeout: Option<u32>,
+                     retry: Option<u32>,
+                     delay_before_retry: Option<u32>,
+                     warmup: Option<u32>|
+     -> Result<(), ConfigError> {
+        for (field, value, range) in [
+            ("delay_loop", delay_loop, 1..=86_400),
+            ("connect_timeout", connect_timeout, 1..=3_600),
+            ("retry", retry, 0..=100),
+            ("delay_before_retry", delay_before_retry, 0..=3_600),
+            ("warmup", warmup, 0..=86_400),
+        ] {
+            if let Some(v) = value {
+                if !range.contains(&v) {
+                    let mut at = path.to_vec();
+                    at.push(Field(field));
+                    return Err(loaded.error_at(
+                        &at,
+                        format!(
+                            "{field} {v} is out of range ({}..={} seconds{})",
+                            range.start(),
+                            range.end(),
+                            if field == "retry" { ", retries" } else { "" }
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    };
+    let service_at = [Field("services"), Index(i)];
+    timing_ok(
+        &service_at,
+        svc.delay_loop,
+        svc.connect_timeout,
+        svc.retry,
+        svc.delay_before_retry,
+        svc.warmup,
+    )?;
+    let at = |f| [Field("services"), Index(i), Field(f)];
+    if svc.quorum == Some(0) {
+        return Err(loaded.error_at(&at("quorum"), "quorum must be at least 1"));
+    }
+    let quorum = svc.quorum.unwrap_or(health::defaults::QUORUM);
+    if svc.hysteresis >= quorum {
+        return Err(loaded.error_at(
+            &at("hysteresis"),
+            format!(
+                "hysteresis {} must be below the quorum {quorum}",
+                svc.hysteresis
+            ),
+        ));
+    }
+    for (field, script) in [
+        ("quorum_up", &svc.quorum_up),
+        ("quorum_down", &svc.quorum_down),
+    ] {
+        if script.as_deref().is_some_and(|s| s.trim().is_empty()) {
+            return Err(loaded.error_at(&at(field), format!("{field} names no program")));
+        }
+    }
+    if let Some(sorry) = &svc.sorry_server {
+        let sorry_at = [Field("services"), Index(i), Field("sorry_server")];
+        let on_link = c
+            .ports
+            .iter()
+            .any(|p| p.addresses.iter().any(|a| a.contains(sorry.address)));
+        let routed = c
+            .routes
+            .iter()
+            .any(|r| r.destination.contains(sorry.address));
+        if !on_link && !routed {
+            return Err(loaded.error_at(
+                &sorry_at,
+                format!(
+                    "sorry server {} is on no port's subnet and no route leads to it",
+                    sorry.address
+                ),
+            ));
+        }
+        if svc.lb_kind == LbKind::DR && !on_link {
+            return Err(loaded.error_at(
+                &sorry_at,
+                format!("DR needs sorry server {} on a port's subnet", sorry.address),
+            ));
+        }
+        if matches!(svc.lb_kind, LbKind::DR | LbKind::TUN)
+            && sorry.port.is_some_and(|p| p != svc.port)
+        {
+            return Err(loaded.error_at(&sorry_at, "DR and TUN cannot change the port"));
+        }
+    }
+    for (j, rs) in svc.real_servers.iter().enumerate() {
+        let rs_at = [Field("services"), Index(i), Field("real_servers"), Index(j)];
+        timing_ok(
+            &rs_at,
+            rs.delay_loop,
+            rs.connect_timeout,
+            rs.retry,
+            rs.delay_before_retry,
+            rs.warmup,
+        )?;
+        for (field, script) in [
+            ("notify_up", &rs.notify_up),
+            ("notify_down", &rs.notify_down),
+        ] {
+            if script.as_deref().is_some_and(|s| s.trim().is_empty()) {
+                let mut here = rs_at.to_vec();
+                here.push(Field(field));
+                return Err(loaded.error_at(&here, format!("{field} names no program")));
+            }
+        }
+        for (k, check) in rs.checks.iter().enumerate() {
+            let check_at = [
+                Field("services"),
+                Index(i),
+                Field("real_servers"),
+                Index(j),
+                Field("checks"),
+                Index(k),
+            ];
+            let field_at = |f: &'static str| {
+                let mut p = check_at.to_vec();
+                p.push(Field(f));
+                p
+            };
+            let t = check.timing();
+            timing_ok(
+                &check_at,
+                t.delay_loop,
+                t.connect_timeout,
+                t.retry,
+                t.delay_before_retry,
+                t.warmup,
+            )?;
+            if let Some(ip) = t.connect_ip {
+                if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
+                    return Err(
+                        loaded.error_at(&field_at("connect_ip"), format!("{ip} cannot be checked"))
+                    );
+                }
+            }
+            if t.connect_port == Some(0) {
+                return Err(loaded.error_at(&field_at("connect_port"), "port 0 cannot be checked"));
+            }
+            match check {
+                CheckConfig::HTTP_GET { url, .. } | CheckConfig::SSL_GET { url, .. } => {
+                    if url.is_empty() {
+                        return Err(loaded.error_at(
+                            &field_at("url"),
+                            format!("{} needs at least one url", check.name()),
+                        ));
+                    }
+                    for (u, one) in url.iter().enumerate() {
+                        let mut here = field_at("url");
+                        here.push(Index(u));
+                        let in_url = |f: &'static str| {
+                            let mut p = here.clone();
+                            p.push(Field(f));
+                            p
+                        };
+                        if !one.path.starts_with('/') {
+                            return Err(loaded.error_at(
+                                &in_url("path"),
+                                format!("path {:?} must start with /", one.path),
+                            ));
+                        }
+                        if one.status_code.is_some_and(|s| !(100..=599).contains(&s)) {
+                            return Err(loaded.error_at(
+                                &in_url("status_code"),
+                                "status_code must be an HTTP status, 100..=599",
+                            ));
+                        }
+                        if let Some(d) = &one.digest {
+                            if d.len() != 32 || !d.chars().all(|ch| ch.is_ascii_hexdigit()) {
+                                return Err(loaded.error_at(
+                                    &in_url("digest"),
+                                    format!(
+                                        "digest {d:?} is not an MD5 (32 hex digits, as genhash \
+                                         prints)"
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                }
+                CheckConfig::MISC_CHECK {
+                    misc_path,
+                    misc_timeout,
+                    ..
+                } => {
+                    if misc_path.split_whitespace().next().is_none() {
+                        return Err(
+                            loaded.error_at(&field_at("misc_path"), "misc_path names no program")
+                        );
+                    }
+                    for (field, set) in [
+                        ("connect_ip", t.connect_ip.is_some()),
+                        ("connect_port", t.connect_port.is_some()),
+                        ("bindto", t.bindto.is_some()),
+                        ("connect_timeout", t.connect_timeout.is_some()),
+                    ] {
+                        if set {
+                            return Err(loaded.error_at(
+                                &field_at(field),
+                                format!("MISC_CHECK takes no {field} (its program checks)"),
+                            ));
+                        }
+                    }
+                    if misc_timeout.is_some_and(|s| !(1..=3_600).contains(&s)) {
+                        return Err(loaded.error_at(
+                            &field_at("misc_timeout"),
+                            "misc_timeout must be 1..=3600 seconds",
+                        ));
+                    }
+                }
+                CheckConfig::UDP_CHECK {
+                    payload,
+                    require_reply,
+                    ..
+                } => {
+                    for (field, value) in [("payload", payload), ("require_reply", require_reply)] {
+                        if let Some(text) = value {
+                            if health::parse_hex(text).is_none() {
+                                return Err(loaded.error_at(
+                                    &field_at(field),
+                                    format!("{field} {text:?} is not hex bytes (\"0a1b\")"),
+                                ));
+                            }
+                        }
+                    }
+                }
+                CheckConfig::TCP_CHECK { .. } | CheckConfig::PING_CHECK { .. } => {}
+            }
         }
     }
     Ok(())
@@ -1917,6 +2282,8 @@ mod tests {
                     rx_descriptors: 512,
                     tx_descriptors: 256,
                     mtu: 9000,
+                    kernel: false,
+                    kernel_interface: Some("lb2-kernel".into()),
                 },
             ],
             stats_file: Some("/tmp/rvs.json".into()),
@@ -1933,6 +2300,21 @@ mod tests {
                 persistence_netmask: None,
                 local_addresses: vec![],
                 real_servers: vec![],
+                delay_loop: None,
+                connect_timeout: None,
+                retry: None,
+                delay_before_retry: None,
+                warmup: None,
+                alpha: false,
+                omega: false,
+                quorum: None,
+                hysteresis: 0,
+                quorum_up: None,
+                quorum_down: None,
+                inhibit_on_failure: false,
+                sorry_server: None,
+                expire_nodest_conn: false,
+                virtualhost: None,
             }],
             routes: vec![RouteConfig {
                 destination: "10.0.0.0/8".parse().unwrap(),
@@ -1954,7 +2336,7 @@ mod tests {
             },
         };
         type Take = fn(&mut Config, &Config);
-        let restart_only: [(&str, Take); 19] = [
+        let restart_only: [(&str, Take); 21] = [
             ("eal.memory_mb", |c, d| c.eal.memory_mb = d.eal.memory_mb),
             ("eal.hugepages", |c, d| c.eal.hugepages = d.eal.hugepages),
             ("eal.file_prefix", |c, d| {
@@ -1987,6 +2369,14 @@ mod tests {
                 c.ports[1].tx_descriptors = d.ports[1].tx_descriptors
             }),
             ("ports[1].mtu", |c, d| c.ports[1].mtu = d.ports[1].mtu),
+            ("ports[1].kernel", |c, d| {
+                c.ports[1].kernel = d.ports[1].kernel
+            }),
+            ("ports[1].kernel_interface", |c, d| {
+                c.ports[1]
+                    .kernel_interface
+                    .clone_from(&d.ports[1].kernel_interface)
+            }),
             ("stats_file", |c, d| c.stats_file.clone_from(&d.stats_file)),
             ("stats_interval_ms", |c, d| {
                 c.stats_interval_ms = d.stats_interval_ms
@@ -2044,6 +2434,74 @@ mod tests {
             err.reason.starts_with("ports changed (2 ports -> 1 port)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn health_checking_mistakes_are_placed() {
+        let ok = with_service(
+            "delay_loop: 2, quorum: 2, hysteresis: 1, sorry_server: (address: \"198.51.100.50\"), \
+             inhibit_on_failure: true, expire_nodest_conn: true,",
+            "checks: [HTTP_GET(url: [(path: \"/\", status_code: 200)]), TCP_CHECK(retry: 3), \
+             MISC_CHECK(misc_path: \"/bin/true\", misc_dynamic: true)], notify_up: \"/bin/true\"",
+        );
+        let svc = check(&ok).unwrap().config.services.remove(0);
+        assert_eq!(svc.real_servers[0].checks.len(), 3);
+        assert_eq!(svc.quorum, Some(2));
+        let cases = [
+            (
+                with_service("", "checks: [HTTP_GET(url: [(path: \"health\")])]"),
+                "path \"health\" must start with /",
+            ),
+            (
+                with_service("", "checks: [HTTP_GET(url: [])]"),
+                "HTTP_GET needs at least one url",
+            ),
+            (
+                with_service(
+                    "",
+                    "checks: [HTTP_GET(url: [(path: \"/\", digest: \"abc\")])]",
+                ),
+                "digest \"abc\" is not an MD5",
+            ),
+            (
+                with_service(
+                    "",
+                    "checks: [MISC_CHECK(misc_path: \"/bin/true\", connect_port: 80)]",
+                ),
+                "MISC_CHECK takes no connect_port",
+            ),
+            (
+                with_service("", "checks: [UDP_CHECK(payload: \"xyz\")]"),
+                "payload \"xyz\" is not hex bytes",
+            ),
+            (
+                with_service("", "checks: [TCP_CHECK(connect_timeout: 0)]"),
+                "connect_timeout 0 is out of range",
+            ),
+            (
+                with_service("delay_loop: 0,", ""),
+                "delay_loop 0 is out of range",
+            ),
+            (
+                with_service("quorum: 2, hysteresis: 2,", ""),
+                "hysteresis 2 must be below the quorum 2",
+            ),
+            (
+                with_service("sorry_server: (address: \"192.0.2.9\"),", ""),
+                "sorry server 192.0.2.9 is on no port's subnet and no route leads to it",
+            ),
+            (
+                with_service("quorum_down: \" \",", ""),
+                "quorum_down names no program",
+            ),
+        ];
+        for (source, want) in cases {
+            let err = check(&source).unwrap_err();
+            assert!(
+                err.starts_with("t.ron:") && err.contains(want),
+                "got {err:?}, want {want:?}"
+            );
+        }
     }
 
     #[test]

@@ -38,12 +38,14 @@ pub(super) fn snapshot() -> Snapshot {
             ipv4: vec![OWN0.into(), VIP.into()],
             primary: Some(OWN0.into()),
             mtu: 1500,
+            kernel: vec![],
         },
         PortAddrs {
             mac: MAC1,
             ipv4: vec![OWN1.into(), LIP.into()],
             primary: Some(OWN1.into()),
             mtu: 1500,
+            kernel: vec![],
         },
     ]);
     s.generation = 1;
