@@ -213,6 +213,7 @@ fn snapshot() -> Snapshot {
             flags: Default::default(),
             persistence: None,
             maglev: None,
+            expire_nodest_conn: false,
             reals: REALS
                 .iter()
                 .map(|r| RealServer {

@@ -78,6 +78,7 @@ fn service(kind: SchedulerKind, reals: Vec<RealServer>) -> Service {
         local_addrs: Vec::new(),
         persistence: None,
         maglev,
+        expire_nodest_conn: false,
     }
 }
 

@@ -2,6 +2,7 @@
 //!
 //! - [`check`]: keepalived's health checkers (TCP, HTTP/SSL, MISC, UDP, PING) as async probes.
 //! - [`config`]: the RON file: schema, validation, errors placed at FILE:LINE:COLUMN.
+//! - [`kernel`]: the exception path, a TAP interface per port for the kernel's own traffic.
 //! - [`neigh`]: ARP resolution of next hops.
 //! - [`snapshot`]: builds the immutable state workers read.
 //! - [`stats`]: gathers workers' and devices' counters for the stats file and the log.
@@ -9,8 +10,16 @@
 
 pub mod check;
 pub mod config;
+pub mod kernel;
 pub mod neigh;
 pub mod snapshot;
 pub mod stats;
 pub mod steering;
 
+/// `02:aa:00:00:00:01`.
+pub fn format_mac(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}

@@ -126,6 +126,7 @@ pub fn build(
                 netmask: svc.persistence_netmask.unwrap_or(Ipv4Addr::BROADCAST),
             }),
             maglev,
+            expire_nodest_conn: svc.expire_nodest_conn,
         });
     }
     snapshot.next_hops = next_hops(&snapshot).into_iter().collect();

@@ -9,6 +9,8 @@ use dataplane::counters::{DropReason, PortTotals, WorkerCounters};
 use dataplane::dpdk::{LinkStatus, PortStats};
 use serde::Serialize;
 
+use crate::kernel::KernelTotals;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub ports: Vec<PortReport>,
@@ -24,6 +26,17 @@ pub struct PortReport {
     pub counters: Counters,
     /// What the device itself counted (rx_missed: dropped for want of a free descriptor).
     pub device: DeviceCounters,
+    /// The port's kernel interface and what went through it, if it has one.
+    pub kernel: Option<KernelReport>,
+}
+
+/// The exception path of one port: what reached the kernel interface (`up`) and what the
+/// kernel sent out of the port (`down`), with what each side refused.
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelReport {
+    pub interface: String,
+    #[serde(flatten)]
+    pub counters: KernelTotals,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -34,6 +47,8 @@ pub struct WorkerReport {
     pub connections_expired: u64,
     /// Embryonic connections whose slot a new SYN took in a full table (SYN flood defence).
     pub connections_evicted: u64,
+    /// Connections ended because their real server left a service with expire_nodest_conn.
+    pub connections_expired_nodest: u64,
     /// Packets this worker received for another worker's connection and handed to it, and
     /// packets other workers handed to it (several workers; see `dataplane::steer`).
     pub handed_out: u64,
@@ -56,6 +71,8 @@ pub struct Counters {
     pub forwarded: u64,
     pub connections_created: u64,
     pub to_control: u64,
+    /// Handed to the kernel path by the workers (`kernel_full` among the drops: refused).
+    pub to_kernel: u64,
     pub dropped: u64,
     /// Every reason, zero or not, so tools can rely on the keys.
     pub drops: std::collections::BTreeMap<&'static str, u64>,
@@ -75,6 +92,7 @@ impl From<&PortTotals> for Counters {
             forwarded: t.forwarded,
             connections_created: t.connections_created,
             to_control: t.to_control,
+            to_kernel: t.to_kernel,
             dropped: t.dropped(),
             drops: DropReason::ALL
                 .iter()
@@ -112,6 +130,8 @@ pub struct PortView<'a> {
     pub name: &'a str,
     pub link: LinkStatus,
     pub device: PortStats,
+    /// Its kernel interface's name and counters.
+    pub kernel: Option<(String, KernelTotals)>,
 }
 
 /// Reads every worker's counters (`workers[i]` runs on `cores[i]`).
@@ -134,6 +154,10 @@ pub fn gather(ports: &[PortView<'_>], cores: &[usize], workers: &[WorkerCounters
                 speed_mbps: view.link.speed_mbps,
                 counters: Counters::from(&total),
                 device: DeviceCounters::from(&view.device),
+                kernel: view.kernel.as_ref().map(|(name, totals)| KernelReport {
+                    interface: name.clone(),
+                    counters: *totals,
+                }),
             }
         })
         .collect();
@@ -146,6 +170,7 @@ pub fn gather(ports: &[PortView<'_>], cores: &[usize], workers: &[WorkerCounters
             connections: w.connections.get(),
             connections_expired: w.connections_expired.get(),
             connections_evicted: w.connections_evicted.get(),
+            connections_expired_nodest: w.connections_expired_nodest.get(),
             handed_out: w.handed_out.get(),
             handed_in: w.handed_in.get(),
             bytes_per_connection: w.bytes_per_connection.get(),
@@ -217,16 +242,31 @@ impl Report {
                 d.rx_no_mbuf,
                 if port.link_up { "up" } else { "down" }
             );
+            if let Some(k) = &port.kernel {
+                let _ = writeln!(
+                    out,
+                    "{:<12} kernel {}: up={} (refused by the ring {}, by the interface {}) \
+                     down={} (dropped {})",
+                    "",
+                    k.interface,
+                    k.counters.up,
+                    c.drops.get("kernel_full").copied().unwrap_or(0),
+                    k.counters.up_dropped,
+                    k.counters.down,
+                    k.counters.down_dropped
+                );
+            }
         }
         for w in &self.workers {
             let _ = writeln!(
                 out,
-                "worker {}: {} connections, {} expired, {} evicted (embryonic), {} bytes per \
-                 connection; handed out {}, handed in {}",
+                "worker {}: {} connections, {} expired, {} evicted (embryonic), {} ended by \
+                 expire_nodest_conn, {} bytes per connection; handed out {}, handed in {}",
                 w.core,
                 w.connections,
                 w.connections_expired,
                 w.connections_evicted,
+                w.connections_expired_nodest,
                 w.bytes_per_connection,
                 w.handed_out,
                 w.handed_in
@@ -265,6 +305,13 @@ mod tests {
                 full_duplex: true,
             },
             device: PortStats::default(),
+            kernel: Some((
+                "rvs-p".to_owned(),
+                KernelTotals {
+                    up: 4,
+                    ..Default::default()
+                },
+            )),
         };
         let report = gather(&[view], &[1, 2], &workers);
         assert_eq!(report.ports[0].counters.rx_packets, 5);
@@ -275,5 +322,7 @@ mod tests {
         assert_eq!(json["ports"][0]["rx_packets"], 5);
         assert_eq!(json["ports"][0]["dropped"], 1);
         assert!(report.table().contains("malformed=1"));
+        assert!(report.table().contains("kernel rvs-p: up=4"));
+        assert_eq!(json["ports"][0]["kernel"]["up"], 4);
     }
 }

@@ -17,7 +17,7 @@ fn ring_config(prefix: &str) -> String {
     eal: (memory_mb: 128, hugepages: {}, file_prefix: {prefix:?}),
     workers: [{}],
     ports: [
-        (name: "loop", device: "net_ring0", addresses: ["198.51.100.1/24"], rx_descriptors: 256, tx_descriptors: 256),
+        (name: "loop", device: "net_ring0", addresses: ["198.51.100.1/24"], rx_descriptors: 256, tx_descriptors: 256, kernel: false),
     ],
 )
 "#,
@@ -414,5 +414,110 @@ fn operator_mistakes_are_refused_with_their_place() {
     assert_refused_at(
         &service(r#"(address: "198.51.100.100")"#),
         ":5:34: real server 198.51.100.100 is a VIP",
+    );
+}
+
+/// A network namespace of this test's own, deleted on drop (also when the test fails).
+struct Netns(String);
+
+impl Netns {
+    fn new(name: String) -> Netns {
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip netns add {name}");
+        Netns(name)
+    }
+
+    fn ip(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.0, "ip"])
+            .args(args)
+            .output()
+            .expect("run ip");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// The port's kernel interface exists while rvsd runs, with the port's MAC, MTU and address,
+/// and goes away with it; a name already taken is refused at the port, before anything runs.
+#[test]
+fn the_kernel_interface_comes_and_goes_with_rvsd() {
+    let tag = common::run_tag();
+    let ns = Netns::new(format!("rvs-cli-k-{tag}"));
+    let tmp = TempDir::new("cli-kernel");
+    let prefix = format!("rvs-cli-k-{tag}");
+    let file = tmp.path("kernel.ron");
+    // A veth of the namespace's own under the port, so that the port has a MAC to give.
+    assert!(
+        ns.ip(&["link", "add", "rvs-a", "type", "veth", "peer", "name", "rvs-b"])
+            .0
+    );
+    assert!(ns.ip(&["link", "set", "rvs-a", "up"]).0);
+    let source = ring_config(&prefix)
+        .replace("\"net_ring0\"", "\"net_af_packet0,iface=rvs-a\"")
+        .replace("kernel: false", "mtu: 1400, kernel: true");
+    std::fs::write(&file, &source).unwrap();
+    let mut rvsd = Rvsd::start(Some(&ns.0), &file, &tmp.path("rvsd.log"));
+    assert!(
+        rvsd.wait_for_log("rvsd running", Duration::from_secs(60)),
+        "{}",
+        rvsd.log_text()
+    );
+    let (ok, link) = ns.ip(&["-o", "link", "show", "rvs-loop"]);
+    assert!(ok, "{}", rvsd.log_text());
+    assert!(link.contains("mtu 1400") && link.contains(",UP"), "{link}");
+    let mac = rvsd
+        .log_text()
+        .lines()
+        .find_map(|l| l.split_once("): mac ").map(|(_, m)| m[..17].to_owned()))
+        .expect("the port's MAC in the log");
+    assert!(
+        link.contains(&format!("link/ether {mac}")),
+        "{link}\n{}",
+        rvsd.log_text()
+    );
+    let (_, addr) = ns.ip(&["-o", "-4", "addr", "show", "rvs-loop"]);
+    assert!(addr.contains("inet 198.51.100.1/24"), "{addr}");
+    assert!(rvsd
+        .stop(Duration::from_secs(20))
+        .is_some_and(|s| s.success()));
+    let (still, _) = ns.ip(&["link", "show", "rvs-loop"]);
+    assert!(!still, "the interface left with rvsd");
+
+    // Taken: refused where the port says so.
+    assert!(
+        ns.ip(&["link", "add", "rvs-loop", "type", "veth", "peer", "name", "rvs-peer"])
+            .0
+    );
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.0])
+        .arg(common::rvsd_binary())
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .expect("run rvsd");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let lines = verdict_lines(&stderr, &file);
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains(":5:")
+            && lines[0].contains(
+                "kernel interface \"rvs-loop\": a network interface of that name already exists"
+            ),
+        "{}",
+        lines[0]
     );
 }

@@ -57,10 +57,13 @@ pub enum DropReason {
     /// A loose or strict source route option: dropped, as Linux does with
     /// `accept_source_route = 0`.
     SourceRoute,
+    /// For the kernel, and its ring was full (or, for all but BGP and BFD, past the room
+    /// they keep): the appliance's own traffic is flooded or the kernel path is behind.
+    KernelFull,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 23;
+    pub const COUNT: usize = 24;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Malformed,
         DropReason::IpChecksum,
@@ -85,6 +88,7 @@ impl DropReason {
         DropReason::TemplatesFull,
         DropReason::IpOptions,
         DropReason::SourceRoute,
+        DropReason::KernelFull,
     ];
 
     pub fn name(self) -> &'static str {
@@ -112,6 +116,7 @@ impl DropReason {
             DropReason::TemplatesFull => "templates_full",
             DropReason::IpOptions => "ip_options",
             DropReason::SourceRoute => "source_route",
+            DropReason::KernelFull => "kernel_full",
         }
     }
 }
@@ -163,6 +168,8 @@ pub struct PortCounters {
     pub connections_created: Counter,
     /// Packets handed to the control thread (ARP it learns neighbours from).
     pub to_control: Counter,
+    /// Packets handed to the kernel (its interface for this port).
+    pub to_kernel: Counter,
     pub drops: [Counter; DropReason::COUNT],
 }
 
@@ -189,6 +196,7 @@ impl PortCounters {
             forwarded: self.forwarded.get(),
             connections_created: self.connections_created.get(),
             to_control: self.to_control.get(),
+            to_kernel: self.to_kernel.get(),
             drops,
         }
     }
@@ -204,6 +212,8 @@ pub struct WorkerCounters {
     pub connections_expired: Counter,
     /// Embryonic connections (SYN_RECV) whose slot a new SYN took in a full table.
     pub connections_evicted: Counter,
+    /// Connections ended because their real server left a service with expire_nodest_conn.
+    pub connections_expired_nodest: Counter,
     /// Packets this worker received and handed to the worker that owns them.
     pub handed_out: Counter,
     /// Packets other workers handed to this one (it owns them).
@@ -220,6 +230,7 @@ impl WorkerCounters {
             connections: Counter::default(),
             connections_expired: Counter::default(),
             connections_evicted: Counter::default(),
+            connections_expired_nodest: Counter::default(),
             handed_out: Counter::default(),
             handed_in: Counter::default(),
             bytes_per_connection: Counter::default(),
@@ -241,6 +252,7 @@ pub struct PortTotals {
     pub forwarded: u64,
     pub connections_created: u64,
     pub to_control: u64,
+    pub to_kernel: u64,
     pub drops: [u64; DropReason::COUNT],
 }
 
@@ -257,6 +269,7 @@ impl PortTotals {
         self.forwarded += other.forwarded;
         self.connections_created += other.connections_created;
         self.to_control += other.to_control;
+        self.to_kernel += other.to_kernel;
         for (a, b) in self.drops.iter_mut().zip(other.drops) {
             *a += b;
         }

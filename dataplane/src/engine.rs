@@ -65,6 +65,13 @@ pub enum Verdict {
     },
     /// For the control thread (ARP it did not answer itself: neighbours learn from it).
     SlowPath,
+    /// For the kernel, untouched: it reached an address the kernel holds and is not rvs's to
+    /// handle (TCP/UDP to the appliance itself, ICMP but the echo rvs answers, fragments and
+    /// other protocols). `urgent` for the control protocols that get reserved room (BGP,
+    /// BFD): a flood toward the appliance cannot crowd them out.
+    ToKernel {
+        urgent: bool,
+    },
     /// Another worker owns this packet's connection (`steer`): hand it over, untouched.
     HandOff(usize),
     Drop(DropReason),
@@ -103,6 +110,9 @@ pub struct WorkerState {
     /// that window began: at most `Snapshot::tcp_resets_per_second` per window.
     resets_window_ms: u64,
     resets_in_window: u32,
+    /// Connections ended because their real server left a service with
+    /// `expire_nodest_conn`.
+    nodest_expired: u64,
 }
 
 impl WorkerState {
@@ -121,6 +131,7 @@ impl WorkerState {
             wall_clock_origin_ms: 0,
             resets_window_ms: 0,
             resets_in_window: 0,
+            nodest_expired: 0,
         }
     }
 
@@ -224,6 +235,22 @@ impl WorkerState {
     }
 
     /// Removes a connection before its time (a new SYN reusing its ports).
+    /// Whether `conn`'s real server left its service and the service expires such
+    /// connections (`expire_nodest_conn`).
+    #[inline]
+    fn lost_its_server(&mut self, snapshot: &Snapshot, conn: &Conn) -> bool {
+        self.sync(snapshot);
+        self.dests.current_index(conn.dest).is_none()
+            && snapshot
+                .service(conn.protocol, conn.vip)
+                .is_some_and(|(_, service)| service.expire_nodest_conn)
+    }
+
+    /// Connections ended by `expire_nodest_conn` so far.
+    pub fn nodest_expired(&self) -> u64 {
+        self.nodest_expired
+    }
+
     fn remove(&mut self, id: ConnId) {
         if let Some(conn) = self.conns.remove(id) {
             unbind(&mut self.dests, &mut self.templates, &conn);
@@ -695,6 +722,10 @@ fn ipv4_packet(frame: &mut impl Frame, at: &At<'_>, state: &mut WorkerState) -> 
     }
     let l4 = L3 + header_len;
     let end = L3 + total_len;
+    if fragment && port.for_kernel(dst) {
+        // rvs reassembles nothing; the kernel does, for its own sockets.
+        return Ok(Verdict::ToKernel { urgent: false });
+    }
     match protocol {
         ipv4::PROTO_TCP | ipv4::PROTO_UDP => {
             if fragment {
@@ -710,8 +741,19 @@ fn ipv4_packet(frame: &mut impl Frame, at: &At<'_>, state: &mut WorkerState) -> 
             }
             icmp_packet(frame, at, state, l4, end, dst)
         }
+        _ if port.for_kernel(dst) => Ok(Verdict::ToKernel { urgent: false }),
         _ if port.owns(dst) => Err(DropReason::UnsupportedProtocol),
         _ => Err(DropReason::NotForUs),
+    }
+}
+
+/// BGP (TCP 179, either side) and BFD (UDP 3784 single hop, 3785 echo): what keeps the
+/// appliance's routes, and so its traffic, alive.
+#[inline]
+fn is_control_protocol(p: &Parsed) -> bool {
+    match p.protocol {
+        ipv4::PROTO_TCP => p.dst.port == 179 || p.src.port == 179,
+        _ => matches!(p.dst.port, 3784 | 3785),
     }
 }
 
@@ -767,7 +809,16 @@ fn transport(
 ) -> Outcome {
     if let Some((id, direction)) = state.conns.lookup(&p.key()) {
         let conn = *state.conns.get(id).ok_or(DropReason::NoConnection)?;
-        if direction == Direction::Original && is_lone_syn(p) && reusable(&conn) {
+        if snapshot.expire_nodest_conn && state.lost_its_server(snapshot, &conn) {
+            // IPVS's expire_nodest_conn: the connection ends here; a reply is dropped, and
+            // the client's packet goes on as one of no connection (a segment is answered
+            // with a reset, a SYN or datagram is scheduled afresh).
+            state.remove(id);
+            state.nodest_expired += 1;
+            if direction == Direction::Reply {
+                return Err(DropReason::NoConnection);
+            }
+        } else if direction == Direction::Original && is_lone_syn(p) && reusable(&conn) {
             // The client reuses the ports of a connection that is over: as IPVS's
             // conn_reuse_mode, end the old entry and schedule the new connection afresh.
             state.remove(id);
@@ -781,9 +832,16 @@ fn transport(
     if !port.owns(p.dst.addr) {
         return Err(DropReason::NotForUs);
     }
-    let (service_index, service) = snapshot
-        .service(p.protocol, p.dst)
-        .ok_or(DropReason::NoService)?;
+    let Some((service_index, service)) = snapshot.service(p.protocol, p.dst) else {
+        // The appliance's own traffic: ssh, a checker's or a BGP session's answers.
+        return if port.for_kernel(p.dst.addr) {
+            Ok(Verdict::ToKernel {
+                urgent: is_control_protocol(p),
+            })
+        } else {
+            Err(DropReason::NoService)
+        };
+    };
     // As IPVS: only a SYN (no ACK, RST or FIN) may start a TCP connection. Anything else is
     // answered with a reset, as the director's kernel does behind IPVS, so that a client whose
     // connection rvs lost (a restart, an eviction) hears it at once. This worker owns the
@@ -1000,21 +1058,38 @@ fn icmp_packet(
         }
         return answer_echo(frame.bytes_mut(), l4, end, port);
     }
+    let kernel = port.for_kernel(dst);
     if !is_error {
-        return Err(if port.owns(dst) {
-            DropReason::UnsupportedProtocol
+        // Echo replies to the kernel's pings, timestamps, ...
+        return if kernel {
+            Ok(Verdict::ToKernel { urgent: false })
+        } else if port.owns(dst) {
+            Err(DropReason::UnsupportedProtocol)
         } else {
-            DropReason::NotForUs
-        });
+            Err(DropReason::NotForUs)
+        };
     }
-    let quoted = icmp_error::parse(frame.bytes(), L3, l4, end).ok_or(DropReason::NoConnection)?;
+    // An error about no connection of rvs's, to an address the kernel holds, is about the
+    // kernel's own traffic (a checker's datagram to a closed port).
+    let not_ours = || {
+        if kernel {
+            Ok(Verdict::ToKernel { urgent: false })
+        } else {
+            Err(DropReason::NoConnection)
+        }
+    };
+    let Some(quoted) = icmp_error::parse(frame.bytes(), L3, l4, end) else {
+        return not_ours();
+    };
     // The quote is a packet the error's sender received; its reverse is a packet of the
     // connection, and names the owner.
     let key = quoted.reply_key();
     if let Some(owner) = at.owner_elsewhere(state.worker, key.protocol, key.src, key.dst) {
         return Ok(Verdict::HandOff(owner));
     }
-    let (id, direction) = state.conns.lookup(&key).ok_or(DropReason::NoConnection)?;
+    let Some((id, direction)) = state.conns.lookup(&key) else {
+        return not_ours();
+    };
     let conn = *state.conns.get(id).ok_or(DropReason::NoConnection)?;
     translate_error(frame, port, snapshot, &conn, direction, &quoted)
 }

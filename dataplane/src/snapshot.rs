@@ -104,6 +104,10 @@ pub struct Service {
     /// `mh`: the Maglev lookup table, built by the control thread and shared by the workers.
     /// [`Snapshot::add_service`] builds it from the current weights when it is `None`.
     pub maglev: Option<Arc<MaglevTable>>,
+    /// IPVS's `expire_nodest_conn`, per service: a packet of a connection whose real server
+    /// left the service ends that connection (the client's TCP segment is then answered with a
+    /// reset, as one of no connection); without it, such connections drain.
+    pub expire_nodest_conn: bool,
 }
 
 /// Whether `addr` lies in `network/prefix_len`.
@@ -186,6 +190,8 @@ pub struct Snapshot {
     /// Connection timeouts (`ipvsadm --set`); workers apply them when the snapshot changes.
     /// They govern timers set from then on, as in IPVS.
     pub timeouts: crate::conn::Timeouts,
+    /// Some service has `expire_nodest_conn` (workers look further only then).
+    pub expire_nodest_conn: bool,
 }
 
 impl Snapshot {
@@ -205,6 +211,7 @@ impl Snapshot {
 
     /// Adds a service and indexes it (and builds its Maglev table if it needs one).
     pub fn add_service(&mut self, mut service: Service) {
+        self.expire_nodest_conn |= service.expire_nodest_conn;
         for addr in &service.local_addrs {
             if !self.local_addrs.contains(addr) {
                 self.local_addrs.push(*addr);

@@ -22,6 +22,10 @@ use crate::snapshot::Snapshot;
 /// Timer-wheel entries a worker visits per loop: expiry is spread over bursts, never a scan.
 const EXPIRE_BUDGET: usize = 64;
 
+/// Slots of the ring to the kernel that only BGP and BFD may take: however the rest floods
+/// it, they find room.
+pub const KERNEL_RESERVED: usize = 128;
+
 /// The queues and rings one worker owns, indexed like the config's ports.
 #[derive(Debug)]
 pub struct WorkerIo<'p> {
@@ -32,6 +36,11 @@ pub struct WorkerIo<'p> {
     /// Packets the control thread wants sent, one ring per port (this worker is the only
     /// consumer). Only one worker is given them.
     pub from_control: Option<&'p [MbufRing]>,
+    /// Packets for the kernel's interfaces (this worker is the ring's only producer).
+    pub to_kernel: Option<&'p MbufRing>,
+    /// Packets the kernel sends, one ring per port (this worker is the only consumer). Only
+    /// one worker is given them.
+    pub from_kernel: Option<&'p [MbufRing]>,
     /// To each other worker, by its index, the ring this worker hands its packets on
     /// (`None` for itself; empty with one worker). This worker is each ring's only producer.
     pub handoff_out: Vec<Option<&'p MbufRing>>,
@@ -213,7 +222,7 @@ impl<'p> Worker<'p> {
                 }
             }
         }
-        if let Some(rings) = io.from_control {
+        for rings in [io.from_control, io.from_kernel].into_iter().flatten() {
             for ((ring, tx_queue), port_counters) in
                 rings.iter().zip(&mut io.tx).zip(counters.ports.iter())
             {
@@ -238,6 +247,9 @@ impl<'p> Worker<'p> {
         }
         counters.connections.set(state.conns.len() as u64);
         counters.connections_evicted.set(state.conns.evictions());
+        counters
+            .connections_expired_nodest
+            .set(state.nodest_expired());
         received
     }
 }
@@ -281,6 +293,20 @@ fn dispatch(
             match io.to_control.map(|ring| ring.enqueue(mbuf)) {
                 Some(Ok(())) => port_counters.to_control.add(1),
                 _ => port_counters.drop(DropReason::SlowPathFull),
+            }
+            return;
+        }
+        Verdict::ToKernel { urgent } => {
+            let mut mbuf = mbuf;
+            mbuf.set_port(io.rx[port].port_id());
+            let taken = io.to_kernel.is_some_and(|ring| {
+                (urgent || ring.len() + KERNEL_RESERVED < ring.capacity())
+                    && ring.enqueue(mbuf).is_ok()
+            });
+            if taken {
+                port_counters.to_kernel.add(1);
+            } else {
+                port_counters.drop(DropReason::KernelFull);
             }
             return;
         }

@@ -120,6 +120,7 @@ fn dpdk_in_process() {
     mbuf_ownership(&pool);
     two_ring_ports_through_a_worker(&pool);
     every_packet_on_the_wrong_queue_is_handed_over(&pool);
+    the_kernel_path_is_bounded_and_keeps_room_for_bgp(&pool);
 
     assert_eq!(pool.in_use(), 0, "every mbuf returned to the pool");
     drop(pool);
@@ -219,7 +220,7 @@ fn two_ring_ports_through_a_worker(pool: &Mempool) {
                 ipv4: vec![OWN[i]],
                 primary: Some(OWN[i]),
                 mtu: 1500,
-            kernel: vec![],
+                kernel: vec![],
             })
             .collect(),
     )));
@@ -248,6 +249,8 @@ fn two_ring_ports_through_a_worker(pool: &Mempool) {
             tx,
             to_control: None,
             from_control: None,
+            to_kernel: None,
+            from_kernel: None,
             handoff_out: Vec::new(),
             handoff_in: Vec::new(),
         };
@@ -499,6 +502,7 @@ fn every_packet_on_the_wrong_queue_is_handed_over(pool: &Mempool) {
             },
             persistence: None,
             maglev: None,
+            expire_nodest_conn: false,
         });
     }
     let snapshot = ArcSwap::new(Arc::new(snap));
@@ -522,6 +526,8 @@ fn every_packet_on_the_wrong_queue_is_handed_over(pool: &Mempool) {
                 tx: Vec::new(),
                 to_control: None,
                 from_control: None,
+                to_kernel: None,
+                from_kernel: None,
                 handoff_out: handoff[w].iter().map(Option::as_ref).collect(),
                 handoff_in: vec![handoff[1 - w][w].as_ref().unwrap()],
             })
@@ -617,6 +623,159 @@ fn every_packet_on_the_wrong_queue_is_handed_over(pool: &Mempool) {
             "both workers own some: {forwarded:?}"
         );
     });
+    for port in &mut ports {
+        port.stop();
+    }
+    drop(ports);
+}
+
+/// The kernel path through a worker: TCP to the appliance's own address goes on the ring to
+/// the kernel, untouched and marked with its port; once the ring is filled up to the room it
+/// keeps, only BGP still gets in and the rest is counted (`kernel_full`); what the kernel sends
+/// leaves through the port it was meant for.
+fn the_kernel_path_is_bounded_and_keeps_room_for_bgp(pool: &Mempool) {
+    let to_rvs = [
+        MbufRing::new("kp0_in", 512).unwrap(),
+        MbufRing::new("kp1_in", 512).unwrap(),
+    ];
+    let from_rvs = [
+        MbufRing::new("kp0_out", 512).unwrap(),
+        MbufRing::new("kp1_out", 512).unwrap(),
+    ];
+    let to_kernel = MbufRing::new("k_up", 256).unwrap();
+    let from_kernel = [
+        MbufRing::new("k_down0", 64).unwrap(),
+        MbufRing::new("k_down1", 64).unwrap(),
+    ];
+    let settings = PortSettings {
+        rx_queues: 1,
+        tx_queues: 1,
+        rx_descriptors: 256,
+        tx_descriptors: 256,
+        promiscuous: false,
+        rss: None,
+    };
+    let mut ports: Vec<Port> = (0..2)
+        .map(|i| {
+            let id = Port::from_rings(&format!("net_ring_k{i}"), &[&to_rvs[i]], &[&from_rvs[i]])
+                .unwrap();
+            let mut port = Port::configure(id, &settings, pool).unwrap();
+            port.start().unwrap();
+            port
+        })
+        .collect();
+    let snapshot = ArcSwap::new(Arc::new(Snapshot::with_ports(
+        (0..2)
+            .map(|i| PortAddrs {
+                mac: MAC[i],
+                ipv4: vec![OWN[i]],
+                primary: Some(OWN[i]),
+                mtu: 1500,
+                kernel: vec![OWN[i]],
+            })
+            .collect(),
+    )));
+    let counters = WorkerCounters::new(2);
+    let stop = AtomicBool::new(false);
+    let core = core_affinity::get_core_ids()
+        .and_then(|c| c.last().map(|c| c.id))
+        .unwrap_or(0);
+    const GENERAL: usize = 200;
+    const BGP: usize = 10;
+    let peer = |port| Endpoint::new(PEER[0], port);
+    for i in 0..GENERAL {
+        let f = tcp_frame(
+            MAC[0],
+            peer(40000 + i as u16),
+            Endpoint::new(OWN[0], 22),
+            0x02,
+        );
+        inject(pool, &to_rvs[0], &f);
+    }
+    for i in 0..BGP {
+        let f = tcp_frame(
+            MAC[0],
+            peer(50000 + i as u16),
+            Endpoint::new(OWN[0], 179),
+            0x02,
+        );
+        inject(pool, &to_rvs[0], &f);
+    }
+    // The kernel's own frames, for port 1.
+    for i in 0..3 {
+        let f = tcp_frame(PEER_MAC, Endpoint::new(OWN[1], 33000 + i), peer(80), 0x02);
+        inject(pool, &from_kernel[1], &f);
+    }
+    std::thread::scope(|scope| {
+        let (mut rx, mut tx) = (Vec::new(), Vec::new());
+        for port in &ports {
+            let (r, t) = port.take_queues().expect("queues taken once");
+            rx.extend(r);
+            tx.extend(t);
+        }
+        let setup = WorkerSetup {
+            core,
+            index: 0,
+            workers: 1,
+            connections: 1024,
+        };
+        let io = WorkerIo {
+            rx,
+            tx,
+            to_control: None,
+            from_control: None,
+            to_kernel: Some(&to_kernel),
+            from_kernel: Some(&from_kernel[..]),
+            handoff_out: Vec::new(),
+            handoff_in: Vec::new(),
+        };
+        let (snapshot, counters, stop) = (&snapshot, &counters, &stop);
+        let worker = scope.spawn(move || worker::run_pinned(&setup, io, snapshot, counters, stop));
+        let sent = collect(&from_rvs[1], 3);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while counters.ports[0].read().rx_packets < (GENERAL + BGP) as u64
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        stop.store(true, Ordering::Relaxed);
+        worker.join().expect("worker thread").expect("worker");
+        assert_eq!(sent.len(), 3, "the kernel's frames left through port 1");
+        for (i, mbuf) in sent.iter().enumerate() {
+            assert_eq!(
+                endpoints(mbuf.data()).0,
+                Endpoint::new(OWN[1], 33000 + i as u16)
+            );
+        }
+    });
+    let p0 = counters.ports[0].read();
+    let general_room = to_kernel.capacity() - worker::KERNEL_RESERVED;
+    assert_eq!(p0.rx_packets, (GENERAL + BGP) as u64);
+    assert_eq!(p0.to_kernel, (general_room + BGP) as u64);
+    assert_eq!(
+        p0.drop_count(DropReason::KernelFull),
+        (GENERAL - general_room) as u64
+    );
+    let up = collect(&to_kernel, general_room + BGP);
+    assert_eq!(up.len(), general_room + BGP);
+    for (i, mbuf) in up.iter().enumerate() {
+        assert_eq!(
+            mbuf.port(),
+            ports[0].id(),
+            "marked with the port it came in on"
+        );
+        let (src, dst) = endpoints(mbuf.data());
+        if i < general_room {
+            assert_eq!(
+                (src, dst.port),
+                (peer(40000 + i as u16), 22),
+                "untouched, in order"
+            );
+        } else {
+            assert_eq!(dst.port, 179);
+        }
+    }
+    drop(up);
     for port in &mut ports {
         port.stop();
     }

@@ -451,6 +451,8 @@ fn run(args: &Args) -> Result<(), String> {
             tx: Vec::new(),
             to_control: Some(&to_control[w]),
             from_control: (w == 0).then_some(&from_control[..]),
+            to_kernel: None,
+            from_kernel: None,
             handoff_out: handoff[w].iter().map(Option::as_ref).collect(),
             handoff_in: handoff.iter().filter_map(|to| to[w].as_ref()).collect(),
         })

@@ -297,7 +297,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
             pc.device,
             info.driver,
             id,
-            format_mac(&mac),
+            control::format_mac(&mac),
             settings.rx_queues,
             settings.tx_queues,
             if info.rss_offloads != 0 { "with" } else { "no" },
@@ -352,6 +352,34 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
     }
 
     let macs: Vec<[u8; 6]> = ports.iter().map(Port::mac).collect();
+    // The exception path: a kernel interface per port that asks for one.
+    let mut taps: Vec<(usize, Port)> = Vec::new();
+    for (i, pc) in c.ports.iter().enumerate().filter(|(_, pc)| pc.kernel) {
+        let routes = control::kernel::routes_of(c, &pc.name);
+        let tap = control::kernel::open(i, pc, &routes, macs[i], &pool).map_err(|e| {
+            loaded.error_at(
+                &[Step::Field("ports"), Step::Index(i), Step::Field("kernel")],
+                e,
+            )
+        })?;
+        info!(
+            "port {}: kernel interface {} ({}), addresses {}",
+            pc.name,
+            pc.kernel_interface_name(),
+            tap.name(),
+            pc.addresses
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        taps.push((i, tap));
+    }
+    let kernel_counters: Vec<control::kernel::KernelCounters> = c
+        .ports
+        .iter()
+        .map(|_| control::kernel::KernelCounters::default())
+        .collect();
     let mut neighbors = Neighbors::new();
     add_static_neighbors(c, &mut neighbors);
     let mut generation = 1;
@@ -386,6 +414,18 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
     let from_control: Vec<MbufRing> = (0..ports.len())
         .map(|p| ring(format!("rvs_inject{p}"), 256))
         .collect::<Result<_, _>>()?;
+    // The kernel path's rings: up from each worker and from the control thread (ARP
+    // replies), down to worker 0 per port.
+    let kernel_rings = !taps.is_empty();
+    let to_kernel: Vec<MbufRing> = (0..c.workers.len())
+        .filter(|_| kernel_rings)
+        .map(|w| ring(format!("rvs_kup{w}"), KERNEL_RING))
+        .collect::<Result<_, _>>()?;
+    let arp_to_kernel = ring("rvs_karp".to_owned(), 256)?;
+    let from_kernel: Vec<MbufRing> = (0..ports.len())
+        .filter(|_| kernel_rings)
+        .map(|p| ring(format!("rvs_kdown{p}"), 256))
+        .collect::<Result<_, _>>()?;
     // handoff[from][to]: one single-producer, single-consumer ring per ordered pair.
     let handoff: Vec<Vec<Option<MbufRing>>> = (0..workers)
         .map(|from| {
@@ -417,6 +457,8 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                 to_control: Some(&to_control[w]),
                 // The control thread's packets (ARP requests) leave through worker 0's queues.
                 from_control: (w == 0).then_some(&from_control[..]),
+                to_kernel: to_kernel.get(w),
+                from_kernel: (w == 0 && kernel_rings).then_some(&from_kernel[..]),
                 handoff_out: handoff[w].iter().map(Option::as_ref).collect(),
                 handoff_in: handoff.iter().filter_map(|to| to[w].as_ref()).collect(),
             })
@@ -455,16 +497,52 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
             }
             info!("worker on core {core} started");
         }
+        let kernel_thread = if kernel_rings {
+            let mut up: Vec<&MbufRing> = to_kernel.iter().collect();
+            up.push(&arp_to_kernel);
+            let path = control::kernel::Path {
+                up,
+                down: &from_kernel,
+                taps: taps
+                    .iter()
+                    .map(|(i, tap)| {
+                        let (mut rx, mut tx) = tap.take_queues().expect("queues are taken once");
+                        control::kernel::Tap {
+                            port: *i,
+                            rx: rx.remove(0),
+                            tx: tx.remove(0),
+                        }
+                    })
+                    .collect(),
+                port_index: port_index.iter().map(|(k, v)| (*k, *v)).collect(),
+                counters: &kernel_counters,
+            };
+            let stop = &stop;
+            match std::thread::Builder::new()
+                .name("rvs-kernel".into())
+                .spawn_scoped(scope, move || path.run(stop))
+            {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(format!("cannot start the kernel path's thread: {e}"));
+                }
+            }
+        } else {
+            None
+        };
         info!("rvsd running: SIGHUP reloads services, SIGUSR1 logs counters, SIGINT/SIGTERM stop");
 
         let views = || -> Vec<stats::PortView<'_>> {
             c.ports
                 .iter()
                 .zip(&ports)
-                .map(|(pc, p)| stats::PortView {
+                .zip(&kernel_counters)
+                .map(|((pc, p), k)| stats::PortView {
                     name: &pc.name,
                     link: p.link(),
                     device: p.stats(),
+                    kernel: pc.kernel.then(|| (pc.kernel_interface_name(), k.read())),
                 })
                 .collect()
         };
@@ -475,6 +553,9 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
         let outcome = loop {
             if let Some((core, _)) = handles.iter().find(|(_, h)| h.is_finished()) {
                 break Err(format!("the worker on core {core} stopped unexpectedly"));
+            }
+            if kernel_thread.as_ref().is_some_and(|h| h.is_finished()) {
+                break Err("the kernel path's thread stopped unexpectedly".to_owned());
             }
             // Sleep until a signal or the next poll of the workers' rings: the control thread
             // never spins, and ARP answers are learnt within a poll interval.
@@ -536,7 +617,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                             info!(
                                 "neighbor {} is at {} on port {}",
                                 arp.sender,
-                                format_mac(&arp.sender_mac),
+                                control::format_mac(&arp.sender_mac),
                                 c.ports[port].name
                             );
                             changed = true;
@@ -548,6 +629,9 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                         {
                             // A full ring: the requester asks again.
                             let _ = from_control[port].enqueue(mbuf);
+                        } else if arp.operation == arp::OP_REPLY && c.ports[port].kernel {
+                            // The kernel resolves its own next hops: it hears the replies.
+                            let _ = arp_to_kernel.enqueue(mbuf);
                         }
                     }
                 }
@@ -624,6 +708,11 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
         };
         stop.store(true, Ordering::Relaxed);
         let mut failure = outcome.err();
+        if let Some(h) = kernel_thread {
+            if h.join().is_err() {
+                failure = Some("the kernel path's thread panicked".to_owned());
+            }
+        }
         for (core, handle) in handles {
             match handle.join() {
                 Ok(Ok(())) => {}
@@ -646,6 +735,13 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
     drop(flow_rules);
     drop(to_control);
     drop(from_control);
+    drop(to_kernel);
+    drop(arp_to_kernel);
+    drop(from_kernel);
+    for (_, tap) in &mut taps {
+        tap.stop();
+    }
+    drop(taps);
     drop(handoff);
     signal_handle.close();
     let _ = signal_thread.join();
@@ -762,6 +858,10 @@ const FALLBACK_RSS_KEY: [u8; steer::KEY_LEN] = [
 /// Bursts taken from each worker's slow-path ring per poll (32 x 32 packets).
 const SLOW_PATH_BURSTS_PER_POLL: usize = 32;
 
+/// Slots of each worker's ring to the kernel ([`dataplane::worker::KERNEL_RESERVED`] of them
+/// kept for BGP and BFD).
+const KERNEL_RING: u32 = 1024;
+
 /// How often the control thread looks at the workers' rings (ARP for the neighbour table).
 const CONTROL_POLL: Duration = Duration::from_millis(20);
 
@@ -791,11 +891,4 @@ impl ArpSeen {
     fn request_for_us(&self, port: &dataplane::snapshot::PortAddrs) -> bool {
         self.operation == arp::OP_REQUEST && self.sender != self.target && port.owns(self.target)
     }
-}
-
-fn format_mac(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }

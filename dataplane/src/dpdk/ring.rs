@@ -9,6 +9,8 @@ use super::{Burst, DpdkError, Mbuf};
 #[derive(Debug)]
 pub struct MbufRing {
     raw: NonNull<dpdk_sys::rte_ring>,
+    /// Mbufs it holds at most (one slot less than its size, as DPDK's rings do).
+    capacity: usize,
 }
 
 // SAFETY: an SP/SC ring may be used from two threads, one enqueuing and one dequeuing; the
@@ -27,7 +29,10 @@ impl MbufRing {
             dpdk_sys::rte_ring_create(cname.as_ptr(), count, dpdk_sys::SOCKET_ID_ANY, flags)
         };
         NonNull::new(raw)
-            .map(|raw| MbufRing { raw })
+            .map(|raw| MbufRing {
+                raw,
+                capacity: count as usize - 1,
+            })
             .ok_or_else(|| DpdkError::from_rte_errno(format!("rte_ring_create({name}, {count})")))
     }
 
@@ -81,6 +86,11 @@ impl MbufRing {
     pub fn len(&self) -> usize {
         // SAFETY: reading the ring's indices.
         unsafe { dpdk_sys::rvs_ring_count(self.raw.as_ptr()) as usize }
+    }
+
+    /// Mbufs it holds at most.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     pub fn is_empty(&self) -> bool {

@@ -93,6 +93,7 @@ pub(super) fn snapshot() -> Snapshot {
             flags: Default::default(),
             persistence: None,
             maglev: None,
+            expire_nodest_conn: false,
             reals: reals(if mode == ForwardMode::Dr || mode == ForwardMode::Tun {
                 vport
             } else {
@@ -739,7 +740,9 @@ proptest::proptest! {
         // The worker's prefetch pass reads the same bytes unchecked first.
         super::prefetch(std::iter::once(&f), &st);
         match process(&mut f, port, &snap, &mut st, 0) {
-            Verdict::Drop(_) | Verdict::SlowPath => proptest::prop_assert_eq!(f, before),
+            Verdict::Drop(_) | Verdict::SlowPath | Verdict::ToKernel { .. } => {
+                proptest::prop_assert_eq!(f, before)
+            }
             _ => {}
         }
     }
@@ -964,7 +967,9 @@ proptest::proptest! {
             let before = f.clone();
             super::prefetch(std::iter::once(&f), &st);
             match process(&mut f, port, &snap, &mut st, now) {
-                Verdict::Drop(_) | Verdict::SlowPath => proptest::prop_assert_eq!(&f, &before),
+                Verdict::Drop(_) | Verdict::SlowPath | Verdict::ToKernel { .. } => {
+                    proptest::prop_assert_eq!(&f, &before)
+                }
                 Verdict::Forward { .. } if mangle.is_none() && kind != 4 => {
                     let b = f.bytes();
                     let l3 = if b.get(23) == Some(&ipv4::PROTO_IPIP) { 34 } else { 14 };
@@ -1748,7 +1753,7 @@ proptest::proptest! {
                 }
                 v => v,
             };
-            if let Verdict::Drop(_) | Verdict::SlowPath = verdict {
+            if let Verdict::Drop(_) | Verdict::SlowPath | Verdict::ToKernel { .. } = verdict {
                 proptest::prop_assert_eq!(&f, &before);
             }
             for st in &mut workers {
@@ -1885,4 +1890,238 @@ fn fullnat_pairs_shared_by_hash_are_each_workers_own() {
             assert!(all.insert(local), "{local:?} handed out twice");
         }
     }
+}
+
+/// An ICMP message of `msg_type` (code 0, 8 bytes of data) from `src` to `dst`, sent to `mac`.
+fn icmp_frame(mac: [u8; 6], src: [u8; 4], dst: [u8; 4], msg_type: u8) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + 20 + 16];
+    f[0..6].copy_from_slice(&mac);
+    f[6..12].copy_from_slice(&CLIENT_MAC);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    ipv4::Repr {
+        src: src.into(),
+        dst: dst.into(),
+        protocol: ipv4::PROTO_ICMP,
+        ttl: 64,
+        tos: 0,
+        ident: 7,
+        dont_fragment: true,
+        payload_len: 16,
+    }
+    .emit(&mut f[14..]);
+    f[34] = msg_type;
+    f[38..42].copy_from_slice(&[0x12, 0x34, 0, 1]);
+    icmp::Packet::new_unchecked(&mut f[34..]).fill_checksum();
+    f
+}
+
+/// The snapshot with the kernel holding each port's own address, and a NAT service on port
+/// 0's own address (TCP 443): what rvs does not handle there goes up, untouched.
+fn kernel_snapshot() -> Snapshot {
+    let mut s = snapshot();
+    s.ports[0].kernel = vec![OWN0.into()];
+    s.ports[1].kernel = vec![OWN1.into()];
+    let mut own = s.services[0].clone();
+    own.vip = ep(OWN0, 443);
+    s.add_service(own);
+    s.tcp_resets_per_second = 1000;
+    s
+}
+
+#[test]
+fn what_rvs_does_not_handle_on_its_own_addresses_goes_to_the_kernel() {
+    let snap = kernel_snapshot();
+    let mut st = state();
+    let to_own0 = |protocol, sport, dport, flags| {
+        VecFrame::new(&frame(
+            protocol,
+            ep(CLIENT, sport),
+            ep(OWN0, dport),
+            64,
+            flags,
+            b"x",
+        ))
+    };
+    let general = Verdict::ToKernel { urgent: false };
+    let urgent = Verdict::ToKernel { urgent: true };
+    let mut fragment = frame(PROTO_TCP, ep(CLIENT, 1), ep(OWN0, 22), 64, SYN, b"");
+    fragment[20] |= 0x20;
+    fix_checksums(&mut fragment, 14);
+    let mut ospf = frame(PROTO_UDP, ep(CLIENT, 1), ep(OWN0, 2), 64, 0, b"");
+    ospf[23] = 89;
+    fix_ip_header(&mut ospf);
+    let mut ospf_to_vip = frame(PROTO_UDP, ep(CLIENT, 1), ep(VIP, 2), 64, 0, b"");
+    ospf_to_vip[23] = 89;
+    fix_ip_header(&mut ospf_to_vip);
+    // The real server's answers to the kernel's own connections and pings.
+    let synack = from_real(PROTO_TCP, ep(REALS[0], 80), ep(OWN1, 40000), SYN_ACK, b"");
+    let echo_reply = icmp_frame(MAC1, REALS[0], OWN1, icmp::TYPE_ECHO_REPLY);
+    let quote = frame(
+        PROTO_UDP,
+        ep(OWN1, 40000),
+        ep(REALS[0], 9999),
+        64,
+        0,
+        b"probe",
+    );
+    let unreachable = icmp_error_frame(
+        (MAC1, real_mac(0)),
+        (REALS[0], OWN1),
+        (3, 3, 0),
+        &quote[14..],
+    );
+    let cases: Vec<(VecFrame, usize, Verdict)> = vec![
+        (to_own0(PROTO_TCP, 40000, 22, SYN), 0, general),
+        (to_own0(PROTO_TCP, 40000, 22, ACK), 0, general),
+        (to_own0(PROTO_UDP, 40000, 53, 0), 0, general),
+        (to_own0(PROTO_TCP, 40000, 179, SYN), 0, urgent),
+        (to_own0(PROTO_TCP, 179, 40000, ACK), 0, urgent),
+        (to_own0(PROTO_UDP, 49152, 3784, 0), 0, urgent),
+        (to_own0(PROTO_UDP, 49152, 3785, 0), 0, urgent),
+        (VecFrame::new(&fragment), 0, general),
+        (VecFrame::new(&ospf), 0, general),
+        (synack, 1, general),
+        (VecFrame::new(&echo_reply), 1, general),
+        (VecFrame::new(&unreachable), 1, general),
+        // Not the kernel's: a VIP, and what rvs serves on its own address.
+        (
+            from_client(PROTO_TCP, 40000, 99, SYN, b""),
+            0,
+            Verdict::Drop(DropReason::NoService),
+        ),
+        (
+            VecFrame::new(&ospf_to_vip),
+            0,
+            Verdict::Drop(DropReason::UnsupportedProtocol),
+        ),
+        (
+            to_own0(PROTO_TCP, 40000, 443, ACK),
+            0,
+            Verdict::Reply(Answer::Reset),
+        ),
+    ];
+    for (i, (mut f, port, want)) in cases.into_iter().enumerate() {
+        let before = f.clone();
+        assert_eq!(process(&mut f, port, &snap, &mut st, 0), want, "case {i}");
+        if matches!(want, Verdict::ToKernel { .. }) {
+            assert_eq!(f, before, "case {i}: the kernel gets the frame as it came");
+        }
+    }
+    assert_eq!(st.conns.len(), 0);
+    // A service on the appliance's own address is still rvs's; rvs still answers pings.
+    let mut syn = to_own0(PROTO_TCP, 40001, 443, SYN);
+    assert!(matches!(
+        process(&mut syn, 0, &snap, &mut st, 0),
+        Verdict::Forward { created: true, .. }
+    ));
+    let mut ping = VecFrame::new(&icmp_frame(MAC0, CLIENT, OWN0, icmp::TYPE_ECHO_REQUEST));
+    assert_eq!(
+        process(&mut ping, 0, &snap, &mut st, 0),
+        Verdict::Reply(Answer::IcmpEcho)
+    );
+    // Without a kernel interface, none of it goes up.
+    let plain = snapshot();
+    let mut ssh = to_own0(PROTO_TCP, 40000, 22, SYN);
+    assert_eq!(
+        process(&mut ssh, 0, &plain, &mut st, 0),
+        Verdict::Drop(DropReason::NoService)
+    );
+}
+
+#[test]
+fn the_kernel_traffic_of_a_port_stays_with_the_worker_that_receives_it() {
+    let mut snap = kernel_snapshot();
+    let steering = std::sync::Arc::new(crate::steer::Steering::new(
+        4,
+        [0x6d; 40],
+        FullnatShare::Hash,
+    ));
+    snap.steering = Some(steering);
+    for w in 0..4 {
+        let mut st = WorkerState::new(w, 4, 1024, Timeouts::ipvs_defaults());
+        for sport in 40000..40064 {
+            let mut f = VecFrame::new(&frame(
+                PROTO_TCP,
+                ep(REALS[1], 80),
+                ep(OWN1, sport),
+                64,
+                SYN_ACK,
+                b"",
+            ));
+            f.bytes_mut()[0..6].copy_from_slice(&MAC1);
+            assert_eq!(
+                process(&mut f, 1, &snap, &mut st, 0),
+                Verdict::ToKernel { urgent: false }
+            );
+        }
+    }
+}
+
+/// IPVS's expire_nodest_conn, per service: once a connection's real server has left the
+/// service, the connection's next packet ends it; the client's segment is answered with a
+/// reset, its new SYN goes to a server still there. Without it, the connection drains.
+#[test]
+fn expire_nodest_conn_ends_the_connections_of_a_server_that_left() {
+    for expire in [false, true] {
+        let mut snap = snapshot();
+        snap.tcp_resets_per_second = 1000;
+        let mut st = state();
+        let mut syn = from_client(PROTO_TCP, 1, 80, SYN, b"");
+        process(&mut syn, 0, &snap, &mut st, 0);
+        assert_eq!(parsed(syn.bytes()).dst.addr, Ipv4Addr::from(REALS[0]));
+        // The checker took REALS[0] out of the service.
+        snap.generation = 2;
+        snap.services[0].reals.remove(0);
+        snap.services[0].expire_nodest_conn = expire;
+        snap.expire_nodest_conn = expire;
+        let mut more = from_client(PROTO_TCP, 1, 80, ACK, b"x");
+        let verdict = process(&mut more, 0, &snap, &mut st, 1);
+        if !expire {
+            assert!(matches!(verdict, Verdict::Forward { .. }), "drains");
+            assert_eq!(parsed(more.bytes()).dst.addr, Ipv4Addr::from(REALS[0]));
+            assert_eq!(st.nodest_expired(), 0);
+            continue;
+        }
+        assert_eq!(verdict, Verdict::Reply(Answer::Reset));
+        assert_eq!(st.conns.len(), 0);
+        assert_eq!(st.nodest_expired(), 1);
+        let b = more.bytes();
+        assert_eq!(
+            &b[0..6],
+            &CLIENT_MAC[..],
+            "the reset goes back to the client"
+        );
+        // Its answer to the old connection finds nothing (and the client is not rvs).
+        let mut late = from_real(PROTO_TCP, ep(REALS[0], 8080), ep(CLIENT, 1), ACK, b"late");
+        assert_eq!(
+            process(&mut late, 1, &snap, &mut st, 2),
+            Verdict::Drop(DropReason::NotForUs)
+        );
+        // The client starts over on a server that is there.
+        let mut again = from_client(PROTO_TCP, 1, 80, SYN, b"");
+        assert!(matches!(
+            process(&mut again, 0, &snap, &mut st, 3),
+            Verdict::Forward { created: true, .. }
+        ));
+        assert_ne!(parsed(again.bytes()).dst.addr, Ipv4Addr::from(REALS[0]));
+    }
+}
+
+/// A reply of a connection whose server left a service with expire_nodest_conn ends it too.
+#[test]
+fn expire_nodest_conn_on_a_reply() {
+    let mut snap = snapshot();
+    let mut st = state();
+    let mut syn = from_client(PROTO_TCP, 1, 80, SYN, b"");
+    process(&mut syn, 0, &snap, &mut st, 0);
+    snap.generation = 2;
+    snap.services[0].reals.remove(0);
+    snap.services[0].expire_nodest_conn = true;
+    snap.expire_nodest_conn = true;
+    let mut reply = from_real(PROTO_TCP, ep(REALS[0], 8080), ep(CLIENT, 1), SYN_ACK, b"");
+    assert_eq!(
+        process(&mut reply, 1, &snap, &mut st, 1),
+        Verdict::Drop(DropReason::NoConnection)
+    );
+    assert_eq!((st.conns.len(), st.nodest_expired()), (0, 1));
 }
