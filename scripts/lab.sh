@@ -29,6 +29,9 @@
 #        scripts/lab.sh mac [NAME] IFACE                   (MAC of IFACE in NAME-lb)
 #        scripts/lab.sh mode [NAME] nat|fullnat|dr|tun     (reconfigure the real servers)
 #        scripts/lab.sh servers [NAME] start|stop|status   (HTTP :80 and UDP echo :9000)
+#        scripts/lab.sh rs NAME rsN ACTION [VALUE]         (one real server's trouble:
+#            http-stop, http-start, link-down, link-up, and what its GET /health answers:
+#            health-ok (200 "ok"), health-status CODE, health-body TEXT (200 with TEXT))
 # NAME defaults to $RVS_LAB, else "rvs".
 # State: /run/rvs-lab/NAME.state (the namespaces), /run/rvs-lab/NAME.d/ (mode, pid files and
 # logs of the processes the lab started, tun-rsN.json of the decapsulators). `down` stops those
@@ -56,6 +59,8 @@ usage: $RVS_PROG up|down|status [NAME]
        $RVS_PROG mac [NAME] IFACE                  (MAC of IFACE inside NAME-lb)
        $RVS_PROG mode [NAME] nat|fullnat|dr|tun    (reconfigure the real servers for a mode)
        $RVS_PROG servers [NAME] start|stop|status  (HTTP :80 and UDP echo :9000 on each server)
+       $RVS_PROG rs NAME rs1|rs2|rs3 http-stop|http-start|link-down|link-up|health-ok
+       $RVS_PROG rs NAME rs1|rs2|rs3 health-status CODE|health-body TEXT  (its GET /health)
 NAME defaults to \$RVS_LAB, else "rvs". State in $STATE_DIR/NAME.state and $STATE_DIR/NAME.d/.
 EOF
 }
@@ -275,9 +280,37 @@ servers_start() {
     local i
     have python3 || die "python3 is needed for the servers"
     for i in 1 2 3; do
-        start_proc "$NAME-rs$i" "http-rs$i" "$LAB_PY/http_server.py" "rs$i" --port 80
+        start_proc "$NAME-rs$i" "http-rs$i" "$LAB_PY/http_server.py" "rs$i" --port 80 \
+            --health-file "$RUN/health-rs$i"
         start_proc "$NAME-rs$i" "udp-rs$i" "$LAB_PY/udp_echo.py" "rs$i" --port 9000
     done
+}
+
+# rs_action RSN ACTION [VALUE]: one real server's trouble, for the health-check labs.
+rs_action() {
+    local rs=$1 action=$2 value=${3:-} i=${1#rs}
+    case $action in
+        http-stop) stop_procs "http-$rs" ;;
+        http-start)
+            start_proc "$NAME-$rs" "http-$rs" "$LAB_PY/http_server.py" "$rs" --port 80 \
+                --health-file "$RUN/health-$rs"
+            ;;
+        # The switch's side: the server's eth0 loses its carrier but keeps its routes, as
+        # with a pulled cable.
+        link-down) ip -n "$NAME-sw" link set "sw-$rs" down ;;
+        link-up) ip -n "$NAME-sw" link set "sw-$rs" up ;;
+        health-ok) rm -f -- "$RUN/health-$rs" ;;
+        health-status)
+            [[ $value =~ ^[1-5][0-9][0-9]$ ]] || die "health-status needs an HTTP status (got '$value')"
+            echo "$value" >"$RUN/health-$rs.tmp" && mv -f -- "$RUN/health-$rs.tmp" "$RUN/health-$rs"
+            ;;
+        health-body)
+            [[ -n $value ]] || die "health-body needs a body"
+            printf '200 %s\n' "$value" >"$RUN/health-$rs.tmp" && mv -f -- "$RUN/health-$rs.tmp" "$RUN/health-$rs"
+            ;;
+        *) die "bad rs action '$action'" ;;
+    esac
+    : "$i"
 }
 
 servers_stop() {
@@ -536,6 +569,11 @@ case $cmd in
             servers) [[ $ARG =~ ^(start|stop|status)$ ]] || die "bad servers action '$ARG' (start|stop|status)" ;;
         esac
         ;;
+    rs)
+        (($# == 4 || $# == 5)) || { usage >&2; exit 2; }
+        NAME=$2
+        [[ $3 =~ ^rs[123]$ ]] || die "bad real server '$3' (rs1, rs2 or rs3)"
+        ;;
     -h | --help | help)
         usage
         exit 0
@@ -576,5 +614,9 @@ case $cmd in
             stop) servers_stop ;;
             status) procs_status ;;
         esac
+        ;;
+    rs)
+        require_lab
+        rs_action "$3" "$4" "${5:-}"
         ;;
 esac

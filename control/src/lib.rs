@@ -2,6 +2,7 @@
 //!
 //! - [`check`]: keepalived's health checkers (TCP, HTTP/SSL, MISC, UDP, PING) as async probes.
 //! - [`config`]: the RON file: schema, validation, errors placed at FILE:LINE:COLUMN.
+//! - [`health`]: what the checkers' verdicts do to the services (keepalived's semantics).
 //! - [`kernel`]: the exception path, a TAP interface per port for the kernel's own traffic.
 //! - [`neigh`]: ARP resolution of next hops.
 //! - [`snapshot`]: builds the immutable state workers read.
@@ -10,6 +11,7 @@
 
 pub mod check;
 pub mod config;
+pub mod health;
 pub mod kernel;
 pub mod neigh;
 pub mod snapshot;

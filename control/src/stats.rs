@@ -9,12 +9,15 @@ use dataplane::counters::{DropReason, PortTotals, WorkerCounters};
 use dataplane::dpdk::{LinkStatus, PortStats};
 use serde::Serialize;
 
+use crate::health::ServiceHealth;
 use crate::kernel::KernelTotals;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub ports: Vec<PortReport>,
     pub workers: Vec<WorkerReport>,
+    /// Each service's real servers as the health checks see them (the caller fills it).
+    pub services: Vec<ServiceHealth>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -177,8 +180,15 @@ pub fn gather(ports: &[PortView<'_>], cores: &[usize], workers: &[WorkerCounters
             ports: totals.iter().map(Counters::from).collect(),
         })
         .collect();
-    Report { ports, workers }
+    Report {
+        ports,
+        workers,
+        services: Vec::new(),
+    }
 }
+
+/// Real server lines the table shows at most (the stats file has all).
+const TABLE_SERVERS_MAX: usize = 1000;
 
 /// One line of the counter table, in the header's columns.
 fn row(out: &mut String, port: &str, worker: &str, c: &Counters) {
@@ -270,6 +280,43 @@ impl Report {
                 w.bytes_per_connection,
                 w.handed_out,
                 w.handed_in
+            );
+        }
+        let mut lines = 0;
+        for svc in &self.services {
+            let _ = writeln!(
+                out,
+                "service {}: {}/{} real servers up, live weight {} (quorum {} {}){}",
+                svc.service,
+                svc.real_servers.iter().filter(|r| r.up).count(),
+                svc.real_servers.len(),
+                svc.live_weight,
+                svc.quorum,
+                if svc.quorum_met { "met" } else { "lost" },
+                svc.sorry_server
+                    .as_ref()
+                    .map_or(String::new(), |s| format!(", sorry server {s} serving"))
+            );
+            for r in &svc.real_servers {
+                lines += 1;
+                if lines > TABLE_SERVERS_MAX {
+                    continue;
+                }
+                let _ = writeln!(
+                    out,
+                    "  {:<21} {:<4} weight {:<5} {}",
+                    r.address,
+                    if r.up { "up" } else { "DOWN" },
+                    r.weight,
+                    r.reason
+                );
+            }
+        }
+        if lines > TABLE_SERVERS_MAX {
+            let _ = writeln!(
+                out,
+                "  ... and {} more real servers (all of them in the stats file)",
+                lines - TABLE_SERVERS_MAX
             );
         }
         out

@@ -521,3 +521,37 @@ fn the_kernel_interface_comes_and_goes_with_rvsd() {
         lines[0]
     );
 }
+
+/// A checker's mistakes are refused where they stand, by the daemon as by --check-config.
+#[test]
+fn checker_mistakes_are_refused_with_their_place() {
+    let service = |checks: &str| {
+        ring_config("x").replace(
+            "    ports: [",
+            &format!(
+                "    services: [(protocol: TCP, vip: \"198.51.100.100\", port: 80, lb_kind: NAT,\n        real_servers: [(address: \"198.51.100.11\", checks: [{checks}])])],\n    ports: ["
+            ),
+        )
+    };
+    assert_refused_at(&service("HTTP_GET(url: [(path: \"health\")])"), ":5:");
+    assert_refused_at(
+        &service("HTTP_GET(url: [(path: \"health\")])"),
+        "must start with /",
+    );
+    assert_refused_at(
+        &service("TCP_CHECK(delay_loop: 0)"),
+        "delay_loop 0 is out of range",
+    );
+    assert_refused_at(
+        &service("TCP_CHECK(retyr: 2)"),
+        "Unexpected field named `retyr`",
+    );
+    assert_refused_at(
+        &service("MISC_CHECK(misc_path: \" \")"),
+        "misc_path names no program",
+    );
+    assert_refused_at(
+        &service("HTTP_GET(url: [(path: \"/\", digest: \"xyz\")])"),
+        "digest",
+    );
+}

@@ -15,12 +15,19 @@ usage:
       {"seconds", "lines", "servers", "by_server", "ok", "duration", "errors"}
       exit 0 only if all lines came, all from one server.
   client.py keepalive --url http://198.51.100.100/ --ready-file F --go-file G [--timeout 30]
-      one HTTP/1.1 connection: a first GET, then F is created; once G exists (looked for every
+      one HTTP/1.1 connection: a first GET, then F is created (holding the name of the server
+      that answered); once G exists (looked for every
       10 ms, up to --timeout), a second GET on the same connection, timed until its answer or
       its error.
       {"first", "second": "ok"|"reset"|"closed"|"timeout"|"error", "second_server",
        "seconds", "errors"}
       exit 0 if the first request was answered (the second is what the caller judges).
+  client.py stream --url http://198.51.100.100/ --rate 20 --seconds 10 [--timeout 2]
+      new connections at a steady RATE per second for SECONDS, each one GET ("Connection:
+      close") in a thread of its own (at most 512 at once), so that a hanging one does not
+      delay the next.
+      {"requests", "ok", "failed", "by_server", "events": [[start, ok, server_or_error, secs]]}
+      with `start` in Unix seconds; exit 0 once all ended (the caller judges the failures).
   client.py upload --url http://198.51.100.100/ [--bytes 1048576] [--timeout 30]
       one POST /upload of N random bytes; checks the length and sha256 the server returns.
       {"bytes", "ok", "server", "length", "sha256", "duration", "errors"}
@@ -183,8 +190,9 @@ def cmd_keepalive(a):
         conn.close()
         out["errors"] = errors
         return emit(out, False)
-    with open(a.ready_file, "w") as f:
-        f.write("ready\n")
+    with open(a.ready_file + ".tmp", "w") as f:
+        f.write(f"{out['first']}\n")
+    os.replace(a.ready_file + ".tmp", a.ready_file)
     deadline = time.monotonic() + a.timeout
     while not os.path.exists(a.go_file):
         if time.monotonic() > deadline:
@@ -212,6 +220,71 @@ def cmd_keepalive(a):
         conn.close()
     out["seconds"] = round(time.monotonic() - t0, 3)
     out["errors"] = errors
+    return emit(out, True)
+
+
+def one_get(host, port, path, timeout):
+    """One GET on a new connection: (ok, server name or error kind)."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Connection": "close"})
+        resp = conn.getresponse()
+        body = resp.read(65536)
+        name = resp.getheader("X-Server") or body.decode(errors="replace").strip()
+        if resp.status != 200:
+            return False, f"HTTP {resp.status}"
+        return (True, name) if name else (False, "no server name")
+    except ConnectionRefusedError:
+        return False, "refused"
+    except ConnectionResetError:
+        return False, "reset"
+    except socket.timeout:
+        return False, "timeout"
+    except (OSError, http.client.HTTPException) as e:
+        return False, type(e).__name__
+    finally:
+        conn.close()
+
+
+def cmd_stream(a):
+    import threading
+
+    host, port, path = split_url(a.url)
+    events, lock = [], threading.Lock()
+    slots = threading.BoundedSemaphore(512)
+
+    def worker(start):
+        try:
+            t0 = time.monotonic()
+            ok, what = one_get(host, port, path, a.timeout)
+            with lock:
+                events.append([round(start, 3), 1 if ok else 0, what, round(time.monotonic() - t0, 3)])
+        finally:
+            slots.release()
+
+    threads = []
+    total = int(a.rate * a.seconds)
+    begin = time.monotonic()
+    for i in range(total):
+        due = begin + i / a.rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        slots.acquire()
+        t = threading.Thread(target=worker, args=(time.time(),), daemon=True)
+        t.start()
+        threads.append(t)
+    for t in threads:
+        t.join(a.timeout + 5)
+    with lock:
+        events.sort()
+        ok = sum(e[1] for e in events)
+        by_server = {}
+        for e in events:
+            if e[1]:
+                by_server[e[2]] = by_server.get(e[2], 0) + 1
+        out = {"requests": total, "ok": ok, "failed": len(events) - ok, "by_server": by_server,
+               "events": events}
     return emit(out, True)
 
 
@@ -299,6 +372,13 @@ def main():
     p.add_argument("--go-file", required=True)
     p.add_argument("--timeout", type=float, default=30.0)
     p.set_defaults(fn=cmd_keepalive)
+
+    p = sub.add_parser("stream", help="new connections at a steady rate, each timed")
+    p.add_argument("--url", required=True)
+    p.add_argument("--rate", type=bounded(1, 1000), default=20)
+    p.add_argument("--seconds", type=bounded(1, 300), default=10)
+    p.add_argument("--timeout", type=float, default=2.0)
+    p.set_defaults(fn=cmd_stream)
 
     p = sub.add_parser("upload", help="one POST /upload of N random bytes")
     p.add_argument("--url", required=True)

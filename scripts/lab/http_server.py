@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Real-server HTTP/1.1 server for the rvs lab (stdlib only).
 
-usage: http_server.py NAME [--addr 0.0.0.0] [--port 80] [--pidfile FILE]
+usage: http_server.py NAME [--addr 0.0.0.0] [--port 80] [--pidfile FILE] [--health-file F]
 
   GET /              -> "NAME\\n"
+  GET /health        -> 200 "ok\\n"; if F exists: its first word is the status, the rest of its
+                        first line the body (e.g. "500", "200 changed"), for health-check labs
   GET /slow?s=N      -> N lines "NAME i/N\\n", one per second, on one connection (N <= 30)
   GET|POST|PUT /upload -> reads the whole request body (Content-Length or chunked) and answers
                         {"server": NAME, "length": n, "sha256": "..."} as JSON
@@ -43,6 +45,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "rvs-lab"
     timeout = 60  # per socket operation; an idle or stuck client frees its thread
     name = "rs?"
+    health_file = None
 
     def version_string(self):
         return self.server_version
@@ -110,6 +113,8 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if url.path == "/":
             self._send(200, f"{self.name}\n")
+        elif url.path == "/health":
+            self._health()
         elif url.path == "/slow":
             self._slow(url.query)
         elif url.path == "/upload":
@@ -127,6 +132,20 @@ class Handler(BaseHTTPRequestHandler):
             self._send(404, "not found\n")
 
     do_PUT = do_POST  # curl -T
+
+    def _health(self):
+        status, body = 200, "ok"
+        if self.health_file:
+            try:
+                with open(self.health_file) as f:
+                    words = f.readline().strip().split(" ", 1)
+                status = int(words[0])
+                body = words[1] if len(words) > 1 else f"status {status}"
+            except FileNotFoundError:
+                pass
+            except (OSError, ValueError):
+                status, body = 500, "unreadable health file"
+        self._send(status, f"{body}\n")
 
     def _slow(self, query):
         try:
@@ -192,9 +211,11 @@ def main():
     ap.add_argument("--addr", default="0.0.0.0")
     ap.add_argument("--port", type=int, default=80)
     ap.add_argument("--pidfile", help="written once listening")
+    ap.add_argument("--health-file", help="what GET /health answers, if it exists")
     args = ap.parse_args()
 
     Handler.name = args.name
+    Handler.health_file = args.health_file
     httpd = Server((args.addr, args.port), Handler)
 
     def stop(signum, _frame):

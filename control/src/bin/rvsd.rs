@@ -383,7 +383,28 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
     let mut neighbors = Neighbors::new();
     add_static_neighbors(c, &mut neighbors);
     let mut generation = 1;
-    let mut first = snapshot::build(c, &macs, &neighbors.table(), generation, None);
+    // Health checks: the first snapshot already leaves out what starts down (alpha).
+    let mut health = control::health::Health::new();
+    health
+        .configure(c)
+        .map_err(|e| Failure::Runtime(format!("cannot start the health checker: {e}")))?;
+    if health.probes() > 0 {
+        info!(
+            "health: {} probes (identical ones shared) over {} real servers",
+            health.probes(),
+            c.services
+                .iter()
+                .map(|s| s.real_servers.len())
+                .sum::<usize>()
+        );
+    }
+    let mut first = snapshot::build(
+        &health.apply(c),
+        &macs,
+        &neighbors.table(),
+        generation,
+        None,
+    );
     first.steering = (workers > 1).then(|| Arc::new(steer::Steering::new(workers, rss_key, share)));
     let mut cores_used = c.workers.clone();
     cores_used.sort_unstable();
@@ -395,7 +416,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
             cores_used.len()
         );
     }
-    neighbors.want(&snapshot::next_hops(&first));
+    neighbors.want(&wanted_hops(&health, c, &macs));
     let report = snapshot::describe_services(None, &first);
     info!("{}", report.summary);
     log_services(&report);
@@ -565,22 +586,26 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                     break Ok(());
                 }
                 Ok(SIGUSR1) => {
-                    let report = stats::gather(&views(), &c.workers, &counters);
+                    let mut report = stats::gather(&views(), &c.workers, &counters);
+                    report.services = health.report();
                     info!("counters:\n{}", report.table());
                 }
                 Ok(SIGHUP) => match reload(&loaded.file, &current, cores) {
                     Ok(new) => {
                         current = new;
+                        if let Err(e) = health.configure(&current) {
+                            warn!("cannot start the health checker: {e}; real servers keep their state");
+                        }
                         add_static_neighbors(&current, &mut neighbors);
                         generation += 1;
                         let next = snapshot::build(
-                            &current,
+                            &health.apply(&current),
                             &macs,
                             &neighbors.table(),
                             generation,
                             Some(&snapshots.load()),
                         );
-                        neighbors.want(&snapshot::next_hops(&next));
+                        neighbors.want(&wanted_hops(&health, &current, &macs));
                         let report = snapshot::describe_services(Some(&snapshots.load()), &next);
                         log_services(&report);
                         snapshots.store(Arc::new(next));
@@ -636,6 +661,8 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                     }
                 }
             }
+            // The checkers' verdicts: published like a reload.
+            changed |= health.poll();
             let poll = neighbors.poll(now);
             changed |= poll.changed;
             for (port, addr) in &poll.failed {
@@ -677,7 +704,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
             if changed {
                 generation += 1;
                 let next = snapshot::build(
-                    &current,
+                    &health.apply(&current),
                     &macs,
                     &neighbors.table(),
                     generation,
@@ -699,13 +726,16 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                     }
                 }
                 if let Some(path) = &c.stats_file {
-                    let report = stats::gather(&views(), &c.workers, &counters);
+                    let mut report = stats::gather(&views(), &c.workers, &counters);
+                    report.services = health.report();
                     if let Err(e) = report.write_json(path) {
                         warn!("cannot write {}: {e}", path.display());
                     }
                 }
             }
         };
+        // Checks stop first (omega's scripts run now, while the data plane still forwards).
+        health.shutdown(Duration::from_secs(5));
         stop.store(true, Ordering::Relaxed);
         let mut failure = outcome.err();
         if let Some(h) = kernel_thread {
@@ -721,7 +751,8 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
             }
         }
         drop(slow);
-        let report = stats::gather(&views(), &c.workers, &counters);
+        let mut report = stats::gather(&views(), &c.workers, &counters);
+        report.services = health.report();
         info!("final counters:\n{}", report.table());
         if let Some(path) = &c.stats_file {
             if let Err(e) = report.write_json(path) {
@@ -753,6 +784,17 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
     drop(eal);
     info!("stopped: ports closed, DPDK memory released");
     result.map_err(Failure::Runtime)
+}
+
+/// The next hops to keep resolved: those of every configured real server and sorry server,
+/// whatever their health, so that one coming back finds its neighbour known.
+fn wanted_hops(
+    health: &control::health::Health,
+    config: &config::Config,
+    macs: &[[u8; 6]],
+) -> Vec<(usize, std::net::Ipv4Addr)> {
+    let all = snapshot::build(&health.everyone(config), macs, &HashMap::new(), 0, None);
+    snapshot::next_hops(&all)
 }
 
 /// Reads `file` again for a live reload, checked against the cores read at start. Refused

@@ -126,6 +126,12 @@ impl Lab {
         );
     }
 
+    /// `lab.sh rs NAME RS ACTION [VALUE]`: one real server's trouble (http-stop, link-down,
+    /// health-status 500, ...).
+    pub fn rs(&self, rs: &str, action: &str, value: Option<&str>) {
+        lab_rs(&self.name, rs, action, value);
+    }
+
     /// The lab's state directory (server logs, decapsulator statistics).
     pub fn state_dir(&self) -> PathBuf {
         PathBuf::from(format!("/run/rvs-lab/{}.d", self.name))
@@ -145,6 +151,22 @@ impl Drop for Lab {
             .stdout(Stdio::null())
             .status();
     }
+}
+
+/// [`Lab::rs`] by the lab's name (for closures that outlive a borrow of the lab).
+pub fn lab_rs(lab: &str, rs: &str, action: &str, value: Option<&str>) {
+    let mut cmd = Command::new(repo_root().join("scripts/lab.sh"));
+    cmd.args(["rs", lab, rs, action]);
+    if let Some(v) = value {
+        cmd.arg(v);
+    }
+    let out = run(&mut cmd);
+    assert!(
+        out.status.success(),
+        "lab.sh rs {lab} {rs} {action} {value:?}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// An rvsd process; SIGTERM then, if it lingers, SIGKILL on drop.
@@ -280,13 +302,25 @@ pub fn start_workers(
     workers: usize,
     edit: impl Fn(String) -> String,
 ) -> Setup {
+    start_config(tag, mode, &format!("configs/lab-{mode}.ron"), workers, edit)
+}
+
+/// [`start_workers`] on another of the repository's configurations (`file`, relative to its
+/// root) written for the lab in `mode`.
+pub fn start_config(
+    tag: &str,
+    mode: &'static str,
+    file: &str,
+    workers: usize,
+    edit: impl Fn(String) -> String,
+) -> Setup {
     let run = run_tag();
     let lab = Lab::up(&format!("e2e{run}{tag}"));
     lab.lab_sh("servers", "start");
     lab.lab_sh("mode", mode);
     let tmp = TempDir::new(&format!("{tag}-{mode}"));
     let prefix = format!("rvs-e2e-{tag}-{mode}-{run}");
-    let source = std::fs::read_to_string(repo_root().join(format!("configs/lab-{mode}.ron")))
+    let source = std::fs::read_to_string(repo_root().join(file))
         .unwrap()
         .replace("\"rvs-lab\"", &format!("{prefix:?}"))
         .replace(
