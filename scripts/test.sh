@@ -73,6 +73,9 @@ scripts/bench.sh --smoke || status=1
 step "benchmark smoke with 2 workers (sharing core 1 here) and 2 queue pairs per link"
 scripts/bench.sh --smoke --workers 2 || status=1
 
+step "health-check benchmark, quick form: scripts/bench-health.sh --quick (1,000 servers, 5 s)"
+scripts/bench-health.sh --quick || status=1
+
 step "instructions per packet smoke: scripts/instructions.sh --quick (callgrind; small counts)"
 scripts/instructions.sh --quick || status=1
 

@@ -671,6 +671,11 @@ impl Health {
         self.probes.len()
     }
 
+    /// Checks the checker completed so far (retries included).
+    pub fn checks_done(&self) -> u64 {
+        self.checker.as_ref().map_or(0, |(c, _)| c.completed())
+    }
+
     /// Stops the checks. With `omega`, first runs the down scripts that apply (notify_down of
     /// each live server, quorum_down of each service with its quorum), and waits up to
     /// `wait` for every script to end.

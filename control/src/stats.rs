@@ -18,6 +18,10 @@ pub struct Report {
     pub workers: Vec<WorkerReport>,
     /// Each service's real servers as the health checks see them (the caller fills it).
     pub services: Vec<ServiceHealth>,
+    /// Health checks completed so far (each attempt, retries included).
+    pub health_checks: u64,
+    /// When the counters were read (Unix milliseconds): rates from two reports.
+    pub unix_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -184,6 +188,10 @@ pub fn gather(ports: &[PortView<'_>], cores: &[usize], workers: &[WorkerCounters
         ports,
         workers,
         services: Vec::new(),
+        health_checks: 0,
+        unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
     }
 }
 
@@ -283,6 +291,9 @@ impl Report {
             );
         }
         let mut lines = 0;
+        if !self.services.is_empty() {
+            let _ = writeln!(out, "health checks done: {}", self.health_checks);
+        }
         for svc in &self.services {
             let _ = writeln!(
                 out,

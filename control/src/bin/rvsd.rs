@@ -588,13 +588,22 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                 Ok(SIGUSR1) => {
                     let mut report = stats::gather(&views(), &c.workers, &counters);
                     report.services = health.report();
+                    report.health_checks = health.checks_done();
                     info!("counters:\n{}", report.table());
                 }
                 Ok(SIGHUP) => match reload(&loaded.file, &current, cores) {
                     Ok(new) => {
                         current = new;
-                        if let Err(e) = health.configure(&current) {
-                            warn!("cannot start the health checker: {e}; real servers keep their state");
+                        match health.configure(&current) {
+                            Ok(()) if health.probes() > 0 => info!(
+                                "health: {} probes (identical ones shared) over {} real servers",
+                                health.probes(),
+                                current.services.iter().map(|s| s.real_servers.len()).sum::<usize>()
+                            ),
+                            Ok(()) => {}
+                            Err(e) => warn!(
+                                "cannot start the health checker: {e}; real servers keep their state"
+                            ),
                         }
                         add_static_neighbors(&current, &mut neighbors);
                         generation += 1;
@@ -728,6 +737,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                 if let Some(path) = &c.stats_file {
                     let mut report = stats::gather(&views(), &c.workers, &counters);
                     report.services = health.report();
+                    report.health_checks = health.checks_done();
                     if let Err(e) = report.write_json(path) {
                         warn!("cannot write {}: {e}", path.display());
                     }
@@ -753,6 +763,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
         drop(slow);
         let mut report = stats::gather(&views(), &c.workers, &counters);
         report.services = health.report();
+        report.health_checks = health.checks_done();
         info!("final counters:\n{}", report.table());
         if let Some(path) = &c.stats_file {
             if let Err(e) = report.write_json(path) {

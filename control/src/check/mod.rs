@@ -31,6 +31,7 @@ mod tests;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -129,6 +130,8 @@ pub struct Checker {
     /// The probe sets to run; closing it stops the thread.
     probes: Option<tokio_mpsc::UnboundedSender<Vec<Probe>>>,
     thread: Option<JoinHandle<()>>,
+    /// Checks completed so far (retries included), whatever their outcome.
+    completed: Arc<AtomicU64>,
 }
 
 impl Checker {
@@ -137,9 +140,11 @@ impl Checker {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        let completed = Arc::new(AtomicU64::new(0));
         let shared = Shared {
             tls: http::tls_config()?,
             pinger: ping::Pinger::new(random_seed()),
+            completed: completed.clone(),
         };
         let (reports, receiver) = mpsc::channel();
         let (probes, commands) = tokio_mpsc::unbounded_channel();
@@ -150,6 +155,7 @@ impl Checker {
             Checker {
                 probes: Some(probes),
                 thread: Some(thread),
+                completed,
             },
             receiver,
         ))
@@ -163,6 +169,11 @@ impl Checker {
             // Fails only if the thread is gone, and then there is nothing left to run them.
             let _ = tx.send(probes);
         }
+    }
+
+    /// Checks completed so far (each attempt, retries included, whatever its outcome).
+    pub fn completed(&self) -> u64 {
+        self.completed.load(Ordering::Relaxed)
     }
 
     /// Stops every probe and the thread (also on Drop).
@@ -183,6 +194,7 @@ impl Drop for Checker {
 struct Shared {
     tls: Arc<ClientConfig>,
     pinger: ping::Pinger,
+    completed: Arc<AtomicU64>,
 }
 
 /// The checker thread's loop: applies each probe set until the Checker goes.
@@ -232,6 +244,7 @@ async fn watch(probe: Arc<Probe>, shared: Arc<Shared>, reports: mpsc::Sender<Rep
         tokio::time::sleep_until(next.into()).await;
         // Boxed: the task stays small while it sleeps, whatever the check holds while it runs.
         let outcome = Box::pin(check(&probe, &shared)).await;
+        shared.completed.fetch_add(1, Ordering::Relaxed);
         let step = machine.outcome(outcome, Instant::now());
         if let Some(event) = step.event {
             let report = Report {
