@@ -467,7 +467,13 @@ fn the_kernel_interface_comes_and_goes_with_rvsd() {
     assert!(ns.ip(&["link", "set", "rvs-a", "up"]).0);
     let source = ring_config(&prefix)
         .replace("\"net_ring0\"", "\"net_af_packet0,iface=rvs-a\"")
-        .replace("kernel: false", "mtu: 1400, kernel: true");
+        .replace("kernel: false", "mtu: 1400, kernel: true")
+        .replacen(
+            "    ],\n)",
+            "    ],\n    routes: [(destination: \"203.0.113.0/24\", via: \"198.51.100.254\", port: \"loop\")],\n)",
+            1,
+        );
+    assert!(source.contains("routes: [("), "{source}");
     std::fs::write(&file, &source).unwrap();
     let mut rvsd = Rvsd::start(Some(&ns.0), &file, &tmp.path("rvsd.log"));
     assert!(
@@ -490,6 +496,30 @@ fn the_kernel_interface_comes_and_goes_with_rvsd() {
     );
     let (_, addr) = ns.ip(&["-o", "-4", "addr", "show", "rvs-loop"]);
     assert!(addr.contains("inet 198.51.100.1/24"), "{addr}");
+    let (_, route) = ns.ip(&["route", "show", "203.0.113.0/24"]);
+    assert!(
+        route.contains("via 198.51.100.254 dev rvs-loop"),
+        "the file's route through the port: {route}"
+    );
+    // A reload that drops the route takes it off the interface.
+    let without: String = source
+        .lines()
+        .filter(|l| !l.contains("routes: ["))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&file, &without).unwrap();
+    rvsd.signal(1);
+    assert!(
+        rvsd.wait_for_log("reloaded ", Duration::from_secs(10)),
+        "{}",
+        rvsd.log_text()
+    );
+    let (_, route) = ns.ip(&["route", "show", "203.0.113.0/24"]);
+    assert!(
+        route.trim().is_empty(),
+        "route left after the reload: {route}"
+    );
+    std::fs::write(&file, &source).unwrap();
     assert!(rvsd
         .stop(Duration::from_secs(20))
         .is_some_and(|s| s.success()));

@@ -593,6 +593,19 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                 }
                 Ok(SIGHUP) => match reload(&loaded.file, &current, cores) {
                     Ok(new) => {
+                        // The kernel interfaces follow the routes through their ports.
+                        for pc in c.ports.iter().filter(|pc| pc.kernel) {
+                            let (old, wanted) = (
+                                control::kernel::routes_of(&current, &pc.name),
+                                control::kernel::routes_of(&new, &pc.name),
+                            );
+                            if old != wanted {
+                                let name = pc.kernel_interface_name();
+                                if let Err(e) = control::kernel::set_routes(&name, &old, &wanted) {
+                                    warn!("kernel interface {name}: {e}");
+                                }
+                            }
+                        }
                         current = new;
                         match health.configure(&current) {
                             Ok(()) if health.probes() > 0 => info!(
