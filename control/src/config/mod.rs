@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod locate;
+pub mod vrrp;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -52,6 +53,16 @@ pub struct Config {
     /// The connection table: size and IPVS timeouts (`ipvsadm --set tcp tcpfin udp`).
     #[serde(default)]
     pub connections: ConnectionsConfig,
+    /// Failover (keepalived's `vrrp_instance`): the addresses each holds are served only
+    /// while it is MASTER.
+    #[serde(default)]
+    pub vrrp_instances: Vec<vrrp::VrrpInstance>,
+    /// Instances that change state together (`vrrp_sync_group`).
+    #[serde(default)]
+    pub vrrp_sync_groups: Vec<vrrp::VrrpSyncGroup>,
+    /// Scripts instances track (`vrrp_script`).
+    #[serde(default)]
+    pub vrrp_scripts: Vec<vrrp::VrrpScript>,
 }
 
 /// One virtual service. Field names follow keepalived where it has them.
@@ -635,6 +646,9 @@ pub fn restart_only_change(running: &Config, new: &LoadedConfig) -> Option<Confi
                 reset_unknown: _,
                 reset_rate: _,
             },
+        vrrp_instances,
+        vrrp_sync_groups,
+        vrrp_scripts,
     } = running;
     let n = &new.config;
     let count = |k: &usize| match k {
@@ -734,6 +748,40 @@ pub fn restart_only_change(running: &Config, new: &LoadedConfig) -> Option<Confi
             vec![Field("connections"), Field("capacity")],
             differ(capacity, &n.connections.capacity, debug),
         ),
+    ]);
+    // VRRP: the first instance, group or script that differs, shown by name.
+    fn first_change<T: PartialEq>(
+        old: &[T],
+        new: &[T],
+        field: &'static str,
+        name: impl Fn(&T) -> &str,
+    ) -> (Vec<Step<'static>>, Option<(String, String)>) {
+        let names = |v: &[T]| format!("[{}]", v.iter().map(&name).collect::<Vec<_>>().join(", "));
+        match old.iter().zip(new).position(|(a, b)| a != b) {
+            Some(i) => (
+                vec![Step::Field(field), Step::Index(i)],
+                Some((
+                    format!("{} as it was", name(&old[i])),
+                    format!("{} edited", name(&new[i])),
+                )),
+            ),
+            None => (
+                vec![Step::Field(field)],
+                differ(&names(old), &names(new), String::clone),
+            ),
+        }
+    }
+    diffs.extend([
+        first_change(vrrp_instances, &n.vrrp_instances, "vrrp_instances", |v| {
+            &v.name
+        }),
+        first_change(
+            vrrp_sync_groups,
+            &n.vrrp_sync_groups,
+            "vrrp_sync_groups",
+            |v| &v.name,
+        ),
+        first_change(vrrp_scripts, &n.vrrp_scripts, "vrrp_scripts", |v| &v.name),
     ]);
     diffs.into_iter().find_map(|(path, diff)| {
         let (old, now) = diff?;
@@ -1245,7 +1293,7 @@ fn validate_network(loaded: &LoadedConfig) -> Result<(), ConfigError> {
         }
         validate_health(loaded, i)?;
     }
-    Ok(())
+    vrrp::validate(loaded)
 }
 
 /// A service's health checking: timings in range, checkers that can run, a sorry server
@@ -2145,6 +2193,114 @@ mod tests {
 )
 "#;
 
+    /// VRRP mistakes, each refused where it is written.
+    #[test]
+    fn vrrp_mistakes_are_placed() {
+        let with = |instances: &str, extra: &str| {
+            TWO_PORTS.replace(
+                "    ],\n)",
+                &format!("    ],\n    vrrp_instances: [{instances}],\n{extra})"),
+            )
+        };
+        let vi = |fields: &str| {
+            format!(
+                "(name: \"VI_1\", interface: \"client\", virtual_router_id: 51, \
+                 virtual_ipaddress: [\"198.51.100.100\"]{fields})"
+            )
+        };
+        assert!(check(&with(&vi(""), "")).is_ok());
+        let cases = [
+            (
+                with(&vi(", version: 4"), ""),
+                "version 4: VRRP is version 2 or 3",
+            ),
+            (
+                with(&vi(", advert_int: 0.5"), ""),
+                "VRRP version 2 sends whole seconds",
+            ),
+            (
+                with(&vi(", version: 3, advert_int: 41"), ""),
+                "0.01..=40.95 seconds",
+            ),
+            (
+                with(&vi(", advert_int: 1.005"), ""),
+                "VRRP counts hundredths",
+            ),
+            (with(&vi(", priority: 0"), ""), "priority must be 1..=255"),
+            (
+                with(
+                    &vi("").replace("\"198.51.100.100\"", "\"198.51.100.1/24\""),
+                    "",
+                ),
+                "198.51.100.1 is port \"client\"'s own address",
+            ),
+            (
+                with(&vi("").replace("client", "uplink"), ""),
+                "interface \"uplink\" is not a port",
+            ),
+            (
+                with(
+                    &format!("{}, {}", vi(""), vi("").replace("VI_1", "VI_2")),
+                    "",
+                ),
+                "virtual_router_id 51 is used twice on port \"client\"",
+            ),
+            (
+                with(&vi(", state: MASTER, nopreempt: true"), ""),
+                "nopreempt needs state: BACKUP",
+            ),
+            (
+                with(
+                    &vi(", version: 3, authentication: (auth_type: PASS, auth_pass: \"x\")"),
+                    "",
+                ),
+                "authentication is VRRP version 2's",
+            ),
+            (
+                with(
+                    &vi(", authentication: (auth_type: PASS, auth_pass: \"123456789\")"),
+                    "",
+                ),
+                "auth_pass must be 1 to 8 characters",
+            ),
+            (
+                with(&vi(", unicast_src_ip: \"203.0.113.1\""), ""),
+                "203.0.113.1 is not an address of port \"client\"",
+            ),
+            (
+                with(&vi(", track_interface: [\"eth9\"]"), ""),
+                "track_interface \"eth9\" is not a port",
+            ),
+            (
+                with(&vi(", track_script: [\"chk\"]"), ""),
+                "track_script \"chk\" is not in vrrp_scripts",
+            ),
+            (
+                with(&vi(", track_service: [\"TCP 198.51.100.100:80\"]"), ""),
+                "track_service \"TCP 198.51.100.100:80\" is not a service",
+            ),
+            (
+                with(
+                    &vi(""),
+                    "    vrrp_sync_groups: [(name: \"G\", group: [\"VI_9\"])],\n",
+                ),
+                "\"VI_9\" is not in vrrp_instances",
+            ),
+            (
+                with(
+                    &vi(""),
+                    "    vrrp_scripts: [(name: \"chk\", script: \"/bin/true\", weight: 300)],\n",
+                ),
+                "weight must be -253..=253",
+            ),
+        ];
+        for (text, want) in cases {
+            let got = check(&text).map(|_| ()).unwrap_err();
+            assert!(got.contains(want), "{got}\nwanted: {want}");
+            assert!(got.starts_with("t.ron:"), "placed: {got}");
+        }
+    }
+
     /// `restart_only_change` of `new` over `running`, as text.
     fn restart_only(running: &str, new: &str) -> Option<String> {
         let running = check(running).unwrap().config;
@@ -2334,9 +2490,16 @@ mod tests {
                 reset_unknown: false,
                 reset_rate: 10,
             },
+            vrrp_instances: vec![ron::from_str(
+                "(name: \"VI_1\", interface: \"servers\", virtual_router_id: 51, \
+                 virtual_ipaddress: [\"203.0.113.1/24\"])",
+            )
+            .unwrap()],
+            vrrp_sync_groups: vec![ron::from_str("(name: \"G\", group: [\"VI_1\"])").unwrap()],
+            vrrp_scripts: vec![ron::from_str("(name: \"chk\", script: \"/bin/true\")").unwrap()],
         };
         type Take = fn(&mut Config, &Config);
-        let restart_only: [(&str, Take); 21] = [
+        let restart_only: [(&str, Take); 24] = [
             ("eal.memory_mb", |c, d| c.eal.memory_mb = d.eal.memory_mb),
             ("eal.hugepages", |c, d| c.eal.hugepages = d.eal.hugepages),
             ("eal.file_prefix", |c, d| {
@@ -2383,6 +2546,15 @@ mod tests {
             }),
             ("connections.capacity", |c, d| {
                 c.connections.capacity = d.connections.capacity
+            }),
+            ("vrrp_instances", |c, d| {
+                c.vrrp_instances.clone_from(&d.vrrp_instances)
+            }),
+            ("vrrp_sync_groups", |c, d| {
+                c.vrrp_sync_groups.clone_from(&d.vrrp_sync_groups)
+            }),
+            ("vrrp_scripts", |c, d| {
+                c.vrrp_scripts.clone_from(&d.vrrp_scripts)
             }),
         ];
         let live: [Take; 8] = [
