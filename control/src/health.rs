@@ -17,7 +17,6 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -34,7 +33,7 @@ pub type ServiceKey = (Protocol, Ipv4Addr, u16);
 pub type ServerAddr = (Ipv4Addr, u16);
 
 /// How long a notify or quorum script may run before it is killed.
-pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const SCRIPT_TIMEOUT: Duration = crate::script::TIMEOUT;
 
 /// How often one probe's local errors are logged.
 const LOCAL_ERROR_LOG_EVERY: Duration = Duration::from_secs(60);
@@ -100,16 +99,10 @@ pub struct Health {
     services: HashMap<ServiceKey, Service>,
     /// Services in the configuration's order (reports).
     order: Vec<ServiceKey>,
-    scripts: Vec<Script>,
+    scripts: crate::script::Scripts,
     local_errors: HashMap<Probe, Instant>,
     /// Tests judge reports they make up: no checker runs.
     detached: bool,
-}
-
-struct Script {
-    child: Child,
-    started: Instant,
-    what: String,
 }
 
 fn service_key(s: &ServiceConfig) -> ServiceKey {
@@ -241,9 +234,10 @@ impl Health {
 
     /// A `Health` that runs no checker: the caller feeds it reports ([`Health::take`]).
     pub fn detached() -> Health {
-        let mut health = Health::default();
-        health.detached = true;
-        health
+        Health {
+            detached: true,
+            ..Health::default()
+        }
     }
 
     /// Takes `config`'s services, real servers and checkers: probes that stay keep their
@@ -372,7 +366,7 @@ impl Health {
             }
         }
         let changed = self.take(reports);
-        self.reap_scripts();
+        self.scripts.reap();
         changed
     }
 
@@ -509,7 +503,7 @@ impl Health {
         };
         if let Some(script) = script {
             let what = format!("{} of {name}", if up { "notify_up" } else { "notify_down" });
-            self.run_script(&script, what);
+            self.scripts.run(&script, &[], what);
         }
         true
     }
@@ -566,7 +560,7 @@ impl Health {
             changed = true;
         }
         for (script, what) in scripts {
-            self.run_script(&script, what);
+            self.scripts.run(&script, &[], what);
         }
         changed
     }
@@ -676,6 +670,14 @@ impl Health {
         self.checker.as_ref().map_or(0, |(c, _)| c.completed())
     }
 
+    /// Whether each service has its quorum (VRRP's `track_service`).
+    pub fn quorums(&self) -> Vec<(ServiceKey, bool)> {
+        self.services
+            .iter()
+            .map(|(k, s)| (*k, s.quorum_met))
+            .collect()
+    }
+
     /// Stops the checks. With `omega`, first runs the down scripts that apply (notify_down of
     /// each live server, quorum_down of each service with its quorum), and waits up to
     /// `wait` for every script to end.
@@ -711,76 +713,9 @@ impl Health {
             }
         }
         for (script, what) in scripts {
-            self.run_script(&script, what);
+            self.scripts.run(&script, &[], what);
         }
-        let deadline = Instant::now() + wait;
-        while !self.scripts.is_empty() && Instant::now() < deadline {
-            self.reap_scripts();
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        for mut s in self.scripts.drain(..) {
-            warn!("{} ({:?}) still runs at stop: killed", s.what, s.child.id());
-            let _ = s.child.kill();
-            let _ = s.child.wait();
-        }
-    }
-
-    /// Starts `script` (program and arguments split on whitespace, no shell), not waiting.
-    fn run_script(&mut self, script: &str, what: String) {
-        let mut words = script.split_whitespace();
-        let Some(program) = words.next() else {
-            return;
-        };
-        match Command::new(program)
-            .args(words)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-        {
-            Ok(child) => {
-                info!("{what}: running {script}");
-                self.scripts.push(Script {
-                    child,
-                    started: Instant::now(),
-                    what,
-                });
-            }
-            Err(e) => warn!("{what}: cannot run {script}: {e}"),
-        }
-    }
-
-    /// Collects the scripts that ended; kills those past [`SCRIPT_TIMEOUT`].
-    fn reap_scripts(&mut self) {
-        self.scripts.retain_mut(|s| match s.child.try_wait() {
-            Ok(Some(status)) => {
-                if !status.success() {
-                    warn!("{}: ended with {status}", s.what);
-                }
-                false
-            }
-            Ok(None) if s.started.elapsed() >= SCRIPT_TIMEOUT => {
-                warn!(
-                    "{}: still running after {} s: killed",
-                    s.what,
-                    SCRIPT_TIMEOUT.as_secs()
-                );
-                let _ = s.child.kill();
-                let _ = s.child.wait();
-                false
-            }
-            Ok(None) => true,
-            Err(_) => false,
-        });
-    }
-}
-
-impl Drop for Health {
-    fn drop(&mut self) {
-        for s in &mut self.scripts {
-            let _ = s.child.kill();
-            let _ = s.child.wait();
-        }
+        self.scripts.finish(wait);
     }
 }
 

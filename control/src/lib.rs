@@ -5,18 +5,22 @@
 //! - [`health`]: what the checkers' verdicts do to the services (keepalived's semantics).
 //! - [`kernel`]: the exception path, a TAP interface per port for the kernel's own traffic.
 //! - [`neigh`]: ARP resolution of next hops.
+//! - [`script`]: the notify scripts, run without a shell, reaped, killed past a timeout.
 //! - [`snapshot`]: builds the immutable state workers read.
 //! - [`stats`]: gathers workers' and devices' counters for the stats file and the log.
 //! - [`steering`]: how each port gets packets to the worker that owns them.
+//! - [`vrrp`]: failover with VRRP v2/v3 as keepalived speaks it.
 
 pub mod check;
 pub mod config;
 pub mod health;
 pub mod kernel;
 pub mod neigh;
+pub mod script;
 pub mod snapshot;
 pub mod stats;
 pub mod steering;
+pub mod vrrp;
 
 /// `02:aa:00:00:00:01`.
 pub fn format_mac(mac: &[u8; 6]) -> String {

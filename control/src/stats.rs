@@ -22,6 +22,10 @@ pub struct Report {
     pub health_checks: u64,
     /// When the counters were read (Unix milliseconds): rates from two reports.
     pub unix_ms: u64,
+    /// Each VRRP instance's state (the caller fills it).
+    pub vrrp: Vec<crate::vrrp::InstanceReport>,
+    /// The VRRP path's counters, with VRRP configured.
+    pub vrrp_counters: Option<crate::vrrp::Counters>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -189,6 +193,8 @@ pub fn gather(ports: &[PortView<'_>], cores: &[usize], workers: &[WorkerCounters
         workers,
         services: Vec::new(),
         health_checks: 0,
+        vrrp: Vec::new(),
+        vrrp_counters: None,
         unix_ms: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64),
@@ -288,6 +294,33 @@ impl Report {
                 w.bytes_per_connection,
                 w.handed_out,
                 w.handed_in
+            );
+        }
+        for v in &self.vrrp {
+            let _ = writeln!(
+                out,
+                "vrrp instance {}: {} (priority {})",
+                v.name, v.state, v.priority
+            );
+        }
+        if let Some(c) = &self.vrrp_counters {
+            let refused: Vec<String> = c
+                .refused
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(why, n)| format!("{why} {n}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "vrrp: adverts received {}, sent {}, gratuitous ARPs sent {}, refused: {}",
+                c.adverts_received,
+                c.adverts_sent,
+                c.gratuitous_arps_sent,
+                if refused.is_empty() {
+                    "none".to_owned()
+                } else {
+                    refused.join(", ")
+                }
             );
         }
         let mut lines = 0;

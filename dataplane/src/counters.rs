@@ -60,10 +60,12 @@ pub enum DropReason {
     /// For the kernel, and its ring was full (or, for all but BGP and BFD, past the room
     /// they keep): the appliance's own traffic is flooded or the kernel path is behind.
     KernelFull,
+    /// For an address whose VRRP instance is BACKUP or FAULT on this appliance.
+    NotMaster,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 24;
+    pub const COUNT: usize = 25;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Malformed,
         DropReason::IpChecksum,
@@ -89,6 +91,7 @@ impl DropReason {
         DropReason::IpOptions,
         DropReason::SourceRoute,
         DropReason::KernelFull,
+        DropReason::NotMaster,
     ];
 
     pub fn name(self) -> &'static str {
@@ -117,6 +120,7 @@ impl DropReason {
             DropReason::IpOptions => "ip_options",
             DropReason::SourceRoute => "source_route",
             DropReason::KernelFull => "kernel_full",
+            DropReason::NotMaster => "not_master",
         }
     }
 }

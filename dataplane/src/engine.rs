@@ -613,7 +613,12 @@ fn handle(frame: &mut impl Frame, at: &At<'_>, state: &mut WorkerState) -> Outco
     let eth = ethernet::Frame::new_checked(frame.bytes()).map_err(|_| DropReason::Malformed)?;
     let dst = eth.dst();
     if dst != port.mac && dst != ethernet::BROADCAST {
-        return Err(DropReason::NotForUs);
+        // VRRP adverts to the group: the control thread checks and counts them.
+        return if snapshot.vrrp && dst == VRRP_GROUP_MAC && is_vrrp(frame.bytes()) {
+            Ok(Verdict::SlowPath)
+        } else {
+            Err(DropReason::NotForUs)
+        };
     }
     if ethernet::is_multicast(&eth.src()) {
         return Err(DropReason::MartianSource);
@@ -683,6 +688,15 @@ pub fn answer_arp(frame: &mut [u8], mac: [u8; 6]) -> Outcome {
     Ok(Verdict::Reply(Answer::Arp))
 }
 
+/// VRRP's IP protocol number and the Ethernet address of its group 224.0.0.18.
+const PROTO_VRRP: u8 = 112;
+const VRRP_GROUP_MAC: [u8; 6] = [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12];
+
+/// An IPv4 frame carrying VRRP (the control thread checks the rest).
+fn is_vrrp(frame: &[u8]) -> bool {
+    frame.len() > L3 + 9 && frame[12..14] == [0x08, 0x00] && frame[L3 + 9] == PROTO_VRRP
+}
+
 /// A source no host can have: 0.0.0.0/8, 127.0.0.0/8, multicast 224.0.0.0/4, and the
 /// reserved 240.0.0.0/4 with the limited broadcast 255.255.255.255 in it.
 #[inline]
@@ -720,6 +734,9 @@ fn ipv4_packet(frame: &mut impl Frame, at: &At<'_>, state: &mut WorkerState) -> 
     if is_martian(src) || port.owns(src) || snapshot.is_subnet_edge(src) {
         return Err(DropReason::MartianSource);
     }
+    if !snapshot.standby.is_empty() && snapshot.standby.contains(&dst) {
+        return Err(DropReason::NotMaster);
+    }
     let l4 = L3 + header_len;
     let end = L3 + total_len;
     if fragment && port.for_kernel(dst) {
@@ -741,6 +758,8 @@ fn ipv4_packet(frame: &mut impl Frame, at: &At<'_>, state: &mut WorkerState) -> 
             }
             icmp_packet(frame, at, state, l4, end, dst)
         }
+        // Unicast VRRP adverts (`unicast_peer`).
+        PROTO_VRRP if snapshot.vrrp && port.owns(dst) => Ok(Verdict::SlowPath),
         _ if port.for_kernel(dst) => Ok(Verdict::ToKernel { urgent: false }),
         _ if port.owns(dst) => Err(DropReason::UnsupportedProtocol),
         _ => Err(DropReason::NotForUs),

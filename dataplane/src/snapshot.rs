@@ -192,6 +192,12 @@ pub struct Snapshot {
     pub timeouts: crate::conn::Timeouts,
     /// Some service has `expire_nodest_conn` (workers look further only then).
     pub expire_nodest_conn: bool,
+    /// VRRP runs: adverts (IP protocol 112, to the group or to an address of ours) go to the
+    /// control thread.
+    pub vrrp: bool,
+    /// Addresses whose VRRP instance is not MASTER here: their traffic is dropped
+    /// (`not_master`), and no port answers for them.
+    pub standby: Vec<Ipv4Addr>,
 }
 
 impl Snapshot {

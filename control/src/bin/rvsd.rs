@@ -398,6 +398,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                 .sum::<usize>()
         );
     }
+    let mut vrrp = control::vrrp::Vrrp::new(c, &macs, Instant::now());
     let mut first = snapshot::build(
         &health.apply(c),
         &macs,
@@ -405,6 +406,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
         generation,
         None,
     );
+    vrrp.apply(&mut first);
     first.steering = (workers > 1).then(|| Arc::new(steer::Steering::new(workers, rss_key, share)));
     let mut cores_used = c.workers.clone();
     cores_used.sort_unstable();
@@ -416,7 +418,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
             cores_used.len()
         );
     }
-    neighbors.want(&wanted_hops(&health, c, &macs));
+    neighbors.want(&wanted_hops(&health, c, &macs, &vrrp));
     let report = snapshot::describe_services(None, &first);
     info!("{}", report.summary);
     log_services(&report);
@@ -568,6 +570,10 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                 .collect()
         };
         let mut links: Vec<bool> = ports.iter().map(|p| p.link().up).collect();
+        if !vrrp.is_empty() {
+            let frames = vrrp.start(&links, Instant::now());
+            send_vrrp(&frames, &neighbors.table(), &pool, &from_control);
+        }
         let interval = Duration::from_millis(c.stats_interval_ms);
         let mut next_tick = Instant::now() + interval;
         let mut slow = Burst::new();
@@ -580,7 +586,13 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
             }
             // Sleep until a signal or the next poll of the workers' rings: the control thread
             // never spins, and ARP answers are learnt within a poll interval.
-            match inbox.recv_timeout(CONTROL_POLL) {
+            let wait = vrrp
+                .deadline()
+                .map_or(CONTROL_POLL, |at| {
+                    at.saturating_duration_since(Instant::now())
+                })
+                .min(CONTROL_POLL);
+            match inbox.recv_timeout(wait) {
                 Ok(SIGINT | SIGTERM) => {
                     info!("stopping");
                     break Ok(());
@@ -589,6 +601,8 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                     let mut report = stats::gather(&views(), &c.workers, &counters);
                     report.services = health.report();
                     report.health_checks = health.checks_done();
+                    report.vrrp = vrrp.report();
+                    report.vrrp_counters = (!vrrp.is_empty()).then(|| vrrp.counters());
                     info!("counters:\n{}", report.table());
                 }
                 Ok(SIGHUP) => match reload(&loaded.file, &current, cores) {
@@ -620,14 +634,15 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                         }
                         add_static_neighbors(&current, &mut neighbors);
                         generation += 1;
-                        let next = snapshot::build(
+                        let mut next = snapshot::build(
                             &health.apply(&current),
                             &macs,
                             &neighbors.table(),
                             generation,
                             Some(&snapshots.load()),
                         );
-                        neighbors.want(&wanted_hops(&health, &current, &macs));
+                        vrrp.apply(&mut next);
+                        neighbors.want(&wanted_hops(&health, &current, &macs, &vrrp));
                         let report = snapshot::describe_services(Some(&snapshots.load()), &next);
                         log_services(&report);
                         snapshots.store(Arc::new(next));
@@ -658,6 +673,10 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                             continue;
                         };
                         let Some(arp) = ArpSeen::parse(mbuf.data()) else {
+                            if !vrrp.is_empty() {
+                                let frames = vrrp.receive(port, mbuf.data(), now);
+                                send_vrrp(&frames, &neighbors.table(), &pool, &from_control);
+                            }
                             continue;
                         };
                         if neighbors.learn(port, arp.sender, arp.sender_mac, now) {
@@ -723,15 +742,27 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                     let _ = from_control[port].enqueue(mbuf);
                 }
             }
+            // VRRP: the links and the services' quorums it tracks, its timers; what it sends
+            // leaves through worker 0 like the ARP requests.
+            if !vrrp.is_empty() {
+                let now = Instant::now();
+                let links: Vec<bool> = ports.iter().map(|p| p.link().up).collect();
+                let mut frames = vrrp.set_links(&links, now);
+                frames.extend(vrrp.set_quorums(health.quorums(), now));
+                frames.extend(vrrp.tick(now));
+                send_vrrp(&frames, &neighbors.table(), &pool, &from_control);
+                changed |= vrrp.take_changed();
+            }
             if changed {
                 generation += 1;
-                let next = snapshot::build(
+                let mut next = snapshot::build(
                     &health.apply(&current),
                     &macs,
                     &neighbors.table(),
                     generation,
                     Some(&snapshots.load()),
                 );
+                vrrp.apply(&mut next);
                 snapshots.store(Arc::new(next));
             }
             if now >= next_tick {
@@ -751,13 +782,23 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                     let mut report = stats::gather(&views(), &c.workers, &counters);
                     report.services = health.report();
                     report.health_checks = health.checks_done();
+                    report.vrrp = vrrp.report();
+                    report.vrrp_counters = (!vrrp.is_empty()).then(|| vrrp.counters());
                     if let Err(e) = report.write_json(path) {
                         warn!("cannot write {}: {e}", path.display());
                     }
                 }
             }
         };
-        // Checks stop first (omega's scripts run now, while the data plane still forwards).
+        // VRRP says goodbye first (priority 0: a backup takes over after its skew time), while
+        // worker 0 still transmits; then the checks stop (omega's scripts run now, while the
+        // data plane still forwards).
+        if !vrrp.is_empty() {
+            let frames = vrrp.stop();
+            send_vrrp(&frames, &neighbors.table(), &pool, &from_control);
+            std::thread::sleep(CONTROL_POLL);
+            vrrp.finish(Duration::from_secs(5));
+        }
         health.shutdown(Duration::from_secs(5));
         stop.store(true, Ordering::Relaxed);
         let mut failure = outcome.err();
@@ -777,6 +818,8 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
         let mut report = stats::gather(&views(), &c.workers, &counters);
         report.services = health.report();
         report.health_checks = health.checks_done();
+        report.vrrp = vrrp.report();
+        report.vrrp_counters = (!vrrp.is_empty()).then(|| vrrp.counters());
         info!("final counters:\n{}", report.table());
         if let Some(path) = &c.stats_file {
             if let Err(e) = report.write_json(path) {
@@ -816,9 +859,41 @@ fn wanted_hops(
     health: &control::health::Health,
     config: &config::Config,
     macs: &[[u8; 6]],
+    vrrp: &control::vrrp::Vrrp,
 ) -> Vec<(usize, std::net::Ipv4Addr)> {
     let all = snapshot::build(&health.everyone(config), macs, &HashMap::new(), 0, None);
-    snapshot::next_hops(&all)
+    let mut hops = snapshot::next_hops(&all);
+    // VRRP's unicast peers: their adverts need their MAC.
+    for peer in vrrp.peers() {
+        if !hops.contains(&peer) {
+            hops.push(peer);
+        }
+    }
+    hops
+}
+
+/// Puts VRRP's frames on the control thread's transmit path (worker 0 sends them). A unicast
+/// advert gets its peer's MAC from the neighbour table; until the peer answers ARP it is not
+/// sent (the neighbour module is resolving it).
+fn send_vrrp(
+    frames: &[control::vrrp::Frame],
+    neighbors: &HashMap<(usize, std::net::Ipv4Addr), [u8; 6]>,
+    pool: &Mempool,
+    rings: &[MbufRing],
+) {
+    for f in frames {
+        let mut bytes = f.bytes.clone();
+        if let Some(peer) = f.to {
+            let Some(mac) = neighbors.get(&(f.port, peer)) else {
+                continue;
+            };
+            bytes[..6].copy_from_slice(mac);
+        }
+        if let (Some(mbuf), Some(ring)) = (pool.alloc_with(&bytes), rings.get(f.port)) {
+            // A full ring: the next advert follows within an interval.
+            let _ = ring.enqueue(mbuf);
+        }
+    }
 }
 
 /// Reads `file` again for a live reload, checked against the cores read at start. Refused

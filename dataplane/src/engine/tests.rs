@@ -2125,3 +2125,87 @@ fn expire_nodest_conn_on_a_reply() {
     );
     assert_eq!((st.conns.len(), st.nodest_expired()), (0, 1));
 }
+
+/// A VRRP advert (IP protocol 112) from a peer on port 0 to `dst`/`dst_mac`.
+fn vrrp_frame(dst_mac: [u8; 6], dst: [u8; 4]) -> Vec<u8> {
+    let mut f = frame(PROTO_UDP, ep(CLIENT, 1), ep(dst, 2), 255, 0, b"12345678");
+    f[0..6].copy_from_slice(&dst_mac);
+    f[23] = 112;
+    fix_ip_header(&mut f);
+    f
+}
+
+#[test]
+fn vrrp_adverts_go_to_the_control_thread_and_standby_addresses_are_nobodys() {
+    let group_mac = [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12];
+    let mut snap = snapshot();
+    let mut st = state();
+    // Without VRRP: the group's frames are not ours, protocol 112 to us is not handled.
+    let mut advert = VecFrame::new(&vrrp_frame(group_mac, [224, 0, 0, 18]));
+    assert_eq!(
+        process(&mut advert, 0, &snap, &mut st, 0),
+        Verdict::Drop(DropReason::NotForUs)
+    );
+    let mut unicast = VecFrame::new(&vrrp_frame(MAC0, OWN0));
+    assert_eq!(
+        process(&mut unicast, 0, &snap, &mut st, 0),
+        Verdict::Drop(DropReason::UnsupportedProtocol)
+    );
+    snap.vrrp = true;
+    for f in [
+        vrrp_frame(group_mac, [224, 0, 0, 18]),
+        vrrp_frame(MAC0, OWN0),
+    ] {
+        let mut f = VecFrame::new(&f);
+        assert_eq!(process(&mut f, 0, &snap, &mut st, 0), Verdict::SlowPath);
+    }
+    // Other multicast groups stay out; so does the group's MAC with another protocol.
+    let mut other = vrrp_frame([0x01, 0x00, 0x5e, 0, 0, 0x13], [224, 0, 0, 19]);
+    let mut f = VecFrame::new(&other);
+    assert_eq!(
+        process(&mut f, 0, &snap, &mut st, 0),
+        Verdict::Drop(DropReason::NotForUs)
+    );
+    other[0..6].copy_from_slice(&group_mac);
+    other[23] = 17;
+    fix_ip_header(&mut other);
+    let mut f = VecFrame::new(&other);
+    assert_eq!(
+        process(&mut f, 0, &snap, &mut st, 0),
+        Verdict::Drop(DropReason::NotForUs)
+    );
+
+    // A BACKUP's VIP: new connections, established ones and pings are dropped as not_master.
+    let mut syn = from_client(PROTO_TCP, 40000, 80, SYN, b"");
+    assert!(matches!(
+        process(&mut syn, 0, &snap, &mut st, 0),
+        Verdict::Forward { created: true, .. }
+    ));
+    snap.standby = vec![VIP.into()];
+    snap.ports[0].ipv4.retain(|a| *a != Ipv4Addr::from(VIP));
+    for mut f in [
+        from_client(PROTO_TCP, 40001, 80, SYN, b""),
+        from_client(PROTO_TCP, 40000, 80, ACK, b"data"),
+        VecFrame::new(&icmp_frame(MAC0, CLIENT, VIP, icmp::TYPE_ECHO_REQUEST)),
+    ] {
+        assert_eq!(
+            process(&mut f, 0, &snap, &mut st, 0),
+            Verdict::Drop(DropReason::NotMaster)
+        );
+    }
+    // Its ARP requests are not answered (the control thread only learns from them).
+    let mut arp = VecFrame::new(&{
+        let mut f = arp_request(CLIENT_MAC, CLIENT.into(), VIP.into()).to_vec();
+        f[6..12].copy_from_slice(&CLIENT_MAC);
+        f
+    });
+    assert_eq!(process(&mut arp, 0, &snap, &mut st, 0), Verdict::SlowPath);
+    // MASTER again: the established connection goes on.
+    snap.standby.clear();
+    snap.ports[0].ipv4.push(VIP.into());
+    let mut data = from_client(PROTO_TCP, 40000, 80, ACK, b"data");
+    assert!(matches!(
+        process(&mut data, 0, &snap, &mut st, 0),
+        Verdict::Forward { created: false, .. }
+    ));
+}
