@@ -9,6 +9,7 @@
 //! - [`snapshot`]: builds the immutable state workers read.
 //! - [`stats`]: gathers workers' and devices' counters for the stats file and the log.
 //! - [`steering`]: how each port gets packets to the worker that owns them.
+//! - [`sync`]: connection sync to the backups, IPVS's protocol version 1.
 //! - [`vrrp`]: failover with VRRP v2/v3 as keepalived speaks it.
 
 pub mod check;
@@ -20,6 +21,7 @@ pub mod script;
 pub mod snapshot;
 pub mod stats;
 pub mod steering;
+pub mod sync;
 pub mod vrrp;
 
 /// `02:aa:00:00:00:01`.

@@ -26,6 +26,8 @@ pub struct Report {
     pub vrrp: Vec<crate::vrrp::InstanceReport>,
     /// The VRRP path's counters, with VRRP configured.
     pub vrrp_counters: Option<crate::vrrp::Counters>,
+    /// Connection sync's counters, with `lvs_sync_daemon` configured.
+    pub sync: Option<crate::sync::Counters>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -64,6 +66,12 @@ pub struct WorkerReport {
     /// packets other workers handed to it (several workers; see `dataplane::steer`).
     pub handed_out: u64,
     pub handed_in: u64,
+    /// Connection sync: records for the backups, lost ones; synced connections installed,
+    /// refused.
+    pub sync_sent: u64,
+    pub sync_lost: u64,
+    pub synced_in: u64,
+    pub sync_refused: u64,
     /// The connection table's own accounting: its memory over its capacity.
     pub bytes_per_connection: u64,
     pub ports: Vec<Counters>,
@@ -184,6 +192,10 @@ pub fn gather(ports: &[PortView<'_>], cores: &[usize], workers: &[WorkerCounters
             connections_expired_nodest: w.connections_expired_nodest.get(),
             handed_out: w.handed_out.get(),
             handed_in: w.handed_in.get(),
+            sync_sent: w.sync_sent.get(),
+            sync_lost: w.sync_lost.get(),
+            synced_in: w.synced_in.get(),
+            sync_refused: w.sync_refused.get(),
             bytes_per_connection: w.bytes_per_connection.get(),
             ports: totals.iter().map(Counters::from).collect(),
         })
@@ -195,6 +207,7 @@ pub fn gather(ports: &[PortView<'_>], cores: &[usize], workers: &[WorkerCounters
         health_checks: 0,
         vrrp: Vec::new(),
         vrrp_counters: None,
+        sync: None,
         unix_ms: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64),
@@ -316,6 +329,26 @@ impl Report {
                 c.adverts_received,
                 c.adverts_sent,
                 c.gratuitous_arps_sent,
+                if refused.is_empty() {
+                    "none".to_owned()
+                } else {
+                    refused.join(", ")
+                }
+            );
+        }
+        if let Some(c) = &self.sync {
+            let refused: Vec<String> = c
+                .refused
+                .iter()
+                .map(|(why, n)| format!("{why} {n}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "sync: sent {} connections in {} messages, received {} in {}, refused: {}",
+                c.conns_sent,
+                c.messages_sent,
+                c.conns_received,
+                c.messages_received,
                 if refused.is_empty() {
                     "none".to_owned()
                 } else {

@@ -225,6 +225,15 @@ pub struct WorkerCounters {
     /// The connection table's memory divided by its capacity, both directions' index
     /// included (set once at start: the table is allocated whole).
     pub bytes_per_connection: Counter,
+    /// Connection sync, master side: connections handed to the control thread for the
+    /// backups, and those lost for want of room (a gauge of the worker's own count plus the
+    /// ring's refusals).
+    pub sync_sent: Counter,
+    pub sync_lost: Counter,
+    /// Backup side: synced connections installed (new ones), and refused (no such service
+    /// or real server here, table full, a conflicting FULLNAT entry).
+    pub synced_in: Counter,
+    pub sync_refused: Counter,
 }
 
 impl WorkerCounters {
@@ -238,6 +247,10 @@ impl WorkerCounters {
             handed_out: Counter::default(),
             handed_in: Counter::default(),
             bytes_per_connection: Counter::default(),
+            sync_sent: Counter::default(),
+            sync_lost: Counter::default(),
+            synced_in: Counter::default(),
+            sync_refused: Counter::default(),
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::frame::Frame;
 use crate::sched::{share_of, Candidates, DestTable, Loads, Scheduler, SchedulerState};
 use crate::snapshot::{PortAddrs, RealServer, Service, Snapshot, VipKind};
 use crate::steer::{FlowKind, FullnatShare, Owner, Steering};
+use crate::sync::{InstallError, SyncRecord};
 use crate::wire::{arp, checksum, ethernet, icmp, ipv4, tcp};
 
 /// TTL of the packets the appliance originates (replies), as Linux's default.
@@ -113,7 +114,14 @@ pub struct WorkerState {
     /// Connections ended because their real server left a service with
     /// `expire_nodest_conn`.
     nodest_expired: u64,
+    /// Connection sync: what this worker has for the control thread to send to the backups
+    /// (bounded: the worker loop drains it after every burst), and what did not fit.
+    sync_out: Vec<SyncRecord>,
+    sync_out_lost: u64,
 }
+
+/// Sync records a worker keeps between two drains of its loop.
+const SYNC_OUT: usize = 256;
 
 impl WorkerState {
     /// `capacity` connections; persistence templates get a quarter of that (at least 1024):
@@ -132,7 +140,130 @@ impl WorkerState {
             resets_window_ms: 0,
             resets_in_window: 0,
             nodest_expired: 0,
+            sync_out: Vec::with_capacity(SYNC_OUT),
+            sync_out_lost: 0,
         }
+    }
+
+    /// Counts a client's packet of connection `id` (whose state was `old` before it) for
+    /// sync, and notes the connection for the backups when IPVS's rule says so.
+    #[inline]
+    fn note_for_sync(&mut self, id: ConnId, old: TcpState) {
+        let timeouts = *self.conns.timeouts();
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        conn.in_pkts = (conn.in_pkts + 1) % crate::sync::PERIOD;
+        if !crate::sync::worth_syncing(conn.protocol, old, conn.state, conn.in_pkts) {
+            return;
+        }
+        let record = SyncRecord {
+            protocol: conn.protocol,
+            client: conn.client,
+            vip: conn.vip,
+            real: conn.real,
+            local: (conn.mode == ForwardMode::FullNat).then_some(conn.local),
+            mode: conn.mode,
+            state: conn.state,
+            timeout_s: if conn.protocol == ipv4::PROTO_TCP {
+                timeouts.for_state(conn.state)
+            } else {
+                timeouts.udp
+            },
+        };
+        if self.sync_out.len() < SYNC_OUT {
+            self.sync_out.push(record);
+        } else {
+            self.sync_out_lost += 1;
+        }
+    }
+
+    /// The connections noted for the backups since the last call.
+    pub fn take_sync_records(&mut self) -> std::vec::Drain<'_, SyncRecord> {
+        self.sync_out.drain(..)
+    }
+
+    /// Sync records that did not fit between two drains.
+    pub fn sync_records_lost(&self) -> u64 {
+        self.sync_out_lost
+    }
+
+    /// A synced connection's client spoke: its last hop is the frame's source MAC and port.
+    fn learn_last_hop(&mut self, id: ConnId, in_port: usize, frame: &[u8]) {
+        if let Some(conn) = self.conns.get_mut(id) {
+            conn.client_mac.copy_from_slice(&frame[6..12]);
+            conn.client_port = in_port as u8;
+        }
+    }
+
+    /// Installs (or refreshes) a connection another appliance synced, in this worker's table
+    /// (the caller chose the owner): bound to the real server of the same service here, in
+    /// the master's state, with its timeout, marked synced. Its client's last hop is the
+    /// snapshot's neighbour when known, else learnt from the client's first packet. Returns
+    /// whether it is new.
+    pub fn install_synced(
+        &mut self,
+        snapshot: &Snapshot,
+        r: &SyncRecord,
+        now_ms: u64,
+    ) -> Result<bool, InstallError> {
+        self.sync(snapshot);
+        let (index, service) = snapshot
+            .service(r.protocol, r.vip)
+            .ok_or(InstallError::NoService)?;
+        let real_index = service
+            .reals
+            .iter()
+            .position(|rs| rs.addr == r.real)
+            .ok_or(InstallError::NoRealServer)?;
+        let dest = self.services[index as usize].dest_ids[real_index];
+        let expires_ms = now_ms + u64::from(r.timeout_s.max(1)) * 1000;
+        let key = FlowKey::new(r.protocol, r.client, r.vip);
+        if let Some((id, Direction::Original)) = self.conns.lookup(&key) {
+            let conn = *self.conns.get(id).ok_or(InstallError::Conflict)?;
+            if conn.real == r.real && conn.mode == service.mode {
+                // An update: the master's state and a fresh timeout (IPVS updates flags only,
+                // its timer runs on the packets; here the backup sees none).
+                let was = conn.is_active();
+                if let Some(c) = self.conns.get_mut(id) {
+                    c.state = r.state;
+                }
+                let now = crate::conn::counts_active(r.protocol, r.state);
+                if was != now {
+                    self.dests.set_active(conn.dest, now);
+                }
+                self.conns.set_expiry(id, expires_ms);
+                return Ok(false);
+            }
+            // Another real server now (the master rescheduled the tuple): the old entry goes.
+            self.remove(id);
+        }
+        let (client_port, client_mac) = snapshot
+            .next_hop(r.client.addr)
+            .map_or((0, [0; 6]), |(port, mac)| (port as u8, mac));
+        let conn = Conn {
+            protocol: r.protocol,
+            client: r.client,
+            vip: r.vip,
+            local: r.local.unwrap_or(r.client),
+            real: r.real,
+            mode: service.mode,
+            dest,
+            template: NO_TEMPLATE,
+            client_port,
+            client_mac,
+            state: r.state,
+            in_pkts: 0,
+            synced: true,
+        };
+        let id = match self.conns.insert(conn, now_ms) {
+            Ok(id) => id,
+            Err(InsertError::Full) => return Err(InstallError::TableFull),
+            Err(InsertError::Exists) => return Err(InstallError::Conflict),
+        };
+        self.dests.bind(dest, conn.is_active());
+        self.conns.set_expiry(id, expires_ms);
+        Ok(true)
     }
 
     /// Ties `now_ms` to the wall clock: `now_ms` = 0 is `unix_ms` milliseconds after the Unix
@@ -614,7 +745,9 @@ fn handle(frame: &mut impl Frame, at: &At<'_>, state: &mut WorkerState) -> Outco
     let dst = eth.dst();
     if dst != port.mac && dst != ethernet::BROADCAST {
         // VRRP adverts to the group: the control thread checks and counts them.
-        return if snapshot.vrrp && dst == VRRP_GROUP_MAC && is_vrrp(frame.bytes()) {
+        return if (snapshot.vrrp && dst == VRRP_GROUP_MAC && is_vrrp(frame.bytes()))
+            || (snapshot.sync_backup && is_multicast_udp(&dst, frame.bytes()))
+        {
             Ok(Verdict::SlowPath)
         } else {
             Err(DropReason::NotForUs)
@@ -695,6 +828,14 @@ const VRRP_GROUP_MAC: [u8; 6] = [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12];
 /// An IPv4 frame carrying VRRP (the control thread checks the rest).
 fn is_vrrp(frame: &[u8]) -> bool {
     frame.len() > L3 + 9 && frame[12..14] == [0x08, 0x00] && frame[L3 + 9] == PROTO_VRRP
+}
+
+/// An IPv4 multicast frame carrying UDP (connection sync, to the control thread).
+fn is_multicast_udp(dst: &[u8; 6], frame: &[u8]) -> bool {
+    dst[..3] == [0x01, 0x00, 0x5e]
+        && frame.len() > L3 + 9
+        && frame[12..14] == [0x08, 0x00]
+        && frame[L3 + 9] == ipv4::PROTO_UDP
 }
 
 /// A source no host can have: 0.0.0.0/8, 127.0.0.0/8, multicast 224.0.0.0/4, and the
@@ -842,9 +983,17 @@ fn transport(
             // conn_reuse_mode, end the old entry and schedule the new connection afresh.
             state.remove(id);
         } else {
+            if conn.synced && direction == Direction::Original {
+                // A connection synced from the previous master learns its client's last hop
+                // from the client's packets (it could not come with the connection).
+                state.learn_last_hop(id, in_port, frame.bytes());
+            }
             // Forward first: a packet that cannot leave does not advance the state machine.
             let verdict = forward(frame, port, snapshot, &conn, direction, p, false)?;
             state.update(id, &conn, direction, p.tcp_flags, now_ms);
+            if snapshot.sync_master && direction == Direction::Original {
+                state.note_for_sync(id, conn.state);
+            }
             return Ok(verdict);
         }
     }
@@ -901,9 +1050,11 @@ fn transport(
         mode: service.mode,
         dest,
         template,
-        client_port: in_port as u16,
+        client_port: in_port as u8,
         client_mac,
         state: TcpState::None,
+        in_pkts: 1,
+        synced: false,
     };
     let verdict = forward(frame, port, snapshot, &conn, Direction::Original, p, true)?;
     if !matches!(verdict, Verdict::Forward { .. }) {
@@ -972,6 +1123,10 @@ fn forward(
         Direction::Original => snapshot
             .next_hop(conn.real.addr)
             .ok_or(DropReason::NoNeighbor)?,
+        // A synced connection whose client has not spoken yet has no last hop.
+        Direction::Reply if conn.synced && conn.client_mac == [0; 6] => {
+            return Err(DropReason::NoNeighbor)
+        }
         Direction::Reply => (usize::from(conn.client_port), conn.client_mac),
     };
     let out = snapshot.ports.get(out_port).ok_or(DropReason::NoNeighbor)?;

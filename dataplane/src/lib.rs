@@ -6,6 +6,7 @@
 //! - [`conn`]: the per-worker connection table (IPVS states, timeouts, expiry).
 //! - [`counters`]: per-worker, per-port counters with named drop reasons.
 //! - [`dpdk`]: the safe DPDK layer (the only `unsafe` code outside `dpdk-sys`).
+//! - [`sync`]: which packets make a master send a connection to its backups, the record.
 //! - [`worker`]: the run-to-completion loop on one pinned core.
 
 pub mod conn;
@@ -18,5 +19,6 @@ pub mod frame;
 pub mod sched;
 pub mod snapshot;
 pub mod steer;
+pub mod sync;
 pub mod wire;
 pub mod worker;

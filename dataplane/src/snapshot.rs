@@ -198,6 +198,12 @@ pub struct Snapshot {
     /// Addresses whose VRRP instance is not MASTER here: their traffic is dropped
     /// (`not_master`), and no port answers for them.
     pub standby: Vec<Ipv4Addr>,
+    /// This appliance sends its connections to backups (its sync instance is MASTER): workers
+    /// count the clients' packets and note connections by IPVS's rule.
+    pub sync_master: bool,
+    /// This appliance takes connections from a master (`lvs_sync_daemon`): the sync group's
+    /// datagrams go to the control thread.
+    pub sync_backup: bool,
 }
 
 impl Snapshot {

@@ -9,6 +9,7 @@
 //! same turn. Nothing is shared but those rings: no table, no lock.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -18,6 +19,7 @@ use crate::counters::{DropReason, PortCounters, WorkerCounters};
 use crate::dpdk::{Burst, DpdkError, LcoreRegistration, Mbuf, MbufRing, RxQueue, TxQueue};
 use crate::engine::{self, Answer, Verdict, WorkerState};
 use crate::snapshot::Snapshot;
+use crate::sync::SyncRecord;
 
 /// Timer-wheel entries a worker visits per loop: expiry is spread over bursts, never a scan.
 const EXPIRE_BUDGET: usize = 64;
@@ -46,7 +48,15 @@ pub struct WorkerIo<'p> {
     pub handoff_out: Vec<Option<&'p MbufRing>>,
     /// The rings the other workers hand this one packets on; it is their only consumer.
     pub handoff_in: Vec<&'p MbufRing>,
+    /// Connection sync: this worker's connections for the backups (to the control thread),
+    /// and the connections a master synced that this worker owns (from it). Bounded; a
+    /// worker never waits on them.
+    pub sync_out: Option<SyncSender<SyncRecord>>,
+    pub sync_in: Option<Receiver<SyncRecord>>,
 }
+
+/// Synced connections a worker installs per turn at most.
+const SYNC_IN_BUDGET: usize = 256;
 
 /// What a worker is, besides its queues.
 #[derive(Debug, Clone)]
@@ -239,6 +249,26 @@ impl<'p> Worker<'p> {
         {
             if !out.is_empty() {
                 flush(tx_queue, out, port_counters);
+            }
+        }
+        if let Some(to_control) = &io.sync_out {
+            for record in state.take_sync_records() {
+                match to_control.try_send(record) {
+                    Ok(()) => counters.sync_sent.add(1),
+                    Err(_) => counters.sync_lost.add(1),
+                }
+            }
+        }
+        if let Some(from_control) = &io.sync_in {
+            for _ in 0..SYNC_IN_BUDGET {
+                let Ok(record) = from_control.try_recv() else {
+                    break;
+                };
+                match state.install_synced(&snapshot, &record, now_ms) {
+                    Ok(true) => counters.synced_in.add(1),
+                    Ok(false) => {}
+                    Err(_) => counters.sync_refused.add(1),
+                }
             }
         }
         let expired = state.expire(now_ms, EXPIRE_BUDGET);

@@ -253,6 +253,8 @@ fn two_ring_ports_through_a_worker(pool: &Mempool) {
             from_kernel: None,
             handoff_out: Vec::new(),
             handoff_in: Vec::new(),
+            sync_out: None,
+            sync_in: None,
         };
         let (snapshot, counters, stop) = (&snapshot, &counters, &stop);
         let worker = scope.spawn(move || worker::run_pinned(&setup, io, snapshot, counters, stop));
@@ -530,6 +532,8 @@ fn every_packet_on_the_wrong_queue_is_handed_over(pool: &Mempool) {
                 from_kernel: None,
                 handoff_out: handoff[w].iter().map(Option::as_ref).collect(),
                 handoff_in: vec![handoff[1 - w][w].as_ref().unwrap()],
+                sync_out: None,
+                sync_in: None,
             })
             .collect();
         for port in &ports {
@@ -728,6 +732,8 @@ fn the_kernel_path_is_bounded_and_keeps_room_for_bgp(pool: &Mempool) {
             from_kernel: Some(&from_kernel[..]),
             handoff_out: Vec::new(),
             handoff_in: Vec::new(),
+            sync_out: None,
+            sync_in: None,
         };
         let (snapshot, counters, stop) = (&snapshot, &counters, &stop);
         let worker = scope.spawn(move || worker::run_pinned(&setup, io, snapshot, counters, stop));

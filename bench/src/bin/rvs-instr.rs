@@ -455,6 +455,8 @@ fn run(args: &Args) -> Result<(), String> {
             from_kernel: None,
             handoff_out: handoff[w].iter().map(Option::as_ref).collect(),
             handoff_in: handoff.iter().filter_map(|to| to[w].as_ref()).collect(),
+            sync_out: None,
+            sync_in: None,
         })
         .collect();
     for port in &ports {

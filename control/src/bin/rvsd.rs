@@ -21,6 +21,7 @@ use dataplane::dpdk::{
     BURST_SIZE,
 };
 use dataplane::steer;
+use dataplane::sync::SyncRecord;
 use dataplane::wire::{arp, ethernet};
 use dataplane::worker::{self, WorkerIo, WorkerSetup};
 use hashbrown::HashMap;
@@ -399,6 +400,33 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
         );
     }
     let mut vrrp = control::vrrp::Vrrp::new(c, &macs, Instant::now());
+    // Connection sync: the workers' records for the backups on one bounded channel to the
+    // control thread, and one bounded channel to each worker for what a master synced.
+    let (sync_to_control, sync_from_workers) = mpsc::sync_channel::<SyncRecord>(SYNC_QUEUE);
+    let mut sync_inboxes: Vec<Option<mpsc::Receiver<SyncRecord>>> = Vec::new();
+    let mut sync_daemon = c.lvs_sync_daemon.as_ref().map(|d| {
+        let port = c
+            .ports
+            .iter()
+            .position(|p| p.name == d.interface)
+            .unwrap_or(0);
+        let (senders, receivers): (Vec<_>, Vec<_>) = c
+            .workers
+            .iter()
+            .map(|_| mpsc::sync_channel::<SyncRecord>(SYNC_QUEUE))
+            .unzip();
+        sync_inboxes = receivers.into_iter().map(Some).collect();
+        let src = c.ports[port]
+            .addresses
+            .first()
+            .map_or(std::net::Ipv4Addr::UNSPECIFIED, |a| a.addr);
+        info!(
+            "lvs_sync_daemon on port {} with VRRP instance {}: sync id {}, group {}:{}, ttl {}, \
+             messages of {} bytes at most",
+            d.interface, d.vrrp_instance, d.id, d.group, d.port, d.ttl, d.maxlen
+        );
+        control::sync::Sync::new(d.clone(), port, macs[port], src, sync_from_workers, senders)
+    });
     let mut first = snapshot::build(
         &health.apply(c),
         &macs,
@@ -406,7 +434,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
         generation,
         None,
     );
-    vrrp.apply(&mut first);
+    apply_roles(&mut first, &vrrp, sync_daemon.as_ref());
     first.steering = (workers > 1).then(|| Arc::new(steer::Steering::new(workers, rss_key, share)));
     let mut cores_used = c.workers.clone();
     cores_used.sort_unstable();
@@ -484,6 +512,8 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                 from_kernel: (w == 0 && kernel_rings).then_some(&from_kernel[..]),
                 handoff_out: handoff[w].iter().map(Option::as_ref).collect(),
                 handoff_in: handoff.iter().filter_map(|to| to[w].as_ref()).collect(),
+                sync_out: c.lvs_sync_daemon.is_some().then(|| sync_to_control.clone()),
+                sync_in: sync_inboxes.get_mut(w).and_then(Option::take),
             })
             .collect();
         for port in &ports {
@@ -603,6 +633,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                     report.health_checks = health.checks_done();
                     report.vrrp = vrrp.report();
                     report.vrrp_counters = (!vrrp.is_empty()).then(|| vrrp.counters());
+                    report.sync = sync_daemon.as_ref().map(control::sync::Sync::counters);
                     info!("counters:\n{}", report.table());
                 }
                 Ok(SIGHUP) => match reload(&loaded.file, &current, cores) {
@@ -641,7 +672,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                             generation,
                             Some(&snapshots.load()),
                         );
-                        vrrp.apply(&mut next);
+                        apply_roles(&mut next, &vrrp, sync_daemon.as_ref());
                         neighbors.want(&wanted_hops(&health, &current, &macs, &vrrp));
                         let report = snapshot::describe_services(Some(&snapshots.load()), &next);
                         log_services(&report);
@@ -673,6 +704,11 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                             continue;
                         };
                         let Some(arp) = ArpSeen::parse(mbuf.data()) else {
+                            if let Some(sync) = &mut sync_daemon {
+                                if sync.receive(mbuf.data(), &snapshot) {
+                                    continue;
+                                }
+                            }
                             if !vrrp.is_empty() {
                                 let frames = vrrp.receive(port, mbuf.data(), now);
                                 send_vrrp(&frames, &neighbors.table(), &pool, &from_control);
@@ -753,6 +789,18 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                 send_vrrp(&frames, &neighbors.table(), &pool, &from_control);
                 changed |= vrrp.take_changed();
             }
+            // Sync: a MASTER sends what its workers noted; otherwise nothing goes out.
+            if let Some(sync) = &mut sync_daemon {
+                if vrrp.is_master(sync.instance()) {
+                    for frame in sync.frames_to_send() {
+                        if let Some(mbuf) = pool.alloc_with(&frame) {
+                            let _ = from_control[sync.port()].enqueue(mbuf);
+                        }
+                    }
+                } else {
+                    sync.discard();
+                }
+            }
             if changed {
                 generation += 1;
                 let mut next = snapshot::build(
@@ -762,7 +810,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                     generation,
                     Some(&snapshots.load()),
                 );
-                vrrp.apply(&mut next);
+                apply_roles(&mut next, &vrrp, sync_daemon.as_ref());
                 snapshots.store(Arc::new(next));
             }
             if now >= next_tick {
@@ -784,6 +832,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                     report.health_checks = health.checks_done();
                     report.vrrp = vrrp.report();
                     report.vrrp_counters = (!vrrp.is_empty()).then(|| vrrp.counters());
+                    report.sync = sync_daemon.as_ref().map(control::sync::Sync::counters);
                     if let Err(e) = report.write_json(path) {
                         warn!("cannot write {}: {e}", path.display());
                     }
@@ -820,6 +869,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
         report.health_checks = health.checks_done();
         report.vrrp = vrrp.report();
         report.vrrp_counters = (!vrrp.is_empty()).then(|| vrrp.counters());
+        report.sync = sync_daemon.as_ref().map(control::sync::Sync::counters);
         info!("final counters:\n{}", report.table());
         if let Some(path) = &c.stats_file {
             if let Err(e) = report.write_json(path) {
@@ -870,6 +920,21 @@ fn wanted_hops(
         }
     }
     hops
+}
+
+/// The data plane as VRRP's states say (`Vrrp::apply`), and the sync role: a MASTER's
+/// workers note their connections for the backups, everyone else takes a master's.
+fn apply_roles(
+    snapshot: &mut dataplane::snapshot::Snapshot,
+    vrrp: &control::vrrp::Vrrp,
+    sync: Option<&control::sync::Sync>,
+) {
+    vrrp.apply(snapshot);
+    if let Some(sync) = sync {
+        let master = vrrp.is_master(sync.instance());
+        snapshot.sync_master = master;
+        snapshot.sync_backup = !master;
+    }
 }
 
 /// Puts VRRP's frames on the control thread's transmit path (worker 0 sends them). A unicast
@@ -1004,6 +1069,9 @@ const SLOW_PATH_BURSTS_PER_POLL: usize = 32;
 const KERNEL_RING: u32 = 1024;
 
 /// How often the control thread looks at the workers' rings (ARP for the neighbour table).
+/// Room for sync records between the workers and the control thread, each way.
+const SYNC_QUEUE: usize = 8192;
+
 const CONTROL_POLL: Duration = Duration::from_millis(20);
 
 /// An ARP packet (request or reply) in an Ethernet frame, as the control thread reads it.

@@ -14,6 +14,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer};
 
 pub use locate::{locate, Location, Step};
+pub use vrrp::SyncDaemon;
 
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -63,6 +64,9 @@ pub struct Config {
     /// Scripts instances track (`vrrp_script`).
     #[serde(default)]
     pub vrrp_scripts: Vec<vrrp::VrrpScript>,
+    /// Connection sync with IPVS's protocol (keepalived's `lvs_sync_daemon`).
+    #[serde(default)]
+    pub lvs_sync_daemon: Option<vrrp::SyncDaemon>,
 }
 
 /// One virtual service. Field names follow keepalived where it has them.
@@ -649,6 +653,7 @@ pub fn restart_only_change(running: &Config, new: &LoadedConfig) -> Option<Confi
         vrrp_instances,
         vrrp_sync_groups,
         vrrp_scripts,
+        lvs_sync_daemon,
     } = running;
     let n = &new.config;
     let count = |k: &usize| match k {
@@ -747,6 +752,10 @@ pub fn restart_only_change(running: &Config, new: &LoadedConfig) -> Option<Confi
         (
             vec![Field("connections"), Field("capacity")],
             differ(capacity, &n.connections.capacity, debug),
+        ),
+        (
+            vec![Field("lvs_sync_daemon")],
+            differ(lvs_sync_daemon, &n.lvs_sync_daemon, or_unset),
         ),
     ]);
     // VRRP: the first instance, group or script that differs, shown by name.
@@ -2497,9 +2506,12 @@ mod tests {
             .unwrap()],
             vrrp_sync_groups: vec![ron::from_str("(name: \"G\", group: [\"VI_1\"])").unwrap()],
             vrrp_scripts: vec![ron::from_str("(name: \"chk\", script: \"/bin/true\")").unwrap()],
+            lvs_sync_daemon: Some(
+                ron::from_str("(interface: \"servers\", vrrp_instance: \"VI_1\")").unwrap(),
+            ),
         };
         type Take = fn(&mut Config, &Config);
-        let restart_only: [(&str, Take); 24] = [
+        let restart_only: [(&str, Take); 25] = [
             ("eal.memory_mb", |c, d| c.eal.memory_mb = d.eal.memory_mb),
             ("eal.hugepages", |c, d| c.eal.hugepages = d.eal.hugepages),
             ("eal.file_prefix", |c, d| {
@@ -2555,6 +2567,9 @@ mod tests {
             }),
             ("vrrp_scripts", |c, d| {
                 c.vrrp_scripts.clone_from(&d.vrrp_scripts)
+            }),
+            ("lvs_sync_daemon", |c, d| {
+                c.lvs_sync_daemon.clone_from(&d.lvs_sync_daemon)
             }),
         ];
         let live: [Take; 8] = [

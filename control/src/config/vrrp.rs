@@ -105,6 +105,29 @@ pub struct VrrpInstance {
     pub notify: Option<String>,
 }
 
+/// keepalived's `lvs_sync_daemon INTERFACE VRRP_INSTANCE [id N] [maxlen N] [port N] [ttl N]
+/// [group ADDR]`: connection sync over `interface`, sending while `vrrp_instance` is MASTER,
+/// receiving otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncDaemon {
+    /// The port (by name) the messages go out of and come in on.
+    pub interface: String,
+    pub vrrp_instance: String,
+    /// The sync id (0..=255): a backup with id 0 takes every master's messages.
+    #[serde(default)]
+    pub id: u8,
+    /// Largest message (UDP payload), the kernel's 1472 by default.
+    #[serde(default = "defaults::sync_maxlen")]
+    pub maxlen: u16,
+    #[serde(default = "defaults::sync_port")]
+    pub port: u16,
+    #[serde(default = "defaults::sync_ttl")]
+    pub ttl: u8,
+    #[serde(default = "defaults::sync_group", deserialize_with = "super::ipv4")]
+    pub group: Ipv4Addr,
+}
+
 /// One `vrrp_sync_group`: its instances are MASTER together, or none of them is.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -149,6 +172,18 @@ pub struct VrrpScript {
 }
 
 mod defaults {
+    pub fn sync_maxlen() -> u16 {
+        1472
+    }
+    pub fn sync_port() -> u16 {
+        8848
+    }
+    pub fn sync_ttl() -> u8 {
+        1
+    }
+    pub fn sync_group() -> std::net::Ipv4Addr {
+        std::net::Ipv4Addr::new(224, 0, 0, 81)
+    }
     pub fn advert_int() -> super::Centis {
         super::Centis(100)
     }
@@ -474,6 +509,45 @@ pub(super) fn validate(loaded: &super::LoadedConfig) -> Result<(), super::Config
             if !grouped.insert(name.as_str()) {
                 return Err(loaded.error_at(&here, format!("{name:?} is in two sync groups")));
             }
+        }
+    }
+    if let Some(d) = &c.lvs_sync_daemon {
+        let at = |f| [Field("lvs_sync_daemon"), Field(f)];
+        match c.ports.iter().find(|p| p.name == d.interface) {
+            None => {
+                return Err(loaded.error_at(
+                    &at("interface"),
+                    format!("interface {:?} is not a port of this file", d.interface),
+                ))
+            }
+            Some(p) if p.addresses.is_empty() => {
+                return Err(loaded.error_at(
+                    &at("interface"),
+                    format!(
+                        "port {:?} has no address to send sync messages from",
+                        p.name
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+        if !c.vrrp_instances.iter().any(|v| v.name == d.vrrp_instance) {
+            return Err(loaded.error_at(
+                &at("vrrp_instance"),
+                format!("{:?} is not in vrrp_instances", d.vrrp_instance),
+            ));
+        }
+        if !(100..=65_000).contains(&d.maxlen) {
+            return Err(loaded.error_at(&at("maxlen"), "maxlen must be 100..=65000 bytes"));
+        }
+        if d.ttl == 0 {
+            return Err(loaded.error_at(&at("ttl"), "ttl must be 1..=255"));
+        }
+        if !d.group.is_multicast() {
+            return Err(loaded.error_at(
+                &at("group"),
+                format!("{} is not a multicast group", d.group),
+            ));
         }
     }
     let mut script_names = std::collections::HashSet::new();

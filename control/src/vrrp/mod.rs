@@ -460,6 +460,13 @@ impl Vrrp {
         }
     }
 
+    /// Whether instance `name` is MASTER here.
+    pub fn is_master(&self, name: &str) -> bool {
+        self.insts
+            .iter()
+            .any(|i| i.name == name && i.m.state() == State::Master)
+    }
+
     /// The unicast peers (port, address) whose MAC the adverts need.
     pub fn peers(&self) -> Vec<(usize, Ipv4Addr)> {
         self.insts

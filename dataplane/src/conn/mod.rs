@@ -62,11 +62,17 @@ pub struct Conn {
     /// The persistence template that started it (`TemplateTable` id), or `NO_TEMPLATE`.
     pub template: u32,
     /// Ingress port index (DPDK port position) of the original direction.
-    pub client_port: u16,
-    /// L2 source of the original direction ("auto last hop": replies go back to it).
+    pub client_port: u8,
+    /// L2 source of the original direction ("auto last hop": replies go back to it). All
+    /// zeros for a connection synced from another appliance until its client's first packet.
     pub client_mac: [u8; 6],
     /// For UDP: `Established` while alive.
     pub state: TcpState,
+    /// The clients' packets since the last sync, modulo the sync period (IPVS's `in_pkts`,
+    /// counted only while this appliance sends its connections to a backup).
+    pub in_pkts: u8,
+    /// Installed from another appliance's sync message (IPVS's `IP_VS_CONN_F_SYNC`).
+    pub synced: bool,
 }
 
 /// `Conn::template` of a connection without persistence.

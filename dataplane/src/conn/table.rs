@@ -59,6 +59,8 @@ const VACANT: Conn = Conn {
     client_port: 0,
     client_mac: [0; 6],
     state: TcpState::None,
+    in_pkts: 0,
+    synced: false,
 };
 
 #[inline]
@@ -407,6 +409,22 @@ impl ConnTable {
             self.wheel.rearm(&mut self.slots, id.index, expires_ms);
         }
         Some(state)
+    }
+
+    /// The live connection `id`, to change what is not its key (sync's packet count, a
+    /// synced connection's client MAC).
+    #[inline]
+    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.slot(id)?;
+        Some(&mut self.slots[id.index as usize].conn)
+    }
+
+    /// Sets the deadline of `id` (a synced connection takes the master's timeout).
+    pub fn set_expiry(&mut self, id: ConnId, expires_ms: u64) {
+        if self.slot(id).is_some() {
+            self.slots[id.index as usize].expires_ms = expires_ms;
+            self.wheel.rearm(&mut self.slots, id.index, expires_ms);
+        }
     }
 
     /// Whether the reply key `key` is free (the FULLNAT local-port allocator asks this).

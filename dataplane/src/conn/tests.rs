@@ -56,6 +56,8 @@ fn conn(mode: ForwardMode, protocol: u8, client: Endpoint) -> Conn {
         client_port: 0,
         client_mac: [2, 0, 0, 0, 0, 1],
         state: TcpState::None,
+        in_pkts: 0,
+        synced: false,
     }
 }
 

@@ -2209,3 +2209,91 @@ fn vrrp_adverts_go_to_the_control_thread_and_standby_addresses_are_nobodys() {
         Verdict::Forward { created: false, .. }
     ));
 }
+
+/// Connection sync on bytes: the master's worker notes a NAT connection at the client's 3rd
+/// packet and at its FIN (IPVS's rule); the backup's worker installs it, forwards the client's
+/// packets to the same real server, and answers the real server's once it knows the client's
+/// last hop.
+#[test]
+fn a_synced_connection_forwards_on_the_backup_as_on_the_master() {
+    let mut snap = snapshot();
+    snap.sync_master = true;
+    let mut master = state();
+    let mut f = from_client(PROTO_TCP, 40000, 80, SYN, b"");
+    assert!(matches!(
+        process(&mut f, 0, &snap, &mut master, 0),
+        Verdict::Forward { created: true, .. }
+    ));
+    let real = ep(REALS[0], 8080);
+    let mut synack = from_real(PROTO_TCP, real, ep(CLIENT, 40000), SYN_ACK, b"");
+    process(&mut synack, 1, &snap, &mut master, 1);
+    let mut ack = from_client(PROTO_TCP, 40000, 80, ACK, b"");
+    process(&mut ack, 0, &snap, &mut master, 2);
+    assert_eq!(master.take_sync_records().count(), 0, "2 client packets: not yet");
+    let mut data = from_client(PROTO_TCP, 40000, 80, ACK, b"data");
+    process(&mut data, 0, &snap, &mut master, 3);
+    let records: Vec<SyncRecord> = master.take_sync_records().collect();
+    assert_eq!(records.len(), 1, "the 3rd");
+    let r = records[0];
+    assert_eq!((r.client, r.vip, r.real), (ep(CLIENT, 40000), ep(VIP, 80), real));
+    assert_eq!((r.state, r.timeout_s), (TcpState::Established, 900));
+    for i in 0..50 {
+        let mut more = from_client(PROTO_TCP, 40000, 80, ACK, b"data");
+        process(&mut more, 0, &snap, &mut master, 4 + i);
+    }
+    assert_eq!(master.take_sync_records().count(), 1, "the 53rd");
+    let mut fin = from_client(PROTO_TCP, 40000, 80, tcp::FLAG_FIN | ACK, b"");
+    process(&mut fin, 0, &snap, &mut master, 70);
+    let fin_records: Vec<SyncRecord> = master.take_sync_records().collect();
+    assert_eq!(fin_records.len(), 1, "a closing state at once");
+    assert_eq!(fin_records[0].state, TcpState::CloseWait, "IPVS: a client FIN");
+    // Not a master: nothing noted.
+    let mut quiet = state();
+    snap.sync_master = false;
+    for i in 0..5 {
+        let mut f = from_client(PROTO_TCP, 41000, 80, if i == 0 { SYN } else { ACK }, b"");
+        process(&mut f, 0, &snap, &mut quiet, i);
+    }
+    assert_eq!(quiet.take_sync_records().count(), 0);
+
+    // The backup: the record installed, a reply waits for the client's last hop.
+    let mut backup = state();
+    let mut snap = snapshot();
+    snap.sync_backup = true;
+    assert_eq!(backup.install_synced(&snap, &r, 0), Ok(true));
+    assert_eq!(backup.install_synced(&snap, &r, 1), Ok(false), "an update");
+    assert_eq!(backup.conns.len(), 1);
+    let mut reply = from_real(PROTO_TCP, real, ep(CLIENT, 40000), ACK, b"late");
+    assert_eq!(
+        process(&mut reply, 1, &snap, &mut backup, 2),
+        Verdict::Drop(DropReason::NoNeighbor)
+    );
+    let mut client = from_client(PROTO_TCP, 40000, 80, ACK, b"more");
+    assert_eq!(
+        process(&mut client, 0, &snap, &mut backup, 3),
+        Verdict::Forward {
+            port: 1,
+            created: false
+        }
+    );
+    assert_eq!(&client.bytes()[0..6], &real_mac(0), "the same real server");
+    let mut reply = from_real(PROTO_TCP, real, ep(CLIENT, 40000), ACK, b"late");
+    assert!(matches!(
+        process(&mut reply, 1, &snap, &mut backup, 4),
+        Verdict::Forward { port: 0, .. }
+    ));
+    assert_eq!(&reply.bytes()[0..6], &CLIENT_MAC);
+    // What this appliance does not serve is refused.
+    let mut unknown = r;
+    unknown.vip = ep(VIP, 99);
+    assert_eq!(
+        backup.install_synced(&snap, &unknown, 5),
+        Err(InstallError::NoService)
+    );
+    let mut gone = r;
+    gone.real = ep([203, 0, 113, 99], 8080);
+    assert_eq!(
+        backup.install_synced(&snap, &gone, 5),
+        Err(InstallError::NoRealServer)
+    );
+}
