@@ -170,6 +170,7 @@ impl WorkerState {
             } else {
                 timeouts.udp
             },
+            client_mac: conn.client_mac,
         };
         if self.sync_out.len() < SYNC_OUT {
             self.sync_out.push(record);
@@ -238,9 +239,18 @@ impl WorkerState {
             // Another real server now (the master rescheduled the tuple): the old entry goes.
             self.remove(id);
         }
-        let (client_port, client_mac) = snapshot
-            .next_hop(r.client.addr)
-            .map_or((0, [0; 6]), |(port, mac)| (port as u8, mac));
+        // The client's last hop: the master's (same segment), else the neighbour table's,
+        // else learnt from the client's first packet; out of the port its route names.
+        let (client_port, client_mac) = match snapshot.next_hop(r.client.addr) {
+            _ if r.client_mac != [0; 6] => (
+                snapshot
+                    .route(r.client.addr)
+                    .map_or(0, |route| route.port as u8),
+                r.client_mac,
+            ),
+            Some((port, mac)) => (port as u8, mac),
+            None => (0, [0; 6]),
+        };
         let conn = Conn {
             protocol: r.protocol,
             client: r.client,

@@ -24,6 +24,9 @@ pub struct SyncRecord {
     pub state: TcpState,
     /// The state's timeout in seconds, as IPVS sends it (0: the receiver's own).
     pub timeout_s: u32,
+    /// The MAC the master sends the client's replies to (its "last hop"): appliances that
+    /// share a VIP share its segment, so it holds on the backup too. All zeros: unknown.
+    pub client_mac: [u8; 6],
 }
 
 /// Whether a client's packet that brought a connection from `old` to `new` with `in_pkts`

@@ -271,6 +271,7 @@ fn to_wire(r: &SyncRecord) -> SyncConn {
         fwmark: 0,
         timeout: r.timeout_s,
         local: r.local.map(|l| (l.addr, l.port)),
+        client_mac: (r.client_mac != [0; 6]).then_some(r.client_mac),
     }
 }
 
@@ -302,6 +303,7 @@ fn from_wire(c: &SyncConn) -> Option<SyncRecord> {
         mode,
         state,
         timeout_s: c.timeout,
+        client_mac: c.client_mac.unwrap_or([0; 6]),
     })
 }
 

@@ -85,6 +85,7 @@ fn record(client_port: u16, vport: u16, mode: ForwardMode) -> SyncRecord {
         mode,
         state: TcpState::Established,
         timeout_s: 900,
+        client_mac: [2, 0, 0, 0, 0, 0x10],
     }
 }
 
@@ -160,6 +161,7 @@ fn foreign_malformed_and_unknown_messages_are_counted_and_ignored() {
         fwmark: 0,
         timeout: 360,
         local: None,
+        client_mac: None,
     };
     let mut msg = wire::encode(9, &[template], wire::MAX_LEN).remove(0);
     let f = master.frame(&msg);

@@ -41,6 +41,8 @@ const OPT_PE_NAME: u8 = 3;
 const OPT_OPTIONAL: u8 = 0x40;
 /// rvs's FULLNAT option: local address (4) and local port (2).
 pub const OPT_RVS_FULLNAT: u8 = OPT_OPTIONAL | 0x11;
+/// rvs's last-hop option: the MAC the master sends the client's replies to (6).
+pub const OPT_RVS_LAST_HOP: u8 = OPT_OPTIONAL | 0x12;
 
 /// TCP states as IPVS numbers them (`IP_VS_TCP_S_*`).
 pub mod tcp_state {
@@ -74,6 +76,8 @@ pub struct SyncConn {
     pub timeout: u32,
     /// FULLNAT's local address and port (rvs's option).
     pub local: Option<(Ipv4Addr, u16)>,
+    /// The client's last hop on the master (rvs's option).
+    pub client_mac: Option<[u8; 6]>,
 }
 
 /// A message: the master's sync id and its connections.
@@ -178,6 +182,7 @@ pub fn decode(payload: &[u8]) -> Result<Decoded, Malformed> {
             fwmark: be32(16),
             timeout: be32(20),
             local: None,
+            client_mac: None,
         };
         match options(&rec[RECORD_V4..], &mut conn) {
             Ok(true) => {}
@@ -235,6 +240,12 @@ fn options(mut opts: &[u8], conn: &mut SyncConn) -> Result<bool, Malformed> {
                 ));
             }
             OPT_RVS_FULLNAT => return Err(Malformed::Option),
+            OPT_RVS_LAST_HOP if len == 6 => {
+                let mut mac = [0u8; 6];
+                mac.copy_from_slice(data);
+                conn.client_mac = Some(mac);
+            }
+            OPT_RVS_LAST_HOP => return Err(Malformed::Option),
             k if k & OPT_OPTIONAL != 0 => {}
             _ => keep = false,
         }
@@ -295,6 +306,10 @@ fn record(c: &SyncConn) -> Vec<u8> {
         r.extend_from_slice(&[OPT_RVS_FULLNAT, 6]);
         r.extend_from_slice(&addr.octets());
         r.extend_from_slice(&port.to_be_bytes());
+    }
+    if let Some(mac) = c.client_mac {
+        r.extend_from_slice(&[OPT_RVS_LAST_HOP, 6]);
+        r.extend_from_slice(&mac);
     }
     let len = r.len() as u16;
     r[2..4].copy_from_slice(&len.to_be_bytes());
@@ -390,12 +405,15 @@ mod tests {
                 fwmark: 0,
                 timeout: 900,
                 local: (i % 2 == 0).then_some((Ipv4Addr::new(203, 0, 113, 201), 1024 + i)),
+                client_mac: (i % 4 == 0).then_some([2, 0, 0, 0, 0, i as u8]),
             })
             .collect();
         let msgs = encode(3, &conns, MAX_LEN);
         assert!(msgs.iter().all(|m| m.len() <= MAX_LEN));
-        // 36 bytes plain, 44 with the option: 8 + 18 x (36 + 44) = 1448 per message.
-        assert_eq!(msgs[0].len(), 8 + 18 * 80);
+        // 36 bytes plain, 44 with an option, 52 with both: 8 + 9 x (52 + 36 + 44 + 36) =
+        // 1520 is too many, 8 + 8 x 168 + 52 + 36 + 44 = 1484 too, 8 + 8 x 168 + 52 + 36 =
+        // 1440 fits.
+        assert_eq!(msgs[0].len(), 8 + 8 * 168 + 52 + 36);
         let back: Vec<SyncConn> = msgs
             .iter()
             .flat_map(|m| {
@@ -422,6 +440,7 @@ mod tests {
             fwmark: 0,
             timeout: 0,
             local: Some((Ipv4Addr::new(203, 0, 113, 201), 5000)),
+            client_mac: None,
         };
         let msg = encode(0, &[base], MAX_LEN).remove(0);
         assert_eq!(msg[8 + 36], 0x51, "type with the optional bit 0x40");

@@ -2229,13 +2229,20 @@ fn a_synced_connection_forwards_on_the_backup_as_on_the_master() {
     process(&mut synack, 1, &snap, &mut master, 1);
     let mut ack = from_client(PROTO_TCP, 40000, 80, ACK, b"");
     process(&mut ack, 0, &snap, &mut master, 2);
-    assert_eq!(master.take_sync_records().count(), 0, "2 client packets: not yet");
+    assert_eq!(
+        master.take_sync_records().count(),
+        0,
+        "2 client packets: not yet"
+    );
     let mut data = from_client(PROTO_TCP, 40000, 80, ACK, b"data");
     process(&mut data, 0, &snap, &mut master, 3);
     let records: Vec<SyncRecord> = master.take_sync_records().collect();
     assert_eq!(records.len(), 1, "the 3rd");
     let r = records[0];
-    assert_eq!((r.client, r.vip, r.real), (ep(CLIENT, 40000), ep(VIP, 80), real));
+    assert_eq!(
+        (r.client, r.vip, r.real),
+        (ep(CLIENT, 40000), ep(VIP, 80), real)
+    );
     assert_eq!((r.state, r.timeout_s), (TcpState::Established, 900));
     for i in 0..50 {
         let mut more = from_client(PROTO_TCP, 40000, 80, ACK, b"data");
@@ -2246,7 +2253,11 @@ fn a_synced_connection_forwards_on_the_backup_as_on_the_master() {
     process(&mut fin, 0, &snap, &mut master, 70);
     let fin_records: Vec<SyncRecord> = master.take_sync_records().collect();
     assert_eq!(fin_records.len(), 1, "a closing state at once");
-    assert_eq!(fin_records[0].state, TcpState::CloseWait, "IPVS: a client FIN");
+    assert_eq!(
+        fin_records[0].state,
+        TcpState::CloseWait,
+        "IPVS: a client FIN"
+    );
     // Not a master: nothing noted.
     let mut quiet = state();
     snap.sync_master = false;
@@ -2256,10 +2267,27 @@ fn a_synced_connection_forwards_on_the_backup_as_on_the_master() {
     }
     assert_eq!(quiet.take_sync_records().count(), 0);
 
-    // The backup: the record installed, a reply waits for the client's last hop.
-    let mut backup = state();
+    assert_eq!(
+        r.client_mac, CLIENT_MAC,
+        "the master's last hop travels with it"
+    );
+    // The backup, with the master's last hop: the real server's packet goes at once.
     let mut snap = snapshot();
     snap.sync_backup = true;
+    let mut with_mac = state();
+    assert_eq!(with_mac.install_synced(&snap, &r, 0), Ok(true));
+    let mut reply = from_real(PROTO_TCP, real, ep(CLIENT, 40000), ACK, b"late");
+    assert!(matches!(
+        process(&mut reply, 1, &snap, &mut with_mac, 1),
+        Verdict::Forward { port: 0, .. }
+    ));
+    assert_eq!(&reply.bytes()[0..6], &CLIENT_MAC);
+    // Without it (a kernel master's record): a reply waits for the client's last hop.
+    let mut backup = state();
+    let r = SyncRecord {
+        client_mac: [0; 6],
+        ..r
+    };
     assert_eq!(backup.install_synced(&snap, &r, 0), Ok(true));
     assert_eq!(backup.install_synced(&snap, &r, 1), Ok(false), "an update");
     assert_eq!(backup.conns.len(), 1);
