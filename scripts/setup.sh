@@ -24,6 +24,7 @@ PACKAGES=(
     libdpdk-dev dpdk dpdk-dev pkg-config clang libclang-dev gcc
     libsystemd-dev
     iproute2 iputils-ping arping ethtool python3 curl procps kmod
+    keepalived
 )
 HUGEPAGES=${RVS_HUGEPAGES:-1024}
 HP_FILE=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
