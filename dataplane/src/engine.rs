@@ -146,7 +146,10 @@ impl WorkerState {
     }
 
     /// Counts a client's packet of connection `id` (whose state was `old` before it) for
-    /// sync, and notes the connection for the backups when IPVS's rule says so.
+    /// sync, and notes the connection for the backups when IPVS's rule says so. Out of line:
+    /// only a sync master's packets come here.
+    #[cold]
+    #[inline(never)]
     fn note_for_sync(&mut self, id: ConnId, old: TcpState) {
         let timeouts = *self.conns.timeouts();
         let Some(conn) = self.conns.get_mut(id) else {
@@ -188,26 +191,13 @@ impl WorkerState {
         self.sync_out_lost
     }
 
-    /// A client's packet of connection `id` (`before` it), forwarded: counted for sync on a
-    /// master; on a synced connection, its last hop is the frame's source MAC and port.
+    /// A synced connection's client spoke: its last hop is the frame's source MAC and port.
     #[cold]
     #[inline(never)]
-    fn sync_client_packet(
-        &mut self,
-        id: ConnId,
-        before: &Conn,
-        master: bool,
-        in_port: usize,
-        frame: &[u8],
-    ) {
-        if before.synced {
-            if let Some(conn) = self.conns.get_mut(id) {
-                conn.client_mac.copy_from_slice(&frame[6..12]);
-                conn.client_port = in_port as u8;
-            }
-        }
-        if master {
-            self.note_for_sync(id, before.state);
+    fn learn_last_hop(&mut self, id: ConnId, in_port: usize, frame: &[u8]) {
+        if let Some(conn) = self.conns.get_mut(id) {
+            conn.client_mac.copy_from_slice(&frame[6..12]);
+            conn.client_port = in_port as u8;
         }
     }
 
@@ -1007,14 +997,16 @@ fn transport(
             // conn_reuse_mode, end the old entry and schedule the new connection afresh.
             state.remove(id);
         } else {
+            if conn.synced && direction == Direction::Original {
+                // A connection synced from the previous master learns its client's last hop
+                // from the client's packets (before they are rewritten).
+                state.learn_last_hop(id, in_port, frame.bytes());
+            }
             // Forward first: a packet that cannot leave does not advance the state machine.
             let verdict = forward(frame, port, snapshot, &conn, direction, p, false)?;
             state.update(id, &conn, direction, p.tcp_flags, now_ms);
-            if (snapshot.sync_master | conn.synced) && direction == Direction::Original {
-                // Sync, out of line: a master counts the client's packet (and notes the
-                // connection for the backups); a connection synced from the previous master
-                // learns its client's last hop from it.
-                state.sync_client_packet(id, &conn, snapshot.sync_master, in_port, frame.bytes());
+            if snapshot.sync_master && direction == Direction::Original {
+                state.note_for_sync(id, conn.state);
             }
             return Ok(verdict);
         }
