@@ -21,6 +21,13 @@
 #                  tun:          as dr, plus a user-space IP-in-IP decapsulator
 #                                (lab/tun_decap.py) feeding tun0 (rp_filter 0)
 #
+# Optional, for VRRP (`peers`): two more namespaces on the same bridges:
+#   NAME-ka      ka0 198.51.100.3/24 (veth to sw-kac on brc), ka1 203.0.113.3/24 (veth to
+#                sw-ka on br0); arp_ignore 1 / arp_announce 2; a keepalived peer runs here
+#                (`keepalived NAME start CONF`) and floats the addresses rvsd floats.
+#   NAME-lb2     lb2c (veth to sw-lb2c on brc), lb2s (veth to sw-lb2s on br0): a second
+#                appliance's two bare ports for another rvsd (up, promisc, no IPv4 address).
+#
 # IPv6 is disabled in every namespace so that the kernel emits no RS/MLD/DAD frames (tests
 # count frames); nothing in the lab sends a frame on its own. TX checksum offload is off on
 # every veth so that AF_PACKET readers see complete checksums.
@@ -32,6 +39,17 @@
 #        scripts/lab.sh rs NAME rsN ACTION [VALUE]         (one real server's trouble:
 #            http-stop, http-start, link-down, link-up, and what its GET /health answers:
 #            health-ok (200 "ok"), health-status CODE, health-body TEXT (200 with TEXT))
+#        scripts/lab.sh peers NAME                         (add NAME-ka and NAME-lb2)
+#        scripts/lab.sh keepalived NAME start CONF [ka|lb2] (keepalived -P -n -l -D -G -f CONF
+#            in NAME-ka, or in NAME-lb2 once the caller gave lb2c/lb2s addresses; own pid files)
+#        scripts/lab.sh keepalived NAME stop|kill|status [ka|lb2]  (stop: SIGTERM, it
+#            says goodbye; kill: SIGKILL to its VRRP process and its parent, as a crash, then
+#            the addresses it held are taken off its interfaces, as a dead box holds none)
+#        scripts/lab.sh ka-link|lb-link|lb2-link NAME down|up [client|servers|both]
+#            (the switch's side of that appliance's link(s): a pulled cable; default client)
+#        scripts/lab.sh sniff NAME start|stop|status  (scripts/lab/vrrp_sniff.py in NAME-sw on
+#            the brc/br0 ports of rvsd, ka, lb2 and the client: every VRRP advert and ARP
+#            frame they send, kernel-timestamped, one JSON line each, to NAME.d/vrrp-sniff.jsonl)
 # NAME defaults to $RVS_LAB, else "rvs".
 # State: /run/rvs-lab/NAME.state (the namespaces), /run/rvs-lab/NAME.d/ (mode, pid files and
 # logs of the processes the lab started, tun-rsN.json of the decapsulators). `down` stops those
@@ -46,12 +64,16 @@ STATE_DIR=/run/rvs-lab
 NETNS_DIR=/run/netns
 LAB_PY=$SCRIPT_DIR/lab
 ROLES=(client lb sw gw rs1 rs2 rs3)
+# Made by `peers`, not by `up`: the VRRP peer (keepalived) and a second appliance.
+PEER_ROLES=(ka lb2)
 MODES="nat fullnat dr tun"
 VIP=198.51.100.100
 LB_CLIENT_IP=198.51.100.1
 LB_SERVER_IP=203.0.113.1
 GW_CLIENT_IP=198.51.100.254
 GW_SERVER_IP=203.0.113.254
+KA_CLIENT_IP=198.51.100.3
+KA_SERVER_IP=203.0.113.3
 
 usage() {
     cat <<EOF
@@ -61,6 +83,11 @@ usage: $RVS_PROG up|down|status [NAME]
        $RVS_PROG servers [NAME] start|stop|status  (HTTP :80 and UDP echo :9000 on each server)
        $RVS_PROG rs NAME rs1|rs2|rs3 http-stop|http-start|link-down|link-up|health-ok
        $RVS_PROG rs NAME rs1|rs2|rs3 health-status CODE|health-body TEXT  (its GET /health)
+       $RVS_PROG peers NAME                        (add NAME-ka: keepalived, NAME-lb2: 2nd rvsd)
+       $RVS_PROG keepalived NAME start CONF [ka|lb2]          (keepalived -P in that namespace)
+       $RVS_PROG keepalived NAME stop|kill|status [ka|lb2]      (SIGTERM | crash: SIGKILL)
+       $RVS_PROG ka-link|lb-link|lb2-link NAME down|up [client|servers|both]  (pull a cable)
+       $RVS_PROG sniff NAME start|stop|status      (VRRP adverts and ARP on brc/br0, as JSON lines)
 NAME defaults to \$RVS_LAB, else "rvs". State in $STATE_DIR/NAME.state and $STATE_DIR/NAME.d/.
 EOF
 }
@@ -72,14 +99,14 @@ ns_exists() {
 # Namespaces this lab may own: exactly NAME-<role>.
 lab_names() {
     local r
-    for r in "${ROLES[@]}"; do
+    for r in "${ROLES[@]}" "${PEER_ROLES[@]}"; do
         echo "$NAME-$r"
     done
 }
 
 is_lab_name() {
     local r
-    for r in "${ROLES[@]}"; do
+    for r in "${ROLES[@]}" "${PEER_ROLES[@]}"; do
         [[ $1 == "$NAME-$r" ]] && return 0
     done
     return 1
@@ -485,6 +512,207 @@ lab '$NAME' up: $(lab_names | tr '\n' ' ')
 EOF
 }
 
+# --- VRRP peers: keepalived (NAME-ka) and a second appliance (NAME-lb2) ---------
+
+# Bridge ports of each appliance in NAME-sw: client side, server side.
+side_ports() { # WHO(lb|ka|lb2) SIDE(client|servers|both)
+    local c s
+    case $1 in
+        lb) c=sw-lbc s=sw-lb ;;
+        ka) c=sw-kac s=sw-ka ;;
+        lb2) c=sw-lb2c s=sw-lb2s ;;
+        *) die "bad appliance '$1' (lb, ka or lb2)" ;;
+    esac
+    case $2 in
+        client) echo "$c" ;;
+        servers) echo "$s" ;;
+        both) echo "$c $s" ;;
+        *) die "bad side '$2' (client, servers or both)" ;;
+    esac
+}
+
+peers_cleanup() {
+    local rc=$? i tmp
+    trap - EXIT INT TERM
+    if ((rc != 0)); then
+        warn "'peers $NAME' failed (exit $rc); removing what it made"
+        for ((i = ${#CREATED[@]} - 1; i >= 0; i--)); do
+            ip netns del "${CREATED[i]}" 2>/dev/null || warn "could not delete namespace ${CREATED[i]}"
+            if [[ -f $STATE ]]; then
+                tmp=$(grep -vxF -- "${CREATED[i]}" "$STATE" || true)
+                printf '%s\n' "$tmp" | sed '/^$/d' >"$STATE"
+            fi
+        done
+    fi
+    exit "$rc"
+}
+
+peers_up() {
+    local K=$NAME-ka B=$NAME-lb2 S=$NAME-sw ns
+    for ns in "$K" "$B"; do
+        if ns_exists "$ns"; then die "namespace $ns already exists (peers of lab '$NAME' are up)"; fi
+    done
+    trap peers_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    mkns "$K"
+    mkns "$B"
+    mkveth "$K" ka0 "$S" sw-kac
+    mkveth "$K" ka1 "$S" sw-ka
+    mkveth "$B" lb2c "$S" sw-lb2c
+    mkveth "$B" lb2s "$S" sw-lb2s
+    ip -n "$S" link set sw-kac master brc up
+    ip -n "$S" link set sw-lb2c master brc up
+    ip -n "$S" link set sw-ka master br0 up
+    ip -n "$S" link set sw-lb2s master br0 up
+
+    # keepalived's side: a plain host with one address per network; the addresses it floats
+    # come and go as keepalived adds and removes them. It answers ARP only for the addresses
+    # of the interface asked on.
+    no_rp_filter "$K" ka0 ka1
+    nsctl "$K" net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+    ip -n "$K" addr add "$KA_CLIENT_IP/24" dev ka0
+    ip -n "$K" addr add "$KA_SERVER_IP/24" dev ka1
+    ip -n "$K" link set ka0 up
+    ip -n "$K" link set ka1 up
+
+    # The second appliance: two bare ports for another rvsd, as NAME-lb.
+    ip -n "$B" link set lb2c promisc on up
+    ip -n "$B" link set lb2s promisc on up
+    trap - EXIT INT TERM
+    cat <<END
+lab '$NAME' peers up: $K $B
+  keepalived: $K ka0 $KA_CLIENT_IP/24 (brc, $(iface_mac "$K" ka0)), ka1 $KA_SERVER_IP/24 (br0, $(iface_mac "$K" ka1))
+              $0 keepalived $NAME start CONF | stop | kill | status
+  2nd rvsd:   $B lb2c (brc, $(iface_mac "$B" lb2c)), lb2s (br0, $(iface_mac "$B" lb2s)): no kernel address
+END
+}
+
+# keepalived runs with -n (no daemon), so the process the lab records is its parent, which
+# forks the VRRP process (-P: VRRP only). Both write their pid files (-p, -r), distinct per
+# lab and namespace, so that keepalived's "already running" check never sees another's.
+ka_key() { echo "keepalived-$1"; }
+
+ka_parent_of() { # PID -> its parent's pid
+    awk '/^PPid:/ {print $2}' "/proc/$1/status" 2>/dev/null
+}
+
+# The VRRP process of a recorded keepalived, if it is the recorded parent's child.
+ka_vrrp_pid() { # KEY
+    local key=$1 pid vpid rest
+    read -r pid rest <"$RUN/$key.proc" 2>/dev/null || return 1
+    vpid=$(cat "$RUN/$key-vrrp.pid" 2>/dev/null) || return 1
+    [[ $vpid =~ ^[0-9]+$ ]] || return 1
+    [[ $(ka_parent_of "$vpid") == "$pid" ]] || return 1
+    echo "$vpid"
+}
+
+keepalived_start() { # CONF ROLE
+    local conf=$1 role=$2 ns=$NAME-$2 key pidf vpidf log pid="" st launcher i
+    key=$(ka_key "$role")
+    have keepalived || die "keepalived is not installed (apt-get install -y keepalived)"
+    ns_exists "$ns" || die "no namespace $ns; run '$0 peers $NAME' first"
+    [[ -f $conf && -r $conf ]] || die "cannot read keepalived configuration '$conf'"
+    conf=$(realpath -- "$conf")
+    if proc_alive "$key"; then die "$key is already running (pid $(proc_pid "$key"))"; fi
+    pidf=$RUN/$key.pid vpidf=$RUN/$key-vrrp.pid log=$RUN/$key.log
+    rm -f -- "$pidf" "$vpidf" "$RUN/$key.proc"
+    # What the namespace holds before: `kill` takes off what keepalived added.
+    ip -n "$ns" -4 -o addr show | awk '{print $2, $4}' >"$RUN/$key.addrs"
+    echo "== $(date -u +%Y-%m-%dT%H:%M:%S.%NZ) start: keepalived -f $conf in $ns" >>"$log"
+    setsid ip netns exec "$ns" keepalived -P -n -l -D -G -f "$conf" -p "$pidf" -r "$vpidf" \
+        </dev/null >>"$log" 2>&1 &
+    launcher=$!
+    for ((i = 0; i < 100; i++)); do # up to 10 s for both pid files
+        if [[ -s $pidf && -s $vpidf ]]; then break; fi
+        kill -0 "$launcher" 2>/dev/null || break
+        sleep 0.05
+    done
+    if [[ -s $pidf ]]; then pid=$(<"$pidf"); fi
+    if [[ ! $pid =~ ^[0-9]+$ ]] || ! st=$(proc_starttime "$pid") || [[ ! -s $vpidf ]]; then
+        kill -TERM "$launcher" 2>/dev/null || true
+        die "could not start keepalived in $ns: $(tail -n 5 "$log" 2>/dev/null | tr '\n' ' ')"
+    fi
+    echo "$pid $st $ns $key" >"$RUN/$key.proc"
+    ka_vrrp_pid "$key" >/dev/null || warn "$key: its VRRP process is not (yet) its child"
+}
+
+keepalived_stop() { # ROLE
+    local key
+    key=$(ka_key "$1")
+    stop_procs "$key"
+    rm -f -- "$RUN/$key-vrrp.pid" "$RUN/$key.addrs"
+}
+
+# A crash: SIGKILL to the VRRP process (the parent is stopped first so that it cannot start
+# another), then to the parent. A dead box holds no address: what keepalived added to the
+# namespace's interfaces (anything not there at start) is taken off afterwards.
+keepalived_kill() { # ROLE
+    local role=$1 ns=$NAME-$1 key pid st rest vpid="" i dev cidr
+    key=$(ka_key "$role")
+    proc_alive "$key" || die "$key is not running"
+    read -r pid st rest <"$RUN/$key.proc"
+    vpid=$(ka_vrrp_pid "$key") || vpid=""
+    kill -STOP "$pid" 2>/dev/null || true
+    if [[ -n $vpid ]]; then kill -KILL "$vpid" 2>/dev/null || true; fi
+    kill -KILL "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        if ! proc_is "$pid" "$st" && { [[ -z $vpid ]] || ! proc_starttime "$vpid" >/dev/null; }; then
+            break
+        fi
+        sleep 0.1
+    done
+    if proc_is "$pid" "$st"; then die "$key (pid $pid) survived SIGKILL"; fi
+    rm -f -- "$RUN/$key.proc" "$RUN/$key.pid" "$RUN/$key-vrrp.pid"
+    echo "== $(date -u +%Y-%m-%dT%H:%M:%S.%NZ) killed (SIGKILL): pid $pid, VRRP pid ${vpid:-?}" \
+        >>"$RUN/$key.log"
+    if [[ -f $RUN/$key.addrs ]]; then
+        while read -r dev cidr; do
+            [[ -n $cidr ]] || continue
+            if ! grep -qxF -- "$dev $cidr" "$RUN/$key.addrs"; then
+                ip -n "$ns" addr del "$cidr" dev "$dev" 2>/dev/null || true
+            fi
+        done < <(ip -n "$ns" -4 -o addr show | awk '{print $2, $4}')
+        rm -f -- "$RUN/$key.addrs"
+    fi
+}
+
+keepalived_status() { # ROLE
+    local key vpid
+    key=$(ka_key "$1")
+    if proc_alive "$key"; then
+        vpid=$(ka_vrrp_pid "$key") || vpid="?"
+        echo "$key: running, pid $(proc_pid "$key"), VRRP pid $vpid (log $RUN/$key.log)"
+        grep -E 'Entering|entering' "$RUN/$key.log" 2>/dev/null | tail -n 4 | sed 's/^/  /' || true
+    else
+        echo "$key: not running"
+        return 1
+    fi
+}
+
+link_pull() { # WHO down|up SIDE
+    local p
+    for p in $(side_ports "$1" "$3"); do
+        ip -n "$NAME-sw" link set "$p" "$2"
+    done
+}
+
+# The VRRP sniffer: in NAME-sw, on each appliance's bridge ports (and the client's), what
+# each sends (frames the bridge receives), labelled by the sender's interface.
+SNIFF_PORTS="sw-cl=cl0 sw-lbc=lb0 sw-lb=lb1 sw-kac=ka0 sw-ka=ka1 sw-lb2c=lb2c sw-lb2s=lb2s"
+
+sniff_start() {
+    local spec port args=()
+    have python3 || die "python3 is needed for the sniffer"
+    if proc_alive vrrp-sniff; then die "the sniffer is already running (pid $(proc_pid vrrp-sniff))"; fi
+    for spec in $SNIFF_PORTS; do
+        port=${spec%%=*}
+        if ip -n "$NAME-sw" link show dev "$port" >/dev/null 2>&1; then args+=(--iface "$spec"); fi
+    done
+    : >"$RUN/vrrp-sniff.jsonl"
+    start_proc "$NAME-sw" vrrp-sniff "$LAB_PY/vrrp_sniff.py" --out "$RUN/vrrp-sniff.jsonl" "${args[@]}"
+}
+
 # --- down --------------------------------------------------------------------
 
 lab_down() {
@@ -540,6 +768,9 @@ lab_status() {
     echo "== mode: $(current_mode)"
     echo "== processes ($RUN):"
     procs_status
+    for ns in "${PEER_ROLES[@]}"; do
+        if ns_exists "$NAME-$ns"; then present=$((present - 1)); fi
+    done
     if ((present != ${#ROLES[@]})); then
         warn "lab '$NAME' is incomplete ($present of ${#ROLES[@]} namespaces); consider '$0 down $NAME'"
     fi
@@ -573,6 +804,30 @@ case $cmd in
         (($# == 4 || $# == 5)) || { usage >&2; exit 2; }
         NAME=$2
         [[ $3 =~ ^rs[123]$ ]] || die "bad real server '$3' (rs1, rs2 or rs3)"
+        ;;
+    peers)
+        (($# == 2)) || { usage >&2; exit 2; }
+        NAME=$2
+        ;;
+    keepalived)
+        (($# >= 3 && $# <= 5)) || { usage >&2; exit 2; }
+        NAME=$2 ARG=$3
+        case $ARG in
+            start) (($# >= 4)) || die "keepalived start needs a configuration file" ;;
+            stop | kill | status) (($# <= 4)) || { usage >&2; exit 2; } ;;
+            *) die "bad keepalived action '$ARG' (start, stop, kill or status)" ;;
+        esac
+        ;;
+    ka-link | lb-link | lb2-link)
+        (($# == 3 || $# == 4)) || { usage >&2; exit 2; }
+        NAME=$2 ARG=$3
+        [[ $ARG =~ ^(down|up)$ ]] || die "bad link action '$ARG' (down or up)"
+        [[ ${4:-client} =~ ^(client|servers|both)$ ]] || die "bad side '${4:-}' (client, servers or both)"
+        ;;
+    sniff)
+        (($# == 3)) || { usage >&2; exit 2; }
+        NAME=$2 ARG=$3
+        [[ $ARG =~ ^(start|stop|status)$ ]] || die "bad sniff action '$ARG' (start, stop or status)"
         ;;
     -h | --help | help)
         usage
@@ -618,5 +873,42 @@ case $cmd in
     rs)
         require_lab
         rs_action "$3" "$4" "${5:-}"
+        ;;
+    peers)
+        require_lab
+        peers_up
+        ;;
+    keepalived)
+        require_lab
+        if [[ $ARG == start ]]; then ROLE=${5:-ka}; else ROLE=${4:-ka}; fi
+        [[ $ROLE =~ ^(ka|lb2)$ ]] || die "bad namespace '$ROLE' for keepalived (ka or lb2)"
+        case $ARG in
+            start) keepalived_start "$4" "$ROLE" ;;
+            stop) keepalived_stop "$ROLE" ;;
+            kill) keepalived_kill "$ROLE" ;;
+            status) keepalived_status "$ROLE" ;;
+        esac
+        ;;
+    ka-link | lb-link | lb2-link)
+        require_lab
+        WHO=${cmd%-link}
+        if [[ $WHO != lb ]] && ! ns_exists "$NAME-$WHO"; then
+            die "no namespace $NAME-$WHO; run '$0 peers $NAME' first"
+        fi
+        link_pull "$WHO" "$ARG" "${4:-client}"
+        ;;
+    sniff)
+        require_lab
+        case $ARG in
+            start) sniff_start ;;
+            stop) stop_procs vrrp-sniff ;;
+            status)
+                if proc_alive vrrp-sniff; then
+                    echo "vrrp-sniff: running, pid $(proc_pid vrrp-sniff) ($RUN/vrrp-sniff.jsonl)"
+                else
+                    echo "vrrp-sniff: not running"
+                fi
+                ;;
+        esac
         ;;
 esac
