@@ -24,6 +24,7 @@ use serde_json::Value;
 #[allow(clippy::too_many_arguments)]
 fn config(
     mode: &str,
+    workers: usize,
     me: u8,
     priority: u8,
     client_iface: &str,
@@ -45,10 +46,16 @@ fn config(
         )
         .replace(
             "workers: [1]",
-            &format!("workers: [{}], stats_interval_ms: 200", common::last_core()),
+            &format!("{}, stats_interval_ms: 200", common::workers_field(workers)),
         )
-        .replace("iface=lb0\"", &format!("iface={client_iface}\""))
-        .replace("iface=lb1\"", &format!("iface={server_iface}\""))
+        .replace(
+            "iface=lb0\"",
+            &format!("iface={client_iface}{}\"", qpairs(workers)),
+        )
+        .replace(
+            "iface=lb1\"",
+            &format!("iface={server_iface}{}\"", qpairs(workers)),
+        )
         .replace("\"198.51.100.1/24\"", &format!("\"198.51.100.{me}/24\""))
         .replace("\"203.0.113.1/24\"", &format!("\"203.0.113.{me}/24\""));
     let sync_daemon = if sync {
@@ -66,6 +73,15 @@ fn config(
     );
     let end = source.rfind(')').unwrap();
     format!("{}{vrrp}{}", &source[..end], &source[end + 1..])
+}
+
+/// A `net_af_packet` queue pair per worker.
+fn qpairs(workers: usize) -> String {
+    if workers > 1 {
+        format!(",qpairs={workers}")
+    } else {
+        String::new()
+    }
 }
 
 /// The Unix time of a log line's RFC 3339 UTC stamp.
@@ -158,9 +174,10 @@ struct Outcome {
     created_on_backup: u64,
 }
 
-/// The failover of one mode: master killed 8 s into the traffic.
-fn failover(mode: &'static str, sync: bool) -> Outcome {
-    let tag = format!("fo{}{}", &mode[..1], if sync { "s" } else { "n" });
+/// The failover of one mode with `workers` workers on each appliance: the master killed 6 s
+/// into the traffic.
+fn failover(mode: &'static str, workers: usize, sync: bool) -> Outcome {
+    let tag = format!("fo{}{workers}{}", &mode[..1], if sync { "s" } else { "n" });
     let lab = Lab::up(&format!("e2e{}{tag}", run_tag()));
     let out = run(Command::new(repo_root().join("scripts/lab.sh")).args(["peers", &lab.name]));
     assert!(
@@ -180,12 +197,12 @@ fn failover(mode: &'static str, sync: bool) -> Outcome {
     let (s1, s2) = (tmp.path("stats-1.json"), tmp.path("stats-2.json"));
     std::fs::write(
         tmp.path("a.ron"),
-        config(mode, 2, 150, "lb0", "lb1", &p1, &s1, sync),
+        config(mode, workers, 2, 150, "lb0", "lb1", &p1, &s1, sync),
     )
     .unwrap();
     std::fs::write(
         tmp.path("b.ron"),
-        config(mode, 4, 100, "lb2c", "lb2s", &p2, &s2, sync),
+        config(mode, workers, 4, 100, "lb2c", "lb2s", &p2, &s2, sync),
     )
     .unwrap();
     let mut master = Rvsd::start(Some(&lab.ns("lb")), &tmp.path("a.ron"), &tmp.path("a.log"));
@@ -277,7 +294,7 @@ fn failover(mode: &'static str, sync: bool) -> Outcome {
     let synced_in = worker_sum(&b, "synced_in");
     let created_on_backup = port_sum(&b, "connections_created");
     println!(
-        "{mode} {}: takeover {takeover:.2} s after the kill; long-lived: {} of 50 ok, {} \
+        "{mode}, {workers} worker(s), {}: takeover {takeover:.2} s after the kill; long-lived: {} of 50 ok, {} \
          broken, {} moved, longest gap {} s; new connections: {} of {} ok; master had synced \
          {} records; backup: synced_in {synced_in}, sync refused {}, created {created_on_backup}, \
          not_master drops before {}; sync counters {}",
@@ -303,8 +320,8 @@ fn failover(mode: &'static str, sync: bool) -> Outcome {
     }
 }
 
-fn check(mode: &'static str) {
-    let with = failover(mode, true);
+fn check(mode: &'static str, workers: usize, without_sync: bool) {
+    let with = failover(mode, workers, true);
     assert!(
         with.takeover < 3.61 + 1.0,
         "takeover {:.2} s, 3.61 s expected",
@@ -321,7 +338,10 @@ fn check(mode: &'static str) {
         "created {} on the backup, at most {after} new connections after the takeover",
         with.created_on_backup
     );
-    let without = failover(mode, false);
+    if !without_sync {
+        return;
+    }
+    let without = failover(mode, workers, false);
     println!(
         "{mode}: with sync {ok}/50 long-lived connections survived, without {}/50",
         without.long["ok"]
@@ -334,10 +354,17 @@ fn check(mode: &'static str) {
 
 #[test]
 fn nat_pair_fails_over_with_its_connections() {
-    check("nat");
+    check("nat", 1, true);
 }
 
 #[test]
 fn dr_pair_fails_over_with_its_connections() {
-    check("dr");
+    check("dr", 1, true);
+}
+
+/// Two workers on each appliance (sharing the machine's cores): every synced connection goes
+/// to the worker that owns it on the backup, so all continue there too.
+#[test]
+fn nat_pair_with_two_workers_each() {
+    check("nat", 2, false);
 }

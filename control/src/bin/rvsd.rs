@@ -17,8 +17,8 @@ use control::neigh::Neighbors;
 use control::{snapshot, stats, steering};
 use dataplane::counters::WorkerCounters;
 use dataplane::dpdk::{
-    self, Burst, Eal, EalArgs, FlowRule, MbufRing, Mempool, Port, PortSettings, RssSettings,
-    BURST_SIZE,
+    self, Burst, Eal, EalArgs, FlowRule, LinkStatus, MbufRing, Mempool, Port, PortSettings,
+    RssSettings, BURST_SIZE,
 };
 use dataplane::steer;
 use dataplane::sync::SyncRecord;
@@ -593,13 +593,17 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                 .zip(&kernel_counters)
                 .map(|((pc, p), k)| stats::PortView {
                     name: &pc.name,
-                    link: p.link(),
+                    link: link_of(p, pc),
                     device: p.stats(),
                     kernel: pc.kernel.then(|| (pc.kernel_interface_name(), k.read())),
                 })
                 .collect()
         };
-        let mut links: Vec<bool> = ports.iter().map(|p| p.link().up).collect();
+        let mut links: Vec<bool> = ports
+            .iter()
+            .zip(&c.ports)
+            .map(|(p, pc)| link_of(p, pc).up)
+            .collect();
         if !vrrp.is_empty() {
             let frames = vrrp.start(&links, Instant::now());
             send_vrrp(&frames, &neighbors.table(), &pool, &from_control);
@@ -782,7 +786,11 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
             // leaves through worker 0 like the ARP requests.
             if !vrrp.is_empty() {
                 let now = Instant::now();
-                let links: Vec<bool> = ports.iter().map(|p| p.link().up).collect();
+                let links: Vec<bool> = ports
+                    .iter()
+                    .zip(&c.ports)
+                    .map(|(p, pc)| link_of(p, pc).up)
+                    .collect();
                 let mut frames = vrrp.set_links(&links, now);
                 frames.extend(vrrp.set_quorums(health.quorums(), now));
                 frames.extend(vrrp.tick(now));
@@ -816,7 +824,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
             if now >= next_tick {
                 next_tick += interval;
                 for ((pc, port), was_up) in c.ports.iter().zip(&ports).zip(links.iter_mut()) {
-                    let link = port.link();
+                    let link = link_of(port, pc);
                     if link.up != *was_up {
                         *was_up = link.up;
                         warn!(
@@ -920,6 +928,26 @@ fn wanted_hops(
         }
     }
     hops
+}
+
+/// A port's link: DPDK's word, and for `net_af_packet` and `net_af_xdp` ports (whose DPDK
+/// 22.11 drivers always say up) also the carrier of the kernel interface they sit on, so a
+/// pulled cable is seen there too (VRRP's tracked links, the log, the stats).
+fn link_of(port: &Port, pc: &config::PortConfig) -> LinkStatus {
+    let mut link = port.link();
+    let name = pc.device_name();
+    if link.up && (name.starts_with("net_af_packet") || name.starts_with("net_af_xdp")) {
+        let iface = pc
+            .device
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("iface="));
+        if let Some(iface) = iface {
+            let carrier = std::fs::read_to_string(format!("/sys/class/net/{iface}/carrier"));
+            // An interface that is down has no readable carrier: down too.
+            link.up = carrier.is_ok_and(|c| c.trim() == "1");
+        }
+    }
+    link
 }
 
 /// The data plane as VRRP's states say (`Vrrp::apply`), and the sync role: a MASTER's

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use super::{ipv4_list, ipv4_opt, Ipv4Cidr};
 
 /// The state an instance asks for at start (keepalived's `state`): with priority 255 (the
-/// address owner) it starts MASTER; otherwise it starts BACKUP and MASTER only wins the
-/// election sooner.
+/// address owner, `MASTER`'s default) it starts MASTER; otherwise it starts BACKUP and waits
+/// a whole down interval, as keepalived 2.2.7 does whatever its `state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 pub enum InitialState {
     MASTER,
