@@ -150,7 +150,7 @@ impl WorkerState {
     /// only a sync master's packets come here.
     #[cold]
     #[inline(never)]
-    fn note_for_sync(&mut self, id: ConnId, old: TcpState) {
+    fn note_for_sync(&mut self, id: ConnId, old: TcpState, snapshot: &Snapshot) {
         let timeouts = *self.conns.timeouts();
         let Some(conn) = self.conns.get_mut(id) else {
             return;
@@ -173,11 +173,31 @@ impl WorkerState {
                 timeouts.udp
             },
             client_mac: conn.client_mac,
+            template: false,
         };
-        if self.sync_out.len() < SYNC_OUT {
-            self.sync_out.push(record);
-        } else {
-            self.sync_out_lost += 1;
+        // Its persistence template travels with it (IPVS syncs a connection's controller
+        // after it), with the service's persistence timeout.
+        let template = (conn.template != NO_TEMPLATE).then(|| {
+            let key = self.templates.get(conn.template).key;
+            let timeout_s = snapshot
+                .service(key.protocol, key.vip)
+                .and_then(|(_, s)| s.persistence)
+                .map_or(0, |p| p.timeout_s);
+            SyncRecord {
+                client: Endpoint::new(key.client_net, 0),
+                state: TcpState::None,
+                timeout_s,
+                local: None,
+                template: true,
+                ..record
+            }
+        });
+        for r in std::iter::once(record).chain(template) {
+            if self.sync_out.len() < SYNC_OUT {
+                self.sync_out.push(r);
+            } else {
+                self.sync_out_lost += 1;
+            }
         }
     }
 
@@ -223,6 +243,20 @@ impl WorkerState {
             .ok_or(InstallError::NoRealServer)?;
         let dest = self.services[index as usize].dest_ids[real_index];
         let expires_ms = now_ms + u64::from(r.timeout_s.max(1)) * 1000;
+        if r.template {
+            return self.install_template(r, dest, now_ms);
+        }
+        // The connection's template, when its service is persistent and one was synced.
+        let template = service
+            .persistence
+            .and_then(|p| {
+                self.templates.lookup(&TemplateKey {
+                    protocol: r.protocol,
+                    vip: r.vip,
+                    client_net: p.client_net(r.client.addr),
+                })
+            })
+            .unwrap_or(NO_TEMPLATE);
         let key = FlowKey::new(r.protocol, r.client, r.vip);
         if let Some((id, Direction::Original)) = self.conns.lookup(&key) {
             let conn = *self.conns.get(id).ok_or(InstallError::Conflict)?;
@@ -263,7 +297,7 @@ impl WorkerState {
             real: r.real,
             mode: service.mode,
             dest,
-            template: NO_TEMPLATE,
+            template,
             client_port,
             client_mac,
             state: r.state,
@@ -277,7 +311,56 @@ impl WorkerState {
         };
         self.dests.bind(dest, conn.is_active());
         self.conns.set_expiry(id, expires_ms);
+        if template != NO_TEMPLATE {
+            // It controls the connection, and lives at least as long (as on the master).
+            let timeout = u64::from(self.templates_timeout(snapshot, r)) * 1000;
+            self.templates.control(template, timeout, now_ms);
+        }
         Ok(true)
+    }
+
+    /// The persistence timeout of `r`'s service, seconds.
+    fn templates_timeout(&self, snapshot: &Snapshot, r: &SyncRecord) -> u32 {
+        snapshot
+            .service(r.protocol, r.vip)
+            .and_then(|(_, s)| s.persistence)
+            .map_or(0, |p| p.timeout_s)
+    }
+
+    /// A synced persistence template: created pointing at `dest`, or pointed there and its
+    /// timer set to the master's timeout.
+    fn install_template(
+        &mut self,
+        r: &SyncRecord,
+        dest: u32,
+        now_ms: u64,
+    ) -> Result<bool, InstallError> {
+        let key = TemplateKey {
+            protocol: r.protocol,
+            vip: r.vip,
+            client_net: r.client.addr,
+        };
+        // The kernel's default for a template that comes without a timeout: 180 s.
+        let timeout_ms = u64::from(if r.timeout_s == 0 { 180 } else { r.timeout_s }) * 1000;
+        match self.templates.lookup(&key) {
+            Some(t) => {
+                let old = self.templates.get(t).dest;
+                if old != dest {
+                    self.dests.release_template(old);
+                    self.templates.retarget(t, dest);
+                    self.dests.hold_template(dest);
+                }
+                self.templates.refresh(t, timeout_ms, now_ms);
+                Ok(false)
+            }
+            None => {
+                self.templates
+                    .insert(key, dest, timeout_ms, now_ms)
+                    .map_err(|_| InstallError::TableFull)?;
+                self.dests.hold_template(dest);
+                Ok(true)
+            }
+        }
     }
 
     /// Ties `now_ms` to the wall clock: `now_ms` = 0 is `unix_ms` milliseconds after the Unix
@@ -1006,7 +1089,7 @@ fn transport(
             let verdict = forward(frame, port, snapshot, &conn, direction, p, false)?;
             state.update(id, &conn, direction, p.tcp_flags, now_ms);
             if snapshot.sync_master && direction == Direction::Original {
-                state.note_for_sync(id, conn.state);
+                state.note_for_sync(id, conn.state, snapshot);
             }
             return Ok(verdict);
         }

@@ -27,6 +27,9 @@ pub struct SyncRecord {
     /// The MAC the master sends the client's replies to (its "last hop"): appliances that
     /// share a VIP share its segment, so it holds on the backup too. All zeros: unknown.
     pub client_mac: [u8; 6],
+    /// A persistence template (IPVS's `IP_VS_CONN_F_TEMPLATE`): `client` is the client
+    /// network and port 0, `real` the server it pins, `timeout_s` the persistence timeout.
+    pub template: bool,
 }
 
 /// Whether a client's packet that brought a connection from `old` to `new` with `in_pkts`

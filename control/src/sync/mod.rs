@@ -29,9 +29,9 @@ pub struct Counters {
     pub messages_received: u64,
     pub conns_received: u64,
     /// Refused messages and connections, by reason: malformed (`length`, `version`,
-    /// `record`, `option`), `sync_id` (another master's), `unknown_service`, `template`
-    /// (persistence templates are not synced yet), `skipped` (IPv6, unknown protocol or
-    /// state, an unknown mandatory option), `worker_full` (the owner's queue was full).
+    /// `record`, `option`), `sync_id` (another master's), `unknown_service`, `skipped`
+    /// (IPv6, unknown protocol or state, an unknown mandatory option, a forwarding method rvs
+    /// does not have), `worker_full` (the owner's queue was full).
     pub refused: Vec<(&'static str, u64)>,
 }
 
@@ -135,21 +135,25 @@ impl Sync {
         }
         for c in &decoded.conns {
             let Some(record) = from_wire(c) else {
-                self.refuse(if c.flags & flags::TEMPLATE != 0 {
-                    "template"
-                } else {
-                    "skipped"
-                });
+                self.refuse("skipped");
                 continue;
             };
             if snapshot.service(record.protocol, record.vip).is_none() {
                 self.refuse("unknown_service");
                 continue;
             }
-            let owner = owner(snapshot, &record).min(self.to_workers.len().saturating_sub(1));
-            match self.to_workers.get(owner).map(|w| w.try_send(record)) {
-                Some(Ok(())) => self.counters.conns_received += 1,
-                _ => self.refuse("worker_full"),
+            // A template pins a client network, whose connections any worker may own: every
+            // worker keeps it (templates are per worker, as on the master).
+            let workers: Vec<usize> = if record.template {
+                (0..self.to_workers.len()).collect()
+            } else {
+                vec![owner(snapshot, &record).min(self.to_workers.len().saturating_sub(1))]
+            };
+            for w in workers {
+                match self.to_workers.get(w).map(|q| q.try_send(record)) {
+                    Some(Ok(())) => self.counters.conns_received += 1,
+                    _ => self.refuse("worker_full"),
+                }
             }
         }
         true
@@ -255,6 +259,21 @@ fn owner(snapshot: &Snapshot, r: &SyncRecord) -> usize {
 }
 
 fn to_wire(r: &SyncRecord) -> SyncConn {
+    if r.template {
+        // A persistence template as IPVS writes one: no client port, the service's port.
+        return SyncConn {
+            protocol: r.protocol,
+            flags: flags::TEMPLATE | flags::NO_CPORT,
+            state: 0,
+            client: (r.client.addr, 0),
+            vip: (r.vip.addr, r.vip.port),
+            real: (r.real.addr, r.real.port),
+            fwmark: 0,
+            timeout: r.timeout_s,
+            local: None,
+            client_mac: None,
+        };
+    }
     let fwd = match r.mode {
         ForwardMode::Nat | ForwardMode::FullNat => flags::MASQ,
         ForwardMode::Dr => flags::DROUTE,
@@ -275,11 +294,26 @@ fn to_wire(r: &SyncRecord) -> SyncConn {
     }
 }
 
-/// A received connection as a worker installs it; `None` for templates and what rvs does
-/// not forward (other protocols, bypass and local-node forwarding).
+/// A received connection (or persistence template) as a worker installs it; `None` for what
+/// rvs does not forward (other protocols, bypass and local-node forwarding).
 fn from_wire(c: &SyncConn) -> Option<SyncRecord> {
-    if c.flags & flags::TEMPLATE != 0 || !matches!(c.protocol, 6 | 17) {
+    if !matches!(c.protocol, 6 | 17) {
         return None;
+    }
+    let ep = |(a, p): (Ipv4Addr, u16)| Endpoint::new(a, p);
+    if c.flags & flags::TEMPLATE != 0 {
+        return Some(SyncRecord {
+            protocol: c.protocol,
+            client: Endpoint::new(c.client.0, 0),
+            vip: ep(c.vip),
+            real: ep(c.real),
+            local: None,
+            mode: ForwardMode::Nat,
+            state: TcpState::None,
+            timeout_s: c.timeout,
+            client_mac: [0; 6],
+            template: true,
+        });
     }
     let mode = match (c.flags & flags::FWD_MASK, c.local) {
         (flags::MASQ, Some(_)) => ForwardMode::FullNat,
@@ -293,7 +327,6 @@ fn from_wire(c: &SyncConn) -> Option<SyncRecord> {
     } else {
         TcpState::Established
     };
-    let ep = |(a, p): (Ipv4Addr, u16)| Endpoint::new(a, p);
     Some(SyncRecord {
         protocol: c.protocol,
         client: ep(c.client),
@@ -304,6 +337,7 @@ fn from_wire(c: &SyncConn) -> Option<SyncRecord> {
         state,
         timeout_s: c.timeout,
         client_mac: c.client_mac.unwrap_or([0; 6]),
+        template: false,
     })
 }
 

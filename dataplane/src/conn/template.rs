@@ -173,6 +173,15 @@ impl TemplateTable {
         }
     }
 
+    /// Sets `id`'s deadline to `timeout_ms` from `now_ms` (a synced template), controlling
+    /// nothing more.
+    pub fn refresh(&mut self, id: u32, timeout_ms: u64, now_ms: u64) {
+        let slot = &mut self.slots[id as usize];
+        let expires = now_ms.saturating_add(timeout_ms);
+        slot.expires_ms = expires;
+        self.wheel.rearm(&mut self.slots, id, expires);
+    }
+
     /// A connection started under `id` ended.
     #[inline]
     pub fn release(&mut self, id: u32) {

@@ -2325,3 +2325,58 @@ fn a_synced_connection_forwards_on_the_backup_as_on_the_master() {
         Err(InstallError::NoRealServer)
     );
 }
+
+/// A persistent service's template travels with its connection: on the backup the client's
+/// next connection goes to the same real server, as it would have on the master.
+#[test]
+fn a_persistence_template_is_synced_with_its_connection() {
+    let mut snap = snapshot();
+    let mut persistent = snap.services[0].clone();
+    persistent.vip = ep(VIP, 84);
+    persistent.persistence = Some(crate::snapshot::Persistence {
+        timeout_s: 300,
+        netmask: [255, 255, 255, 128].into(),
+    });
+    snap.add_service(persistent);
+    snap.sync_master = true;
+    let mut master = state();
+    // rr's first pick is REALS[0]; a second client takes REALS[1] first so the synced
+    // client is pinned to another server than the backup's rr would give next.
+    let mut other = VecFrame::new(&frame(
+        PROTO_TCP,
+        ep([198, 51, 100, 200], 1),
+        ep(VIP, 84),
+        64,
+        SYN,
+        b"",
+    ));
+    process(&mut other, 0, &snap, &mut master, 0);
+    for (i, flags) in [SYN, ACK, ACK].into_iter().enumerate() {
+        let mut f = from_client(PROTO_TCP, 40000, 84, flags, b"x");
+        process(&mut f, 0, &snap, &mut master, 1 + i as u64);
+    }
+    let records: Vec<SyncRecord> = master.take_sync_records().collect();
+    assert_eq!(records.len(), 2, "{records:?}");
+    let (conn, template) = (records[0], records[1]);
+    assert!(!conn.template && template.template);
+    assert_eq!(
+        template.client,
+        ep([198, 51, 100, 0], 0),
+        "the client network"
+    );
+    assert_eq!((template.real, template.timeout_s), (conn.real, 300));
+    assert_eq!(conn.real, ep(REALS[1], 8080));
+
+    let mut backup = state();
+    snap.sync_master = false;
+    assert_eq!(backup.install_synced(&snap, &template, 0), Ok(true));
+    assert_eq!(backup.install_synced(&snap, &conn, 0), Ok(true));
+    assert_eq!(backup.templates.len(), 1);
+    // The client's next connection, another port: pinned to REALS[1], not rr's REALS[0].
+    let mut next = from_client(PROTO_TCP, 40001, 84, SYN, b"");
+    assert!(matches!(
+        process(&mut next, 0, &snap, &mut backup, 10),
+        Verdict::Forward { created: true, .. }
+    ));
+    assert_eq!(&next.bytes()[0..6], &real_mac(1));
+}
