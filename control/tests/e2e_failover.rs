@@ -16,7 +16,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{hugepages_free, in_ns, repo_root, run, run_tag, Lab, Rvsd, TempDir, VIP};
+use common::{
+    hugepages_free, in_ns, log_time, now, repo_root, run, run_tag, Lab, Rvsd, TempDir, VIP,
+};
 use serde_json::Value;
 
 /// One appliance's file: configs/lab-MODE.ron with its own addresses, devices, prefix,
@@ -82,23 +84,6 @@ fn qpairs(workers: usize) -> String {
     } else {
         String::new()
     }
-}
-
-/// The Unix time of a log line's RFC 3339 UTC stamp.
-fn log_time(line: &str) -> Option<f64> {
-    let stamp = line.split_whitespace().next()?;
-    let out = Command::new("date")
-        .args(["-d", stamp, "+%s.%N"])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
 }
 
 fn stats(path: &Path) -> Value {
@@ -265,7 +250,7 @@ fn failover(mode: &'static str, workers: usize, sync: bool) -> Outcome {
     std::thread::sleep(Duration::from_secs(6));
     let master_stats = stats(&s1);
     let backup_before = stats(&s2);
-    let killed_at = unix_now();
+    let killed_at = now();
     master.signal(9);
     let _ = master.wait(Duration::from_secs(5));
     // The dead box holds nothing: its interfaces stay as they are (af_packet ports without

@@ -17,9 +17,9 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use common::{client, client_any, in_ns, lab_rs, start_config, Setup, VIP};
+use common::{client, client_any, in_ns, lab_rs, log_time, now, start_config, Setup, VIP};
 use serde_json::Value;
 
 /// The detection window of configs/lab-health.ron: delay_loop + connect_timeout + retry x
@@ -28,36 +28,6 @@ const WINDOW: f64 = 1.0 + 1.0 + 1.0 * (1.0 + 1.0);
 /// Beyond the window: the control thread's poll (20 ms), the snapshot's way to the worker,
 /// a noisy shared machine.
 const SLACK: f64 = 1.0;
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
-/// The Unix time of a log line's RFC 3339 UTC stamp (`2026-12-05T03:36:47.526540Z ...`).
-fn log_time(line: &str) -> Option<f64> {
-    let stamp = line.split_whitespace().next()?.strip_suffix('Z')?;
-    let (date, time) = stamp.split_once('T')?;
-    let d: Vec<i64> = date
-        .split('-')
-        .map(|x| x.parse().ok())
-        .collect::<Option<_>>()?;
-    let (y, m, day) = (d[0], d[1], d[2]);
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let mut t = time.split(':');
-    let h: f64 = t.next()?.parse().ok()?;
-    let min: f64 = t.next()?.parse().ok()?;
-    let sec: f64 = t.next()?.parse().ok()?;
-    Some(days as f64 * 86_400.0 + h * 3600.0 + min * 60.0 + sec)
-}
 
 fn start(tag: &str, workers: usize, edit: impl Fn(String) -> String) -> Setup {
     start_config(tag, "nat", "configs/lab-health.ron", workers, edit)

@@ -36,9 +36,11 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use common::{in_ns, repo_root, run, run_tag, workers_field, Lab, Rvsd, TempDir, VIP};
+use common::{
+    in_ns, log_time, now, repo_root, run, run_tag, workers_field, Lab, Rvsd, TempDir, VIP,
+};
 use serde_json::Value;
 
 const GATEWAY: &str = "198.51.100.1";
@@ -61,35 +63,6 @@ fn master_down(priority: u8) -> f64 {
 /// receiver does); late by this much at most on this shared two-core machine.
 const EARLY: f64 = 0.05;
 const LATE: f64 = 0.45;
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
-/// The Unix time of an rvsd log line's RFC 3339 UTC stamp (`2026-12-05T03:36:47.526540Z ...`).
-fn log_time(line: &str) -> Option<f64> {
-    let stamp = line.split_whitespace().next()?.strip_suffix('Z')?;
-    let (date, time) = stamp.split_once('T')?;
-    let d: Vec<i64> = date
-        .split('-')
-        .map(|x| x.parse().ok())
-        .collect::<Option<_>>()?;
-    let (y, m, day) = (d[0], d[1], d[2]);
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let mut t = time.split(':');
-    let h: f64 = t.next()?.parse().ok()?;
-    let min: f64 = t.next()?.parse().ok()?;
-    let sec: f64 = t.next()?.parse().ok()?;
-    Some(days as f64 * 86_400.0 + h * 3600.0 + min * 60.0 + sec)
-}
 
 fn wait_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;

@@ -460,3 +460,34 @@ pub fn by_server(summary: &serde_json::Value) -> [u64; 3] {
     let counts = &summary["by_server"];
     ["rs1", "rs2", "rs3"].map(|rs| counts[rs].as_u64().unwrap_or(0))
 }
+
+/// The Unix time now, in seconds.
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// The Unix time of a log line's RFC 3339 UTC stamp (`2026-12-05T03:36:47.526540Z ...`).
+pub fn log_time(line: &str) -> Option<f64> {
+    let stamp = line.split_whitespace().next()?.strip_suffix('Z')?;
+    let (date, time) = stamp.split_once('T')?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let (y, m, day) = (d[0], d[1], d[2]);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let mut t = time.split(':');
+    let h: f64 = t.next()?.parse().ok()?;
+    let min: f64 = t.next()?.parse().ok()?;
+    let sec: f64 = t.next()?.parse().ok()?;
+    Some(days as f64 * 86_400.0 + h * 3600.0 + min * 60.0 + sec)
+}
