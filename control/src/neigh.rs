@@ -207,6 +207,11 @@ impl Neighbors {
         poll
     }
 
+    /// The MAC of one neighbour, if resolved.
+    pub fn mac(&self, hop: Hop) -> Option<[u8; 6]> {
+        self.entries.get(&hop).map(|e| e.mac())
+    }
+
     /// The table as the snapshot carries it.
     pub fn table(&self) -> HashMap<Hop, [u8; 6]> {
         self.entries.iter().map(|(k, e)| (*k, e.mac())).collect()

@@ -606,7 +606,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
             .collect();
         if !vrrp.is_empty() {
             let frames = vrrp.start(&links, Instant::now());
-            send_vrrp(&frames, &neighbors.table(), &pool, &from_control);
+            send_vrrp(&frames, &neighbors, &pool, &from_control);
         }
         let interval = Duration::from_millis(c.stats_interval_ms);
         let mut next_tick = Instant::now() + interval;
@@ -715,7 +715,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                             }
                             if !vrrp.is_empty() {
                                 let frames = vrrp.receive(port, mbuf.data(), now);
-                                send_vrrp(&frames, &neighbors.table(), &pool, &from_control);
+                                send_vrrp(&frames, &neighbors, &pool, &from_control);
                             }
                             continue;
                         };
@@ -794,7 +794,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                 let mut frames = vrrp.set_links(&links, now);
                 frames.extend(vrrp.set_quorums(health.quorums(), now));
                 frames.extend(vrrp.tick(now));
-                send_vrrp(&frames, &neighbors.table(), &pool, &from_control);
+                send_vrrp(&frames, &neighbors, &pool, &from_control);
                 changed |= vrrp.take_changed();
             }
             // Sync: a MASTER sends what its workers noted; otherwise nothing goes out.
@@ -852,7 +852,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
         // data plane still forwards).
         if !vrrp.is_empty() {
             let frames = vrrp.stop();
-            send_vrrp(&frames, &neighbors.table(), &pool, &from_control);
+            send_vrrp(&frames, &neighbors, &pool, &from_control);
             std::thread::sleep(CONTROL_POLL);
             vrrp.finish(Duration::from_secs(5));
         }
@@ -970,17 +970,17 @@ fn apply_roles(
 /// sent (the neighbour module is resolving it).
 fn send_vrrp(
     frames: &[control::vrrp::Frame],
-    neighbors: &HashMap<(usize, std::net::Ipv4Addr), [u8; 6]>,
+    neighbors: &Neighbors,
     pool: &Mempool,
     rings: &[MbufRing],
 ) {
     for f in frames {
         let mut bytes = f.bytes.clone();
         if let Some(peer) = f.to {
-            let Some(mac) = neighbors.get(&(f.port, peer)) else {
+            let Some(mac) = neighbors.mac((f.port, peer)) else {
                 continue;
             };
-            bytes[..6].copy_from_slice(mac);
+            bytes[..6].copy_from_slice(&mac);
         }
         if let (Some(mbuf), Some(ring)) = (pool.alloc_with(&bytes), rings.get(f.port)) {
             // A full ring: the next advert follows within an interval.

@@ -459,3 +459,22 @@ fn unicast_adverts_go_to_each_peer_and_only_peers_are_heard() {
     b.receive(0, &frame, t);
     assert_eq!(states(&b)[0], "BACKUP");
 }
+
+/// `track_service`: a tracked service that loses its checkers' quorum faults the instance
+/// (and its sync group), which comes back when the quorum does.
+#[test]
+fn a_tracked_service_without_quorum_faults_the_instance() {
+    let c = config(3, 100, r#", track_service: ["TCP 198.51.100.100:80"]"#);
+    let t0 = Instant::now();
+    let mut v = Vrrp::new(&c, &[MAC_B, MAC_B], t0);
+    v.start(&[true, true], t0);
+    let key = (crate::config::Protocol::TCP, VIP, 80);
+    v.set_quorums([(key, true)], t0);
+    assert_eq!(states(&v), ["BACKUP", "BACKUP"]);
+    v.set_quorums([(key, false)], t0);
+    assert_eq!(states(&v), ["FAULT", "FAULT"], "the group faults with it");
+    // Another service's quorum is not tracked.
+    let other = (crate::config::Protocol::UDP, VIP, 9000);
+    v.set_quorums([(key, true), (other, false)], t0);
+    assert_eq!(states(&v), ["BACKUP", "BACKUP"]);
+}
