@@ -142,40 +142,47 @@ try_gen() {
         --queues "$WORKERS" --quiet "$@" >"$WORK/$name.out" 2>&1
 }
 
-# gen NAME ARGS...: one rvs-gen run; its RESULT line is kept as $WORK/NAME.result.
-gen() {
-    local name=$1
-    if ! try_gen "$@"; then
-        cat "$WORK/$name.out" >&2
-        echo "--- the device's log:" >&2
-        tail -20 "$WORK/dut.log" >&2
-        die "$name: rvs-gen failed (above)"
-    fi
-    keep_result "$name"
+# fresh_dut START ARG NAME GEN-ARGS...: rvs-gen against a fresh device (START ARG: start_testpmd
+# FWD or start_rvsd MODE). Debian's DPDK 22.11 memif driver, which testpmd and rvsd (linked
+# statically) share, sometimes crashes when a peer connects with several queues (gdb on
+# testpmd's cores: in librte_net_memif, in the forwarding lcore, before any packet; about one
+# start in three with two queue pairs here): a run whose device died is tried again with a
+# fresh one, up to DUT_TRIES times in all, and each death is said. A generator failure
+# against a live device is final.
+DUT_TRIES=3
+fresh_dut() {
+    local start=$1 arg=$2 name=$3 try status
+    shift 3
+    for ((try = 1; ; try++)); do
+        "$start" "$arg"
+        if try_gen "$name" "$@"; then
+            return 0
+        fi
+        if kill -0 "$DUT_PID" 2>/dev/null; then
+            # The device is alive: the failure is the generator's, and final.
+            cat "$WORK/$name.out" >&2
+            echo "--- the device's log:" >&2
+            tail -20 "$WORK/dut.log" >&2
+            die "$name: rvs-gen failed (above)"
+        fi
+        status=0
+        wait "$DUT_PID" 2>/dev/null || status=$?
+        DUT_PID=""
+        if ((try >= DUT_TRIES)); then
+            cat "$WORK/$name.out" >&2
+            die "$name: the device ($start $arg) died $try times (last exit status $status)"
+        fi
+        note "$name: the device ($start $arg) died (exit status $status$( ((status > 128)) && echo ", signal $((status - 128))"); $(grep -m1 -iE 'fault|error|panic' "$WORK/dut.log" || echo 'nothing logged')); again with a fresh one"
+    done
 }
 
-# ceiling FWD NAME ARGS...: rvs-gen against a fresh dpdk-testpmd forwarding FWD. Debian's
-# testpmd 22.11 serving memif sometimes crashes (at start with several queues, or when its
-# client leaves): a run whose testpmd died is tried once more with a fresh one.
+# ceiling FWD NAME ARGS...: rvs-gen against a fresh dpdk-testpmd forwarding FWD.
 ceiling() {
     local fwd=$1 name=$2
     shift 2
-    start_testpmd "$fwd"
-    if try_gen "$name" "$@"; then
-        stop_dut
-        keep_result "$name"
-        return
-    fi
-    if kill -0 "$DUT_PID" 2>/dev/null; then
-        # testpmd is alive: the failure is the generator's, and final.
-        cat "$WORK/$name.out" >&2
-        die "$name: rvs-gen failed (above)"
-    fi
-    note "$name: dpdk-testpmd died ($(grep -m1 -iE 'fault|error|panic' "$WORK/dut.log" || echo 'no reason logged')); once more with a fresh one"
+    fresh_dut start_testpmd "$fwd" "$name" "$@"
     stop_dut
-    start_testpmd "$fwd"
-    gen "$name" "$@"
-    stop_dut
+    keep_result "$name"
 }
 
 # keep_result NAME: the RESULT line of a run, kept as $WORK/NAME.result.
@@ -205,8 +212,8 @@ EOF
 rvsd_point() { # MODE NAME GEN-ARGS...
     local mode=$1 name=$2
     shift 2
-    start_rvsd "$mode"
-    gen "$name" --dut "$mode" "$@"
+    fresh_dut start_rvsd "$mode" "$name" --dut "$mode" "$@"
+    keep_result "$name"
     stop_dut
     dut_stats "$name"
 }
