@@ -2202,6 +2202,41 @@ mod tests {
 )
 "#;
 
+    /// Every example in configs/ is a valid configuration (its stats file moved to a
+    /// temporary directory, its cores taken as they are).
+    #[test]
+    fn the_examples_in_configs_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let tmp = std::env::temp_dir().join(format!("rvs-config-examples-{}", std::process::id()));
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("ron") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let text = match text.find("stats_file: \"") {
+                Some(i) => {
+                    let end = i + text[i + 13..].find('"').unwrap() + 14;
+                    format!(
+                        "{}stats_file: {:?}{}",
+                        &text[..i],
+                        tmp.join("stats.json").display().to_string(),
+                        &text[end..]
+                    )
+                }
+                None => text,
+            };
+            let cores: Vec<usize> = (0..256).collect();
+            if let Err(e) = parse_with_cores(&path, text, &cores) {
+                panic!("{e}");
+            }
+            seen += 1;
+        }
+        let _ = std::fs::remove_dir_all(&tmp);
+        assert!(seen >= 9, "{seen} examples");
+    }
+
     /// VRRP mistakes, each refused where it is written.
     #[test]
     fn vrrp_mistakes_are_placed() {
