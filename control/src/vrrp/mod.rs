@@ -253,17 +253,20 @@ impl Vrrp {
         out
     }
 
-    /// When `tick` next has work (an advert, a down timer, a gratuitous ARP round, a script).
+    /// When `tick` next has work (an advert, a down timer, a gratuitous ARP round, a script
+    /// to start). A running script is looked at on every tick, which the caller makes at
+    /// least every turn of its loop (20 ms), so it sets no deadline.
     pub fn deadline(&self) -> Option<Instant> {
         let timers = self.insts.iter().flat_map(|i| {
             [i.m.deadline(), i.garp_round, i.garp_refresh_at]
                 .into_iter()
                 .flatten()
         });
-        let scripts = self.tracks.iter().map(|t| match &t.child {
-            Some((_, started)) => *started + Duration::from_millis(50).min(t.timeout),
-            None => t.next,
-        });
+        let scripts = self
+            .tracks
+            .iter()
+            .filter(|t| t.child.is_none())
+            .map(|t| t.next);
         timers.chain(scripts).min()
     }
 
