@@ -226,8 +226,8 @@ pub struct WorkerCounters {
     /// included (set once at start: the table is allocated whole).
     pub bytes_per_connection: Counter,
     /// Connection sync, master side: connections handed to the control thread for the
-    /// backups, and those lost for want of room (a gauge of the worker's own count plus the
-    /// ring's refusals).
+    /// backups, and those lost for want of room (in the worker's own buffer between two
+    /// drains, or refused by the channel to the control thread).
     pub sync_sent: Counter,
     pub sync_lost: Counter,
     /// Backup side: synced connections installed (new ones), and refused (no such service

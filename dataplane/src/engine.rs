@@ -206,9 +206,9 @@ impl WorkerState {
         self.sync_out.drain(..)
     }
 
-    /// Sync records that did not fit between two drains.
-    pub fn sync_records_lost(&self) -> u64 {
-        self.sync_out_lost
+    /// Sync records that did not fit between two drains since the last call.
+    pub fn take_sync_records_lost(&mut self) -> u64 {
+        std::mem::take(&mut self.sync_out_lost)
     }
 
     /// A synced connection's client spoke: its last hop is the frame's source MAC and port.

@@ -258,6 +258,10 @@ impl<'p> Worker<'p> {
                     Err(_) => counters.sync_lost.add(1),
                 }
             }
+            let lost = state.take_sync_records_lost();
+            if lost > 0 {
+                counters.sync_lost.add(lost);
+            }
         }
         if let Some(from_control) = &io.sync_in {
             for _ in 0..SYNC_IN_BUDGET {

@@ -41,9 +41,6 @@ pub struct Params {
     pub interval: u16,
     pub preempt: bool,
     pub preempt_delay: Duration,
-    /// `state: MASTER` (keepalived starts it as BACKUP all the same; it only sets the
-    /// default priority, 255).
-    pub start_master: bool,
     /// The address adverts come from: ties between equal priorities go to the higher one.
     pub primary: Ipv4Addr,
     pub addresses: Vec<Ipv4Addr>,
@@ -345,7 +342,6 @@ mod tests {
             interval: 100,
             preempt: true,
             preempt_delay: Duration::ZERO,
-            start_master: false,
             primary: Ipv4Addr::new(198, 51, 100, 2),
             addresses: vec![Ipv4Addr::new(198, 51, 100, 100)],
             password: None,
@@ -407,11 +403,9 @@ mod tests {
                 Action::Became(State::Master)
             ]
         );
-        // keepalived 2.2.7: `state MASTER` below 255 starts BACKUP for the whole down
-        // interval (3 s + 106/256 s at priority 150), as measured against it in the lab.
-        let mut p = params(150);
-        p.start_master = true;
-        let mut m = Instance::new(p);
+        // Below 255 an instance starts BACKUP for the whole down interval (3 s + 106/256 s
+        // at priority 150), `state MASTER` or not: keepalived 2.2.7, measured in the lab.
+        let mut m = Instance::new(params(150));
         assert_eq!(m.start(t0), vec![Action::Became(State::Backup)]);
         assert!(m.tick(t0 + Duration::from_millis(3_410)).is_empty());
         assert_eq!(

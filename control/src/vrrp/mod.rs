@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use crate::config::vrrp::{parse_service_name, InitialState, VrrpInstance};
+use crate::config::vrrp::{parse_service_name, VrrpInstance};
 use crate::config::{Config, Protocol};
 use dataplane::snapshot::Snapshot;
 use machine::{Action, Instance, Params, State};
@@ -795,7 +795,6 @@ fn params(v: &VrrpInstance, src: Ipv4Addr) -> Params {
         interval: v.advert_int.0 as u16,
         preempt: !v.nopreempt,
         preempt_delay: v.preempt_delay.duration(),
-        start_master: v.state == InitialState::MASTER,
         primary: src,
         addresses: v.virtual_ipaddress.iter().map(|c| c.addr).collect(),
         password: v
