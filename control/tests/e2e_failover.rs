@@ -96,6 +96,13 @@ fn worker_sum(stats: &Value, field: &str) -> u64 {
     })
 }
 
+/// The adverts a backup has heard.
+fn adverts_heard(stats: &Value) -> u64 {
+    stats["vrrp_counters"]["adverts_received"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
 fn port_sum(stats: &Value, field: &str) -> u64 {
     stats["ports"].as_array().map_or(0, |p| {
         p.iter().map(|p| p[field].as_u64().unwrap_or(0)).sum()
@@ -202,10 +209,15 @@ fn failover(mode: &'static str, workers: usize, sync: bool) -> Outcome {
         "{}",
         backup.log_text()
     );
-    std::thread::sleep(Duration::from_secs(2));
+    // The backup hears the master's adverts on both ports (a few of each), and stays BACKUP.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while adverts_heard(&stats(&s2)) < 6 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(
-        !backup.log_text().contains("Entering MASTER STATE"),
-        "the backup hears the master:\n{}",
+        adverts_heard(&stats(&s2)) >= 6 && !backup.log_text().contains("Entering MASTER STATE"),
+        "the backup hears the master: {}\n{}",
+        stats(&s2)["vrrp_counters"],
         backup.log_text()
     );
     // Real servers resolved by the master; a first request shows the path works.
@@ -267,6 +279,16 @@ fn failover(mode: &'static str, workers: usize, sync: bool) -> Outcome {
         .unwrap()
         .to_owned();
     let takeover = log_time(&line).unwrap() - killed_at;
+    assert!(
+        takeover > 0.0,
+        "the backup took over {:.2} s before the master was killed; backup's VRRP counters {}, \
+         master's {}; backup's log:\n{}\nmaster's log:\n{}",
+        -takeover,
+        stats(&s2)["vrrp_counters"],
+        master_stats["vrrp_counters"],
+        backup.log_text(),
+        master.log_text()
+    );
     let long = long.finish();
     let stream = stream.finish();
     let b = stats(&s2);

@@ -18,7 +18,7 @@ use crate::flow::{Endpoint, FlowKey, ForwardMode};
 use crate::forward::icmp_error::{self, ErrorKind, QuotedFlow, Translation};
 use crate::forward::{self, dr, fullnat, nat, tun, Parsed};
 use crate::frame::Frame;
-use crate::sched::{share_of, Candidates, DestTable, Loads, Scheduler, SchedulerState};
+use crate::sched::{share_of, Candidates, DestExport, DestTable, Loads, Scheduler, SchedulerState};
 use crate::snapshot::{PortAddrs, RealServer, Service, Snapshot, VipKind};
 use crate::steer::{FlowKind, FullnatShare, Owner, Steering};
 use crate::sync::{InstallError, SyncRecord};
@@ -120,10 +120,90 @@ pub struct WorkerState {
     sync_out_lost: u64,
 }
 
+/// One connection or persistence template as the control thread lists it (`rvsadm -c`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnExport {
+    pub protocol: u8,
+    pub state: TcpState,
+    /// Milliseconds until it expires.
+    pub expires_in_ms: u64,
+    pub client: Endpoint,
+    pub vip: Endpoint,
+    pub real: Endpoint,
+    /// FULLNAT's local endpoint (the client otherwise).
+    pub local: Endpoint,
+    pub mode: ForwardMode,
+    /// A template: `client` is the client network with port 0.
+    pub template: bool,
+}
+
+/// What a worker hands the control thread when asked (never on the per-packet path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerExport {
+    pub worker: usize,
+    /// The request's number, echoed.
+    pub request: u64,
+    pub dests: Vec<DestExport>,
+    /// Only when asked, at most the limit asked.
+    pub conns: Option<Vec<ConnExport>>,
+}
+
 /// Sync records a worker keeps between two drains of its loop.
 const SYNC_OUT: usize = 256;
 
 impl WorkerState {
+    /// The loads and totals of the configured real servers, and (with `conns`) up to that
+    /// many connections and templates: what `rvsadm` and the metrics read. Walks the tables:
+    /// for the worker loop between bursts, never per packet.
+    pub fn export(&self, request: u64, conns: Option<usize>, now_ms: u64) -> WorkerExport {
+        let conns = conns.map(|limit| {
+            let mut out: Vec<ConnExport> = self
+                .conns
+                .iter()
+                .take(limit)
+                .map(|(id, c)| ConnExport {
+                    protocol: c.protocol,
+                    state: c.state,
+                    expires_in_ms: self
+                        .conns
+                        .expires_at(id)
+                        .map_or(0, |at| at.saturating_sub(now_ms)),
+                    client: c.client,
+                    vip: c.vip,
+                    real: c.real,
+                    local: c.local,
+                    mode: c.mode,
+                    template: false,
+                })
+                .collect();
+            let room = limit.saturating_sub(out.len());
+            out.extend(self.templates.iter().take(room).map(|(t, expires)| {
+                let real = self
+                    .dests
+                    .key(t.dest)
+                    .map_or(Endpoint::new(Ipv4Addr::UNSPECIFIED, 0), |k| k.2);
+                ConnExport {
+                    protocol: t.key.protocol,
+                    state: TcpState::None,
+                    expires_in_ms: expires.saturating_sub(now_ms),
+                    client: Endpoint::new(t.key.client_net, 0),
+                    vip: t.key.vip,
+                    real,
+                    local: Endpoint::new(t.key.client_net, 0),
+                    mode: ForwardMode::Nat,
+                    template: true,
+                }
+            }));
+            out
+        });
+        WorkerExport {
+            worker: self.worker,
+            request,
+            dests: self.dests.export(),
+            conns,
+        }
+    }
+
     /// `capacity` connections; persistence templates get a quarter of that (at least 1024):
     /// one per client network and persistent service.
     pub fn new(worker: usize, workers: usize, capacity: usize, timeouts: Timeouts) -> Self {
@@ -1087,6 +1167,11 @@ fn transport(
             }
             // Forward first: a packet that cannot leave does not advance the state machine.
             let verdict = forward(frame, port, snapshot, &conn, direction, p, false)?;
+            state.dests.count(
+                conn.dest,
+                direction == Direction::Original,
+                ip_length(frame.bytes()),
+            );
             state.update(id, &conn, direction, p.tcp_flags, now_ms);
             if snapshot.sync_master && direction == Direction::Original {
                 state.note_for_sync(id, conn.state, snapshot);
@@ -1170,6 +1255,7 @@ fn transport(
         Ok(id) => {
             let conn = *state.conns.get(id).ok_or(DropReason::NoConnection)?;
             state.dests.bind(dest, conn.is_active());
+            state.dests.count_new(dest, ip_length(frame.bytes()));
             if template != NO_TEMPLATE {
                 let timeout = service
                     .persistence
@@ -1182,6 +1268,12 @@ fn transport(
         Err(InsertError::Full) => Err(DropReason::TableFull),
         Err(InsertError::Exists) => Err(DropReason::NoLocalPort),
     }
+}
+
+/// The IP length of a frame as it leaves (what IPVS counts as bytes: `skb->len`).
+#[inline]
+fn ip_length(frame: &[u8]) -> u64 {
+    frame.len().saturating_sub(ethernet::HEADER_LEN) as u64
 }
 
 /// A TCP segment that opens a connection: SYN without ACK, RST or FIN.

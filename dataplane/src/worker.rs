@@ -17,7 +17,8 @@ use arc_swap::ArcSwap;
 use crate::conn::Timeouts;
 use crate::counters::{DropReason, PortCounters, WorkerCounters};
 use crate::dpdk::{Burst, DpdkError, LcoreRegistration, Mbuf, MbufRing, RxQueue, TxQueue};
-use crate::engine::{self, Answer, Verdict, WorkerState};
+use crate::engine::{self, Answer, Verdict, WorkerExport, WorkerState};
+use crate::flow::Endpoint;
 use crate::snapshot::Snapshot;
 use crate::sync::SyncRecord;
 
@@ -53,6 +54,27 @@ pub struct WorkerIo<'p> {
     /// worker never waits on them.
     pub sync_out: Option<SyncSender<SyncRecord>>,
     pub sync_in: Option<Receiver<SyncRecord>>,
+    /// The control thread's questions (rvsadm, metrics, rates) and where the answers go.
+    /// Looked at once per turn; answered in the same turn.
+    pub exports: Option<(Receiver<ExportRequest>, SyncSender<WorkerExport>)>,
+}
+
+/// `ipvsadm -Z`: whose totals start again from zero.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Zero {
+    All,
+    /// One service's servers: (protocol, VIP).
+    Service(u8, Endpoint),
+}
+
+/// What the control thread asks a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportRequest {
+    pub id: u64,
+    /// List up to this many connections and templates (`rvsadm -c`).
+    pub conns: Option<usize>,
+    /// Zero these totals first.
+    pub zero: Option<Zero>,
 }
 
 /// Synced connections a worker installs per turn at most.
@@ -273,6 +295,19 @@ impl<'p> Worker<'p> {
                     Ok(false) => {}
                     Err(_) => counters.sync_refused.add(1),
                 }
+            }
+        }
+        if let Some((questions, answers)) = &io.exports {
+            while let Ok(q) = questions.try_recv() {
+                match &q.zero {
+                    Some(Zero::All) => state.dests.zero(|_, _| true),
+                    Some(Zero::Service(protocol, vip)) => {
+                        state.dests.zero(|p, v| (p, v) == (*protocol, *vip))
+                    }
+                    None => {}
+                }
+                // The control thread waits for it; if it has gone, nobody reads it.
+                let _ = answers.try_send(state.export(q.id, q.conns, now_ms));
             }
         }
         let expired = state.expire(now_ms, EXPIRE_BUDGET);

@@ -255,6 +255,7 @@ fn two_ring_ports_through_a_worker(pool: &Mempool) {
             handoff_in: Vec::new(),
             sync_out: None,
             sync_in: None,
+            exports: None,
         };
         let (snapshot, counters, stop) = (&snapshot, &counters, &stop);
         let worker = scope.spawn(move || worker::run_pinned(&setup, io, snapshot, counters, stop));
@@ -534,6 +535,7 @@ fn every_packet_on_the_wrong_queue_is_handed_over(pool: &Mempool) {
                 handoff_in: vec![handoff[1 - w][w].as_ref().unwrap()],
                 sync_out: None,
                 sync_in: None,
+                exports: None,
             })
             .collect();
         for port in &ports {
@@ -734,6 +736,7 @@ fn the_kernel_path_is_bounded_and_keeps_room_for_bgp(pool: &Mempool) {
             handoff_in: Vec::new(),
             sync_out: None,
             sync_in: None,
+            exports: None,
         };
         let (snapshot, counters, stop) = (&snapshot, &counters, &stop);
         let worker = scope.spawn(move || worker::run_pinned(&setup, io, snapshot, counters, stop));

@@ -457,6 +457,7 @@ fn run(args: &Args) -> Result<(), String> {
             handoff_in: handoff.iter().filter_map(|to| to[w].as_ref()).collect(),
             sync_out: None,
             sync_in: None,
+            exports: None,
         })
         .collect();
     for port in &ports {

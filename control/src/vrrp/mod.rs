@@ -292,6 +292,10 @@ impl Vrrp {
                     }
                 }
             }
+            if self.insts[i].m.state() == State::Backup && self.insts[i].m.due(now) {
+                // keepalived's words for a master gone silent.
+                info!("({}) Receive advertisement timeout", self.insts[i].name);
+            }
             let actions = self.insts[i].m.tick(now);
             self.act(i, actions, now, true, &mut out);
             let inst = &mut self.insts[i];

@@ -113,6 +113,14 @@ impl TemplateTable {
         self.slots.len()
     }
 
+    /// Live templates with their expiry (control plane / `rvsadm -c`: walks the slab).
+    pub fn iter(&self) -> impl Iterator<Item = (&Template, u64)> {
+        self.slots
+            .iter()
+            .filter(|slot| slot.live)
+            .map(|slot| (&slot.template, slot.expires_ms))
+    }
+
     #[inline]
     pub fn lookup(&self, key: &TemplateKey) -> Option<u32> {
         self.index.get(key).copied()

@@ -2380,3 +2380,71 @@ fn a_persistence_template_is_synced_with_its_connection() {
     ));
     assert_eq!(&next.bytes()[0..6], &real_mac(1));
 }
+
+/// IPVS's per-server totals, as `ipvsadm -L --stats` shows them: a connection counted once,
+/// packets and IP bytes each way; the export lists connections with their expiry; `-Z`
+/// zeroes the totals and leaves the connections.
+#[test]
+fn real_server_totals_and_the_export() {
+    let (snap, mut st) = (snapshot(), state());
+    let mut syn = from_client(PROTO_TCP, 40000, 80, SYN, b"");
+    let syn_len = syn.bytes().len() as u64 - 14;
+    process(&mut syn, 0, &snap, &mut st, 0);
+    let mut syn_ack = from_real(
+        PROTO_TCP,
+        ep(REALS[0], 8080),
+        ep(CLIENT, 40000),
+        SYN_ACK,
+        b"",
+    );
+    let reply_len = syn_ack.bytes().len() as u64 - 14;
+    process(&mut syn_ack, 1, &snap, &mut st, 1);
+    let mut ack = from_client(PROTO_TCP, 40000, 80, ACK, b"GET / HTTP/1.0\r\n\r\n");
+    let ack_len = ack.bytes().len() as u64 - 14;
+    process(&mut ack, 0, &snap, &mut st, 2);
+
+    let export = st.export(7, Some(10), 2);
+    assert_eq!(export.request, 7);
+    let rs = export
+        .dests
+        .iter()
+        .find(|d| d.key.2 == ep(REALS[0], 8080) && d.key.1 == ep(VIP, 80))
+        .expect("the NAT service's first server");
+    assert_eq!(
+        rs.stats,
+        crate::sched::DestStats {
+            conns: 1,
+            inpkts: 2,
+            outpkts: 1,
+            inbytes: syn_len + ack_len,
+            outbytes: reply_len,
+        }
+    );
+    assert_eq!((rs.load.active, rs.load.inactive), (1, 0));
+    let others: u64 = export
+        .dests
+        .iter()
+        .filter(|d| d.key.2 != ep(REALS[0], 8080) || d.key.1 != ep(VIP, 80))
+        .map(|d| d.stats.conns + d.stats.inpkts)
+        .sum();
+    assert_eq!(others, 0, "nothing counted for the others");
+    let conns = export.conns.unwrap();
+    assert_eq!(conns.len(), 1);
+    let c = conns[0];
+    assert_eq!(
+        (c.client, c.vip, c.real),
+        (ep(CLIENT, 40000), ep(VIP, 80), ep(REALS[0], 8080))
+    );
+    assert_eq!(c.state, TcpState::Established);
+    assert_eq!(
+        c.expires_in_ms, 900_000,
+        "ESTABLISHED's 900 s from the last packet"
+    );
+    assert!(st.export(8, None, 2).conns.is_none());
+
+    st.dests.zero(|p, vip| (p, vip) == (PROTO_TCP, ep(VIP, 80)));
+    let export = st.export(9, Some(10), 2);
+    assert!(export.dests.iter().all(|d| d.stats == Default::default()));
+    assert_eq!(export.conns.unwrap().len(), 1, "-Z keeps the connections");
+    assert_eq!(export.dests.iter().map(|d| d.load.active).sum::<u32>(), 1);
+}

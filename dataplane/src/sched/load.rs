@@ -131,6 +131,25 @@ impl<'a> Loads<'a> {
     }
 }
 
+/// IPVS's per-destination totals (`ip_vs_kstats`) as one worker counts them: connections
+/// scheduled to the server, and packets and bytes (IP length) both ways.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DestStats {
+    pub conns: u64,
+    pub inpkts: u64,
+    pub outpkts: u64,
+    pub inbytes: u64,
+    pub outbytes: u64,
+}
+
+/// One configured server's slot as the control thread reads it (`rvsadm -L`, metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DestExport {
+    pub key: DestKey,
+    pub load: DestLoad,
+    pub stats: DestStats,
+}
+
 /// (protocol, VIP, real server): what identifies a server's counters across reloads.
 pub type DestKey = (u8, Endpoint, Endpoint);
 
@@ -150,6 +169,8 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct DestTable {
     loads: Vec<DestLoad>,
+    /// Indexed like `loads`; a slot's totals start at zero when a server takes it.
+    stats: Vec<DestStats>,
     entries: Vec<Entry>,
     index: HashMap<DestKey, u32>,
     free: Vec<u32>,
@@ -169,6 +190,11 @@ impl DestTable {
     #[inline]
     pub fn load(&self, id: u32) -> &DestLoad {
         &self.loads[id as usize]
+    }
+
+    /// The server a slot counts for, if the slot is in use.
+    pub fn key(&self, id: u32) -> Option<DestKey> {
+        self.entries.get(id as usize).and_then(|e| e.key)
     }
 
     /// Live slots (tests, diagnostics).
@@ -203,6 +229,7 @@ impl DestTable {
                     Some(id) => id,
                     None => {
                         self.loads.push(DestLoad::default());
+                        self.stats.push(DestStats::default());
                         self.entries.push(Entry {
                             key: None,
                             refs: 0,
@@ -212,6 +239,7 @@ impl DestTable {
                     }
                 };
                 self.loads[id as usize] = DestLoad::default();
+                self.stats[id as usize] = DestStats::default();
                 self.entries[id as usize] = Entry {
                     key: Some(key),
                     refs: 0,
@@ -244,6 +272,56 @@ impl DestTable {
     pub fn bind(&mut self, id: u32, active: bool) {
         self.entries[id as usize].refs += 1;
         self.loads[id as usize].bind(active);
+    }
+
+    /// A packet of one of slot `id`'s connections, from the client (`original`) or the
+    /// server, `bytes` long (its IP length).
+    #[inline]
+    pub fn count(&mut self, id: u32, original: bool, bytes: u64) {
+        let s = &mut self.stats[id as usize];
+        if original {
+            s.inpkts += 1;
+            s.inbytes += bytes;
+        } else {
+            s.outpkts += 1;
+            s.outbytes += bytes;
+        }
+    }
+
+    /// A new connection to slot `id`'s server, with its first packet.
+    #[inline]
+    pub fn count_new(&mut self, id: u32, bytes: u64) {
+        self.stats[id as usize].conns += 1;
+        self.count(id, true, bytes);
+    }
+
+    /// `ipvsadm -Z`: the totals of the servers of services that `which` selects (by protocol
+    /// and VIP) start again from zero.
+    pub fn zero(&mut self, which: impl Fn(u8, Endpoint) -> bool) {
+        for (e, s) in self.entries.iter().zip(&mut self.stats) {
+            if let Some((protocol, vip, _)) = e.key {
+                if which(protocol, vip) {
+                    *s = DestStats::default();
+                }
+            }
+        }
+    }
+
+    /// The configured servers' loads and totals (not the per-packet path: it walks the slab
+    /// and allocates).
+    pub fn export(&self) -> Vec<DestExport> {
+        self.entries
+            .iter()
+            .zip(self.loads.iter().zip(&self.stats))
+            .filter(|(e, _)| e.index != NO_DEST)
+            .filter_map(|(e, (load, stats))| {
+                e.key.map(|key| DestExport {
+                    key,
+                    load: *load,
+                    stats: *stats,
+                })
+            })
+            .collect()
     }
 
     /// A connection that used slot `id` ended.
