@@ -99,6 +99,10 @@ fn main() {
         .no_debug("rte_gtp_psc_generic_hdr")
         // Offload and RSS flags are built with RTE_BIT64(): only the fallback evaluates them.
         .clang_macro_fallback()
+        // Its scratch files in OUT_DIR, not in the crate's directory: two builds of this crate
+        // at once (another target directory) would read each other's half-written files and
+        // lose constants.
+        .clang_macro_fallback_build_dir(env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
         .derive_default(true)
         .layout_tests(false)
         .generate_comments(false)
@@ -184,6 +188,7 @@ fn link_shared(dpdk: &pkg_config::Library) {
         "rte_mempool",
         "rte_ring",
         "rte_eal",
+        "rte_telemetry",
     ] {
         println!("cargo:rustc-link-lib=dylib={lib}");
     }

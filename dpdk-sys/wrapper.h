@@ -9,4 +9,5 @@
 #include <rte_mempool.h>
 #include <rte_ring.h>
 #include <rte_version.h>
+#include <rte_telemetry.h>
 #include "shim.h"

@@ -78,6 +78,9 @@ pub struct EalArgs {
     pub vdevs: Vec<String>,
     /// Anything else, appended verbatim (e.g. "--log-level=pmd.net.memif:debug").
     pub extra: Vec<String>,
+    /// DPDK telemetry's socket under the runtime directory (`dpdk-telemetry.py -f PREFIX`):
+    /// rvsd registers its `/rvs/...` commands there; tools and tests leave it off.
+    pub telemetry: bool,
 }
 
 impl EalArgs {
@@ -90,6 +93,7 @@ impl EalArgs {
             pci_allow: Vec::new(),
             vdevs: Vec::new(),
             extra: Vec::new(),
+            telemetry: false,
         }
     }
 
@@ -119,8 +123,9 @@ impl EalArgs {
         for vdev in &self.vdevs {
             args.push(format!("--vdev={vdev}"));
         }
-        // Telemetry would open a socket under the runtime directory; rvs has its own API.
-        args.push("--no-telemetry".to_owned());
+        if !self.telemetry {
+            args.push("--no-telemetry".to_owned());
+        }
         // EAL's start-up banner is noise in an operator's log; its warnings and errors stay.
         args.push("--log-level=lib.eal:notice".to_owned());
         args.extend(self.extra.iter().cloned());
