@@ -7,33 +7,33 @@
 
 use std::net::Ipv4Addr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ipv4, ipv4_opt};
 
 /// One URL of an `HTTP_GET` or `SSL_GET`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UrlConfig {
     pub path: String,
     /// The status the answer must have; absent: any 2xx.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_code: Option<u16>,
     /// MD5 of the answer's body, 32 hex digits (keepalived's `genhash`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub virtualhost: Option<String>,
 }
 
 /// The `sorry_server` of a service: takes its traffic while the quorum is not met.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SorryServer {
     #[serde(deserialize_with = "ipv4")]
     pub address: Ipv4Addr,
     /// Default: the service's port.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
 }
 
@@ -56,7 +56,7 @@ pub struct Timing<'a> {
 macro_rules! checkers {
     ($( $(#[$doc:meta])* $variant:ident { $( $(#[$fm:meta])* $field:ident : $ty:ty ),* $(,)? } )*) => {
         /// A health checker of a real server, as keepalived names it.
-        #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
         #[serde(deny_unknown_fields)]
         #[allow(non_camel_case_types)]
         pub enum CheckConfig {
@@ -64,31 +64,31 @@ macro_rules! checkers {
                 $(#[$doc])*
                 $variant {
                     /// Address to check (default: the real server's).
-                    #[serde(default, deserialize_with = "ipv4_opt")]
+                    #[serde(default, deserialize_with = "ipv4_opt", skip_serializing_if = "Option::is_none")]
                     connect_ip: Option<Ipv4Addr>,
                     /// Port to check (default: the real server's).
-                    #[serde(default)]
+                    #[serde(default, skip_serializing_if = "Option::is_none")]
                     connect_port: Option<u16>,
                     /// Local address to check from.
-                    #[serde(default, deserialize_with = "ipv4_opt")]
+                    #[serde(default, deserialize_with = "ipv4_opt", skip_serializing_if = "Option::is_none")]
                     bindto: Option<Ipv4Addr>,
                     /// Seconds a check may take.
-                    #[serde(default)]
+                    #[serde(default, skip_serializing_if = "Option::is_none")]
                     connect_timeout: Option<u32>,
                     /// Seconds between checks.
-                    #[serde(default)]
+                    #[serde(default, skip_serializing_if = "Option::is_none")]
                     delay_loop: Option<u32>,
                     /// Retries after a failure before the server is down.
-                    #[serde(default)]
+                    #[serde(default, skip_serializing_if = "Option::is_none")]
                     retry: Option<u32>,
                     /// Seconds between retries.
-                    #[serde(default)]
+                    #[serde(default, skip_serializing_if = "Option::is_none")]
                     delay_before_retry: Option<u32>,
                     /// Random delay of at most this many seconds before the first check.
-                    #[serde(default)]
+                    #[serde(default, skip_serializing_if = "Option::is_none")]
                     warmup: Option<u32>,
                     /// Start down until a check passes.
-                    #[serde(default)]
+                    #[serde(default, skip_serializing_if = "Option::is_none")]
                     alpha: Option<bool>,
                     $( $(#[$fm])* $field: $ty, )*
                 },
@@ -134,13 +134,13 @@ checkers! {
     HTTP_GET {
         url: Vec<UrlConfig>,
         /// Host header for every URL that sets none.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         virtualhost: Option<String>,
     }
     /// Every URL answers over HTTPS as expected (any certificate).
     SSL_GET {
         url: Vec<UrlConfig>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         virtualhost: Option<String>,
     }
     /// A program decides: exit 0 up, 1 down; with misc_dynamic 2..=255 up with weight code - 2.
@@ -148,18 +148,18 @@ checkers! {
         /// The program and its arguments, split on whitespace (no shell).
         misc_path: String,
         /// Seconds before the program is killed (default: the delay_loop).
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         misc_timeout: Option<u32>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         misc_dynamic: bool,
     }
     /// A UDP datagram: the server must not answer "port unreachable" (or must reply).
     UDP_CHECK {
         /// The datagram, in hex.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         payload: Option<String>,
         /// A reply is required; "" any, else the hex bytes it must start with.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         require_reply: Option<String>,
     }
     /// An ICMP echo is answered.

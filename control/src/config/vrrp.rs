@@ -6,14 +6,14 @@
 
 use std::net::Ipv4Addr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ipv4_list, ipv4_opt, Ipv4Cidr};
 
 /// The state an instance asks for at start (keepalived's `state`): with priority 255 (the
 /// address owner, `MASTER`'s default) it starts MASTER; otherwise it starts BACKUP and waits
 /// a whole down interval, as keepalived 2.2.7 does whatever its `state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 pub enum InitialState {
     MASTER,
     #[default]
@@ -21,7 +21,7 @@ pub enum InitialState {
 }
 
 /// `authentication { auth_type PASS; auth_pass ... }` (VRRP version 2 only, as keepalived).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Authentication {
     pub auth_type: AuthType,
@@ -29,13 +29,13 @@ pub struct Authentication {
     pub auth_pass: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum AuthType {
     PASS,
 }
 
 /// One `vrrp_instance`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VrrpInstance {
     pub name: String,
@@ -46,7 +46,7 @@ pub struct VrrpInstance {
     pub virtual_router_id: u8,
     /// 1..=255 (255: the address owner); keepalived's default: 255 with `state: MASTER`,
     /// else 100.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<u8>,
     /// Seconds between adverts (v3: down to 0.01, in hundredths; v2: whole seconds).
     #[serde(default = "defaults::advert_int")]
@@ -58,18 +58,26 @@ pub struct VrrpInstance {
     /// `"203.0.113.1/24"`.
     pub virtual_ipaddress: Vec<Ipv4Cidr>,
     /// Do not take over from a lower-priority master (needs `state: BACKUP`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub nopreempt: bool,
     /// Seconds after start during which a higher priority does not preempt (0..=1000).
     #[serde(default)]
     pub preempt_delay: Centis,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authentication: Option<Authentication>,
     /// The adverts' source in unicast mode (default: the port's first address).
-    #[serde(default, deserialize_with = "ipv4_opt")]
+    #[serde(
+        default,
+        deserialize_with = "ipv4_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub unicast_src_ip: Option<Ipv4Addr>,
     /// Send adverts to these peers instead of the multicast group, and hear only them.
-    #[serde(default, deserialize_with = "ipv4_list")]
+    #[serde(
+        default,
+        deserialize_with = "ipv4_list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub unicast_peer: Vec<Ipv4Addr>,
     /// Seconds after becoming MASTER before the second round of gratuitous ARPs (default 5;
     /// 0: none).
@@ -82,33 +90,33 @@ pub struct VrrpInstance {
     #[serde(default)]
     pub garp_master_refresh: u32,
     /// Ports whose link this instance needs: one down puts it in FAULT.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub track_interface: Vec<String>,
     /// `vrrp_scripts` by name: one failing puts it in FAULT (or, with a weight, moves the
     /// priority).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub track_script: Vec<String>,
     /// Services (`"TCP 198.51.100.100:80"`) whose checkers' quorum this instance needs: lost,
     /// it goes to FAULT and a peer that has it takes over.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub track_service: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_master: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_backup: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_fault: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_stop: Option<String>,
     /// Called with `INSTANCE NAME STATE PRIORITY` appended, as keepalived does.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<String>,
 }
 
 /// keepalived's `lvs_sync_daemon INTERFACE VRRP_INSTANCE [id N] [maxlen N] [port N] [ttl N]
 /// [group ADDR]`: connection sync over `interface`, sending while `vrrp_instance` is MASTER,
 /// receiving otherwise.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncDaemon {
     /// The port (by name) the messages go out of and come in on.
@@ -129,26 +137,26 @@ pub struct SyncDaemon {
 }
 
 /// One `vrrp_sync_group`: its instances are MASTER together, or none of them is.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VrrpSyncGroup {
     pub name: String,
     pub group: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_master: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_backup: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_fault: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_stop: Option<String>,
     /// Called with `GROUP NAME STATE 0` appended.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<String>,
 }
 
 /// One `vrrp_script`: run every `interval` seconds; exit 0 is success.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VrrpScript {
     pub name: String,
@@ -157,7 +165,7 @@ pub struct VrrpScript {
     #[serde(default = "defaults::script_interval")]
     pub interval: u32,
     /// Seconds before a run is killed and counts as a failure (default: `interval`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u32>,
     /// 0: a failure puts the tracking instances in FAULT. Otherwise -253..=253: added to
     /// their priority while the script succeeds (positive) or fails (negative).
@@ -249,6 +257,13 @@ impl<'de> Deserialize<'de> for Centis {
             )));
         }
         Ok(Centis(centis as u32))
+    }
+}
+
+impl Serialize for Centis {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Seconds, as written.
+        s.serialize_f64(f64::from(self.0) / 100.0)
     }
 }
 
