@@ -26,6 +26,11 @@ PACKAGES=(
     iproute2 iputils-ping arping ethtool python3 curl procps kmod
     keepalived
 )
+# promtool and Python's prometheus_client, for the metrics format test
+# (control/tests/metrics_format.rs). Installed without their Recommends (prometheus's
+# bring node_exporter, smartmontools, ipmitool... and their daemons); the Prometheus
+# server the prometheus package enables and starts is stopped and disabled.
+METRICS_PACKAGES=(prometheus python3-prometheus-client)
 HUGEPAGES=${RVS_HUGEPAGES:-1024}
 HP_FILE=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
 HP_MNT=/dev/hugepages
@@ -50,19 +55,35 @@ for p in "${PACKAGES[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
     [[ $status == "install ok installed" ]] || missing+=("$p")
 done
+missing_metrics=()
+for p in "${METRICS_PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    [[ $status == "install ok installed" ]] || missing_metrics+=("$p")
+done
 
 pkg_msg="packages ok"
-if ((${#missing[@]})); then
+if ((${#missing[@]} + ${#missing_metrics[@]})); then
     log=$(mktemp /tmp/rvs-setup-apt.XXXXXX.log)
     export DEBIAN_FRONTEND=noninteractive
-    note "installing: ${missing[*]} (log: $log)"
+    all_missing=("${missing[@]}" "${missing_metrics[@]}")
+    note "installing: ${all_missing[*]} (log: $log)"
     if ! apt-get update -q >"$log" 2>&1 ||
-        ! apt-get install -y -q "${missing[@]}" >>"$log" 2>&1; then
+        { ((${#missing[@]})) && ! apt-get install -y -q "${missing[@]}" >>"$log" 2>&1; } ||
+        { ((${#missing_metrics[@]})) &&
+            ! apt-get install -y -q --no-install-recommends "${missing_metrics[@]}" >>"$log" 2>&1; }; then
         tail -n 20 "$log" >&2
         die "apt-get failed (full log: $log)"
     fi
+    if [[ " ${missing_metrics[*]} " == *" prometheus "* ]]; then
+        if [[ -d /run/systemd/system ]]; then
+            systemctl disable --now prometheus.service >>"$log" 2>&1 || true
+        else
+            invoke-rc.d prometheus stop >>"$log" 2>&1 || true
+            update-rc.d prometheus disable >>"$log" 2>&1 || true
+        fi
+    fi
     rm -f -- "$log"
-    pkg_msg="packages ok (installed ${#missing[@]}: ${missing[*]})"
+    pkg_msg="packages ok (installed ${#all_missing[@]}: ${all_missing[*]})"
 fi
 
 # --- hugepages ---------------------------------------------------------------

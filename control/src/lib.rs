@@ -3,9 +3,12 @@
 //! - [`api`]: the control socket's messages and the running state `rvsadm` renders.
 //! - [`check`]: keepalived's health checkers (TCP, HTTP/SSL, MISC, UDP, PING) as async probes.
 //! - [`config`]: the RON file: schema, validation, errors placed at FILE:LINE:COLUMN.
+//! - [`control`]: the control thread's running state and the one place snapshots are built.
+//! - [`edit`]: rvsadm's runtime edits (ipvsadm's verbs) as changes to the running configuration.
 //! - [`health`]: what the checkers' verdicts do to the services (keepalived's semantics).
 //! - [`kernel`]: the exception path, a TAP interface per port for the kernel's own traffic.
 //! - [`neigh`]: ARP resolution of next hops.
+//! - [`notify`]: systemd's readiness protocol (`READY=1`, `RELOADING=1`), without libsystemd.
 //! - [`script`]: the notify scripts, run without a shell, reaped, killed past a timeout.
 //! - [`snapshot`]: builds the immutable state workers read.
 //! - [`stats`]: gathers workers' and devices' counters for the stats file and the log.
@@ -16,9 +19,12 @@
 pub mod api;
 pub mod check;
 pub mod config;
+pub mod control;
+pub mod edit;
 pub mod health;
 pub mod kernel;
 pub mod neigh;
+pub mod notify;
 pub mod script;
 pub mod snapshot;
 pub mod stats;

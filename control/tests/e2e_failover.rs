@@ -148,6 +148,8 @@ fn remove_hugepage_files(prefix: &str) {
         }
     }
     let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
+    // And its control socket (the default one of its prefix).
+    let _ = std::fs::remove_file(format!("/run/rvs/{prefix}.sock"));
 }
 
 struct Killed(String);

@@ -6,6 +6,12 @@
 //!   shows them.
 //! - this module: requests and replies.
 
+pub mod client;
+pub mod http;
+pub mod ipvsadm;
+pub mod metrics;
+pub mod rate;
+pub mod server;
 pub mod state;
 
 use std::net::Ipv4Addr;

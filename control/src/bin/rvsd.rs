@@ -20,6 +20,7 @@ use dataplane::dpdk::{
     self, Burst, Eal, EalArgs, FlowRule, LinkStatus, MbufRing, Mempool, Port, PortSettings,
     RssSettings, BURST_SIZE,
 };
+use dataplane::engine::WorkerExport;
 use dataplane::steer;
 use dataplane::sync::SyncRecord;
 use dataplane::wire::{arp, ethernet};
@@ -140,7 +141,8 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
     );
 
     // Signals first, so that a SIGTERM during start-up is not lost nor fatal.
-    let (events, inbox) = mpsc::channel::<i32>();
+    let (events, inbox) = mpsc::channel::<Event>();
+    let api_events = events.clone();
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1, SIGHUP])
         .map_err(|e| Failure::Runtime(format!("cannot install signal handlers: {e}")))?;
     let signal_handle = signals.handle();
@@ -148,12 +150,32 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
         .name("rvs-signals".into())
         .spawn(move || {
             for signal in signals.forever() {
-                if events.send(signal).is_err() {
+                if events.send(Event::Signal(signal)).is_err() {
                     break;
                 }
             }
         })
         .map_err(|e| Failure::Runtime(format!("cannot start the signal thread: {e}")))?;
+
+    // The control socket, before anything else is set up: a second rvsd on the same socket
+    // is a configuration mistake, said at once.
+    let control_socket = c.control_socket_path();
+    let api_listener = control::api::server::bind(&control_socket).map_err(|e| {
+        loaded.error_at(
+            &[Step::Field("control_socket")],
+            format!("control socket {}: {e}", control_socket.display()),
+        )
+    })?;
+    let metrics_addr = c.metrics;
+    let metrics_listener = match metrics_addr {
+        Some(addr) => Some(std::net::TcpListener::bind(addr).map_err(|e| {
+            loaded.error_at(
+                &[Step::Field("metrics")],
+                format!("metrics endpoint {addr}: {e}"),
+            )
+        })?),
+        None => None,
+    };
 
     let mut eal_args = EalArgs::new(
         c.eal
@@ -174,6 +196,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
         .map(|p| p.device.clone())
         .collect();
     eal_args.extra = c.eal.extra_args.clone();
+    eal_args.telemetry = true;
     let prefix_taken = |prefix: &str| {
         dpdk::eal::prefix_in_use(prefix).map(|pid| {
             let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
@@ -205,6 +228,13 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
         };
         Failure::Runtime(format!("{e}{hint}"))
     })?;
+
+    // rvs's DPDK telemetry commands (dpdk-telemetry.py -f PREFIX).
+    for (command, help) in TELEMETRY {
+        if let Err(e) = dpdk::telemetry::register(command, help) {
+            warn!("telemetry: {e}");
+        }
+    }
 
     let cache = c.mempool.cache.unwrap_or(256).min(512);
     let mbufs = c
@@ -321,6 +351,8 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
     }
     let workers = usize::from(workers);
     let (share, flow_rules) = fullnat_share(&ports, &roles, &port_steering, workers);
+    let mut port_steering_text =
+        vec!["one worker: every packet is its own".to_owned(); c.ports.len()];
     for (i, ((pc, plan), role)) in c.ports.iter().zip(&port_steering).zip(&roles).enumerate() {
         if workers == 1 {
             break;
@@ -341,15 +373,16 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                 Ok(None) => "software hand-off".to_owned(),
                 Err(why) => format!("software hand-off ({why})"),
             };
-        if rules > 0 {
-            info!(
-                "port {}: steering: {rules} flow rules send FULLNAT replies to their owner by \
-                 the local port's low bits; otherwise {how}",
-                pc.name
-            );
+        let text = if rules > 0 {
+            format!(
+                "{rules} flow rules send FULLNAT replies to their owner by the local port's low \
+                 bits; otherwise {how}"
+            )
         } else {
-            info!("port {}: steering: {how}", pc.name);
-        }
+            how
+        };
+        info!("port {}: steering: {text}", pc.name);
+        port_steering_text[i] = text;
     }
 
     let macs: Vec<[u8; 6]> = ports.iter().map(Port::mac).collect();
@@ -382,8 +415,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
         .map(|_| control::kernel::KernelCounters::default())
         .collect();
     let mut neighbors = Neighbors::new();
-    add_static_neighbors(c, &mut neighbors);
-    let mut generation = 1;
+    control::control::add_static_neighbors(c, &mut neighbors);
     // Health checks: the first snapshot already leaves out what starts down (alpha).
     let mut health = control::health::Health::new();
     health
@@ -399,12 +431,12 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                 .sum::<usize>()
         );
     }
-    let mut vrrp = control::vrrp::Vrrp::new(c, &macs, Instant::now());
+    let vrrp = control::vrrp::Vrrp::new(c, &macs, Instant::now());
     // Connection sync: the workers' records for the backups on one bounded channel to the
     // control thread, and one bounded channel to each worker for what a master synced.
     let (sync_to_control, sync_from_workers) = mpsc::sync_channel::<SyncRecord>(SYNC_QUEUE);
     let mut sync_inboxes: Vec<Option<mpsc::Receiver<SyncRecord>>> = Vec::new();
-    let mut sync_daemon = c.lvs_sync_daemon.as_ref().map(|d| {
+    let sync_daemon = c.lvs_sync_daemon.as_ref().map(|d| {
         let port = c
             .ports
             .iter()
@@ -427,14 +459,21 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
         );
         control::sync::Sync::new(d.clone(), port, macs[port], src, sync_from_workers, senders)
     });
-    let mut first = snapshot::build(
-        &health.apply(c),
-        &macs,
-        &neighbors.table(),
-        generation,
-        None,
-    );
-    apply_roles(&mut first, &vrrp, sync_daemon.as_ref());
+    // What the snapshot is built from: the file's services, routes, neighbours and timeouts
+    // may change on SIGHUP (and rvsadm's edits); the rest needs a restart.
+    let mut core = control::control::Core {
+        file: loaded.file.clone(),
+        cores: cores.to_vec(),
+        running: c.clone(),
+        macs: macs.clone(),
+        health,
+        vrrp,
+        sync: sync_daemon,
+        neighbors,
+        generation: 1,
+        reloads: Default::default(),
+    };
+    let mut first = core.build(None);
     first.steering = (workers > 1).then(|| Arc::new(steer::Steering::new(workers, rss_key, share)));
     let mut cores_used = c.workers.clone();
     cores_used.sort_unstable();
@@ -446,14 +485,30 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
             cores_used.len()
         );
     }
-    neighbors.want(&wanted_hops(&health, c, &macs, &vrrp));
+    let hops = core.wanted_hops();
+    core.neighbors.want(&hops);
     let report = snapshot::describe_services(None, &first);
     info!("{}", report.summary);
     log_services(&report);
     let snapshots = ArcSwap::from_pointee(first);
-    // What the snapshot is built from: the file's services, routes, neighbours and timeouts
-    // may change on SIGHUP; the rest needs a restart.
-    let mut current = c.clone();
+    // rvsadm's questions to the workers, and their answers.
+    let (export_answers, export_inbox) =
+        mpsc::sync_channel::<WorkerExport>(4 * c.workers.len().max(1));
+    let (export_asks, mut export_questions): (Vec<_>, Vec<_>) = c
+        .workers
+        .iter()
+        .map(|_| {
+            let (tx, rx) = mpsc::sync_channel::<worker::ExportRequest>(4);
+            (tx, Some(rx))
+        })
+        .unzip();
+    let mut exports = Exports {
+        asks: export_asks,
+        inbox: export_inbox,
+        next: 0,
+    };
+    let mut rates = control::api::rate::Estimators::<RateKey>::new();
+    let metrics_body = Arc::new(ArcSwap::from_pointee(String::new()));
     let port_index: HashMap<u16, usize> =
         ports.iter().enumerate().map(|(i, p)| (p.id(), i)).collect();
     let ring = |name: String, size| {
@@ -514,6 +569,9 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                 handoff_in: handoff.iter().filter_map(|to| to[w].as_ref()).collect(),
                 sync_out: c.lvs_sync_daemon.is_some().then(|| sync_to_control.clone()),
                 sync_in: sync_inboxes.get_mut(w).and_then(Option::take),
+                exports: export_questions[w]
+                    .take()
+                    .map(|q| (q, export_answers.clone())),
             })
             .collect();
         for port in &ports {
@@ -584,7 +642,34 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
         } else {
             None
         };
-        info!("rvsd running: SIGHUP reloads services, SIGUSR1 logs counters, SIGINT/SIGTERM stop");
+        let servers_stop = Arc::new(AtomicBool::new(false));
+        let api_thread = match control::api::server::spawn(
+            api_listener,
+            control_socket.clone(),
+            api_events,
+            Arc::clone(&servers_stop),
+        ) {
+            Ok(h) => h,
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                return Err(format!("cannot start the control socket's thread: {e}"));
+            }
+        };
+        let metrics_thread = metrics_listener.map(|l| {
+            control::api::http::serve(l, Arc::clone(&metrics_body), Arc::clone(&servers_stop))
+        });
+        if let Some(addr) = metrics_addr {
+            info!("metrics: http://{addr}/metrics");
+        }
+        info!(
+            "rvsd running: control socket {}; SIGHUP reloads services, SIGUSR1 logs counters, \
+             SIGINT/SIGTERM stop",
+            control_socket.display()
+        );
+        // systemd (Type=notify): started.
+        if let Err(e) = control::notify::ready("running") {
+            warn!("cannot tell systemd rvsd is ready: {e}");
+        }
 
         let views = || -> Vec<stats::PortView<'_>> {
             c.ports
@@ -604,92 +689,68 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
             .zip(&c.ports)
             .map(|(p, pc)| link_of(p, pc).up)
             .collect();
-        if !vrrp.is_empty() {
-            let frames = vrrp.start(&links, Instant::now());
-            send_vrrp(&frames, &neighbors, &pool, &from_control);
+        if !core.vrrp.is_empty() {
+            let frames = core.vrrp.start(&links, Instant::now());
+            send_vrrp(&frames, &core.neighbors, &pool, &from_control);
         }
         let interval = Duration::from_millis(c.stats_interval_ms);
         let mut next_tick = Instant::now() + interval;
+        let mut next_estimate = Instant::now() + control::api::rate::INTERVAL;
         let mut slow = Burst::new();
+        let gather = |core: &control::control::Core| {
+            let mut report = stats::gather(&views(), &c.workers, &counters);
+            report.services = core.health.report();
+            report.health_checks = core.health.checks_done();
+            report.vrrp = core.vrrp.report();
+            report.vrrp_counters = (!core.vrrp.is_empty()).then(|| core.vrrp.counters());
+            report.sync = core.sync.as_ref().map(control::sync::Sync::counters);
+            report
+        };
         let outcome = loop {
-            if let Some((core, _)) = handles.iter().find(|(_, h)| h.is_finished()) {
-                break Err(format!("the worker on core {core} stopped unexpectedly"));
+            if let Some((lcore, _)) = handles.iter().find(|(_, h)| h.is_finished()) {
+                break Err(format!("the worker on core {lcore} stopped unexpectedly"));
             }
             if kernel_thread.as_ref().is_some_and(|h| h.is_finished()) {
                 break Err("the kernel path's thread stopped unexpectedly".to_owned());
             }
             // Sleep until a signal or the next poll of the workers' rings: the control thread
             // never spins, and ARP answers are learnt within a poll interval.
-            let wait = vrrp
+            let wait = core
+                .vrrp
                 .deadline()
                 .map_or(CONTROL_POLL, |at| {
                     at.saturating_duration_since(Instant::now())
                 })
                 .min(CONTROL_POLL);
             match inbox.recv_timeout(wait) {
-                Ok(SIGINT | SIGTERM) => {
+                Ok(Event::Signal(SIGINT | SIGTERM)) => {
                     info!("stopping");
+                    let _ = control::notify::stopping("stopping");
                     break Ok(());
                 }
-                Ok(SIGUSR1) => {
-                    let mut report = stats::gather(&views(), &c.workers, &counters);
-                    report.services = health.report();
-                    report.health_checks = health.checks_done();
-                    report.vrrp = vrrp.report();
-                    report.vrrp_counters = (!vrrp.is_empty()).then(|| vrrp.counters());
-                    report.sync = sync_daemon.as_ref().map(control::sync::Sync::counters);
-                    info!("counters:\n{}", report.table());
+                Ok(Event::Signal(SIGUSR1)) => {
+                    info!("counters:\n{}", gather(&core).table());
                 }
-                Ok(SIGHUP) => match reload(&loaded.file, &current, cores) {
-                    Ok(new) => {
-                        // The kernel interfaces follow the routes through their ports.
-                        for pc in c.ports.iter().filter(|pc| pc.kernel) {
-                            let (old, wanted) = (
-                                control::kernel::routes_of(&current, &pc.name),
-                                control::kernel::routes_of(&new, &pc.name),
-                            );
-                            if old != wanted {
-                                let name = pc.kernel_interface_name();
-                                if let Err(e) = control::kernel::set_routes(&name, &old, &wanted) {
-                                    warn!("kernel interface {name}: {e}");
-                                }
-                            }
-                        }
-                        current = new;
-                        match health.configure(&current) {
-                            Ok(()) if health.probes() > 0 => info!(
-                                "health: {} probes (identical ones shared) over {} real servers",
-                                health.probes(),
-                                current.services.iter().map(|s| s.real_servers.len()).sum::<usize>()
-                            ),
-                            Ok(()) => {}
-                            Err(e) => warn!(
-                                "cannot start the health checker: {e}; real servers keep their state"
-                            ),
-                        }
-                        add_static_neighbors(&current, &mut neighbors);
-                        generation += 1;
-                        let mut next = snapshot::build(
-                            &health.apply(&current),
-                            &macs,
-                            &neighbors.table(),
-                            generation,
-                            Some(&snapshots.load()),
-                        );
-                        apply_roles(&mut next, &vrrp, sync_daemon.as_ref());
-                        neighbors.want(&wanted_hops(&health, &current, &macs, &vrrp));
-                        let report = snapshot::describe_services(Some(&snapshots.load()), &next);
-                        log_services(&report);
-                        snapshots.store(Arc::new(next));
-                        info!(
-                            "reloaded {}: {}; established connections keep their real servers",
-                            loaded.file.display(),
-                            report.summary
-                        );
+                Ok(Event::Signal(SIGHUP)) => {
+                    if let Err(e) = reload(&mut core, &snapshots) {
+                        warn!("reload refused, the running configuration stays: {e}");
                     }
-                    Err(e) => warn!("reload refused, the running configuration stays: {e}"),
-                },
-                Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                }
+                Ok(Event::Api(incoming)) => {
+                    let reply = api_request(
+                        &incoming.request,
+                        &mut core,
+                        &snapshots,
+                        &mut exports,
+                        &mut rates,
+                        &|core: &control::control::Core| {
+                            status(core, &gather(core), &port_steering_text)
+                        },
+                    );
+                    // The client may have gone; nothing to do then.
+                    let _ = incoming.reply.try_send(reply);
+                }
+                Ok(Event::Signal(_)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     break Err("the signal thread died".to_owned())
                 }
@@ -708,18 +769,18 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                             continue;
                         };
                         let Some(arp) = ArpSeen::parse(mbuf.data()) else {
-                            if let Some(sync) = &mut sync_daemon {
+                            if let Some(sync) = &mut core.sync {
                                 if sync.receive(mbuf.data(), &snapshot) {
                                     continue;
                                 }
                             }
-                            if !vrrp.is_empty() {
-                                let frames = vrrp.receive(port, mbuf.data(), now);
-                                send_vrrp(&frames, &neighbors, &pool, &from_control);
+                            if !core.vrrp.is_empty() {
+                                let frames = core.vrrp.receive(port, mbuf.data(), now);
+                                send_vrrp(&frames, &core.neighbors, &pool, &from_control);
                             }
                             continue;
                         };
-                        if neighbors.learn(port, arp.sender, arp.sender_mac, now) {
+                        if core.neighbors.learn(port, arp.sender, arp.sender_mac, now) {
                             info!(
                                 "neighbor {} is at {} on port {}",
                                 arp.sender,
@@ -743,8 +804,8 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                 }
             }
             // The checkers' verdicts: published like a reload.
-            changed |= health.poll();
-            let poll = neighbors.poll(now);
+            changed |= core.health.poll();
+            let poll = core.neighbors.poll(now);
             changed |= poll.changed;
             for (port, addr) in &poll.failed {
                 warn!(
@@ -784,22 +845,22 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
             }
             // VRRP: the links and the services' quorums it tracks, its timers; what it sends
             // leaves through worker 0 like the ARP requests.
-            if !vrrp.is_empty() {
+            if !core.vrrp.is_empty() {
                 let now = Instant::now();
                 let links: Vec<bool> = ports
                     .iter()
                     .zip(&c.ports)
                     .map(|(p, pc)| link_of(p, pc).up)
                     .collect();
-                let mut frames = vrrp.set_links(&links, now);
-                frames.extend(vrrp.set_quorums(health.quorums(), now));
-                frames.extend(vrrp.tick(now));
-                send_vrrp(&frames, &neighbors, &pool, &from_control);
-                changed |= vrrp.take_changed();
+                let mut frames = core.vrrp.set_links(&links, now);
+                frames.extend(core.vrrp.set_quorums(core.health.quorums(), now));
+                frames.extend(core.vrrp.tick(now));
+                send_vrrp(&frames, &core.neighbors, &pool, &from_control);
+                changed |= core.vrrp.take_changed();
             }
             // Sync: a MASTER sends what its workers noted; otherwise nothing goes out.
-            if let Some(sync) = &mut sync_daemon {
-                if vrrp.is_master(sync.instance()) {
+            if let Some(sync) = &mut core.sync {
+                if core.vrrp.is_master(sync.instance()) {
                     for frame in sync.frames_to_send() {
                         if let Some(mbuf) = pool.alloc_with(&frame) {
                             let _ = from_control[sync.port()].enqueue(mbuf);
@@ -810,16 +871,29 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                 }
             }
             if changed {
-                generation += 1;
-                let mut next = snapshot::build(
-                    &health.apply(&current),
-                    &macs,
-                    &neighbors.table(),
-                    generation,
-                    Some(&snapshots.load()),
-                );
-                apply_roles(&mut next, &vrrp, sync_daemon.as_ref());
+                let next = core.rebuild(&snapshots.load());
                 snapshots.store(Arc::new(next));
+            }
+            // Every 2 s the workers' totals feed IPVS's rate estimator; the metrics follow.
+            if now >= next_estimate {
+                next_estimate += control::api::rate::INTERVAL;
+                match exports.ask(None, None) {
+                    Ok(answers) => {
+                        let state = running_state(&core, &snapshots.load(), &answers, false);
+                        rates.sample(rate_keys(&state));
+                        let state = fill_rates(&rates, state);
+                        publish_telemetry(&core, &state, &gather(&core));
+                        if metrics_addr.is_some() {
+                            let body = control::api::metrics::render(
+                                &state,
+                                &gather(&core),
+                                &reloads_of(&core),
+                            );
+                            metrics_body.store(Arc::new(body));
+                        }
+                    }
+                    Err(e) => warn!("{e}"),
+                }
             }
             if now >= next_tick {
                 next_tick += interval;
@@ -835,12 +909,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                     }
                 }
                 if let Some(path) = &c.stats_file {
-                    let mut report = stats::gather(&views(), &c.workers, &counters);
-                    report.services = health.report();
-                    report.health_checks = health.checks_done();
-                    report.vrrp = vrrp.report();
-                    report.vrrp_counters = (!vrrp.is_empty()).then(|| vrrp.counters());
-                    report.sync = sync_daemon.as_ref().map(control::sync::Sync::counters);
+                    let report = gather(&core);
                     if let Err(e) = report.write_json(path) {
                         warn!("cannot write {}: {e}", path.display());
                     }
@@ -850,13 +919,13 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
         // VRRP says goodbye first (priority 0: a backup takes over after its skew time), while
         // worker 0 still transmits; then the checks stop (omega's scripts run now, while the
         // data plane still forwards).
-        if !vrrp.is_empty() {
-            let frames = vrrp.stop();
-            send_vrrp(&frames, &neighbors, &pool, &from_control);
+        if !core.vrrp.is_empty() {
+            let frames = core.vrrp.stop();
+            send_vrrp(&frames, &core.neighbors, &pool, &from_control);
             std::thread::sleep(CONTROL_POLL);
-            vrrp.finish(Duration::from_secs(5));
+            core.vrrp.finish(Duration::from_secs(5));
         }
-        health.shutdown(Duration::from_secs(5));
+        core.health.shutdown(Duration::from_secs(5));
         stop.store(true, Ordering::Relaxed);
         let mut failure = outcome.err();
         if let Some(h) = kernel_thread {
@@ -864,20 +933,22 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                 failure = Some("the kernel path's thread panicked".to_owned());
             }
         }
-        for (core, handle) in handles {
+        for (lcore, handle) in handles {
             match handle.join() {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => failure = Some(format!("worker on core {core}: {e}")),
-                Err(_) => failure = Some(format!("worker on core {core} panicked")),
+                Ok(Err(e)) => failure = Some(format!("worker on core {lcore}: {e}")),
+                Err(_) => failure = Some(format!("worker on core {lcore} panicked")),
             }
         }
+        // The control socket and the metrics endpoint close; a client waiting gets "rvsd is
+        // stopping".
+        servers_stop.store(true, Ordering::Relaxed);
+        let _ = api_thread.join();
+        if let Some(h) = metrics_thread {
+            let _ = h.join();
+        }
         drop(slow);
-        let mut report = stats::gather(&views(), &c.workers, &counters);
-        report.services = health.report();
-        report.health_checks = health.checks_done();
-        report.vrrp = vrrp.report();
-        report.vrrp_counters = (!vrrp.is_empty()).then(|| vrrp.counters());
-        report.sync = sync_daemon.as_ref().map(control::sync::Sync::counters);
+        let report = gather(&core);
         info!("final counters:\n{}", report.table());
         if let Some(path) = &c.stats_file {
             if let Err(e) = report.write_json(path) {
@@ -911,25 +982,6 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
     result.map_err(Failure::Runtime)
 }
 
-/// The next hops to keep resolved: those of every configured real server and sorry server,
-/// whatever their health, so that one coming back finds its neighbour known.
-fn wanted_hops(
-    health: &control::health::Health,
-    config: &config::Config,
-    macs: &[[u8; 6]],
-    vrrp: &control::vrrp::Vrrp,
-) -> Vec<(usize, std::net::Ipv4Addr)> {
-    let all = snapshot::build(&health.everyone(config), macs, &HashMap::new(), 0, None);
-    let mut hops = snapshot::next_hops(&all);
-    // VRRP's unicast peers: their adverts need their MAC.
-    for peer in vrrp.peers() {
-        if !hops.contains(&peer) {
-            hops.push(peer);
-        }
-    }
-    hops
-}
-
 /// A port's link: DPDK's word, and for `net_af_packet` and `net_af_xdp` ports (whose DPDK
 /// 22.11 drivers always say up) also the carrier of the kernel interface they sit on, so a
 /// pulled cable is seen there too (VRRP's tracked links, the log, the stats).
@@ -948,21 +1000,6 @@ fn link_of(port: &Port, pc: &config::PortConfig) -> LinkStatus {
         }
     }
     link
-}
-
-/// The data plane as VRRP's states say (`Vrrp::apply`), and the sync role: a MASTER's
-/// workers note their connections for the backups, everyone else takes a master's.
-fn apply_roles(
-    snapshot: &mut dataplane::snapshot::Snapshot,
-    vrrp: &control::vrrp::Vrrp,
-    sync: Option<&control::sync::Sync>,
-) {
-    vrrp.apply(snapshot);
-    if let Some(sync) = sync {
-        let master = vrrp.is_master(sync.instance());
-        snapshot.sync_master = master;
-        snapshot.sync_backup = !master;
-    }
 }
 
 /// Puts VRRP's frames on the control thread's transmit path (worker 0 sends them). A unicast
@@ -989,30 +1026,489 @@ fn send_vrrp(
     }
 }
 
-/// Reads `file` again for a live reload, checked against the cores read at start. Refused
-/// (with the file's own error, placed) if it is invalid, or if it changes what only a restart
-/// can (EAL, cores, mempool, ports, table size, stats file): the error names that field and
-/// where it stands in the file.
-fn reload(
-    file: &std::path::Path,
-    running: &config::Config,
-    cores: &[usize],
-) -> Result<config::Config, String> {
-    let new = config::load_with_cores(file, cores).map_err(|e| e.to_string())?;
-    match config::restart_only_change(running, &new) {
-        Some(e) => Err(e.to_string()),
-        None => Ok(new.config),
+/// rvs's telemetry commands and their help.
+const TELEMETRY: [(&str, &str); 5] = [
+    (
+        "/rvs/info",
+        "rvsd: version, workers, ports, services, reloads. No parameters",
+    ),
+    (
+        "/rvs/stats",
+        "Totals and rates over all virtual services (ipvsadm --stats/--rate). No parameters",
+    ),
+    (
+        "/rvs/services",
+        "Virtual services with their real servers' loads. No parameters",
+    ),
+    (
+        "/rvs/drops",
+        "Dropped packets by reason, over ports and workers. No parameters",
+    ),
+    ("/rvs/vrrp", "Each VRRP instance's state. No parameters"),
+];
+
+/// The telemetry commands' answers, refreshed with the rates (every 2 s).
+fn publish_telemetry(
+    core: &control::control::Core,
+    state: &control::api::State,
+    report: &stats::Report,
+) {
+    use dataplane::dpdk::telemetry::{publish, Answer, Value};
+    let reals: usize = state.services.iter().map(|s| s.real_servers.len()).sum();
+    let conns: u64 = report.workers.iter().map(|w| w.connections).sum();
+    publish(
+        "/rvs/info",
+        Answer::Dict(vec![
+            ("version".into(), Value::Str(state.version.clone())),
+            ("config".into(), Value::Str(core.file.display().to_string())),
+            ("workers".into(), Value::U64(report.workers.len() as u64)),
+            ("ports".into(), Value::U64(report.ports.len() as u64)),
+            ("services".into(), Value::U64(state.services.len() as u64)),
+            ("real_servers".into(), Value::U64(reals as u64)),
+            ("connections".into(), Value::U64(conns)),
+            ("generation".into(), Value::U64(core.generation)),
+            ("reloads_ok".into(), Value::U64(core.reloads.ok)),
+            ("reloads_refused".into(), Value::U64(core.reloads.refused)),
+            ("edits".into(), Value::U64(core.reloads.edits)),
+        ]),
+    );
+    let mut totals = control::api::Stats::default();
+    let mut rates = control::api::Rates::default();
+    for s in &state.services {
+        totals.conns += s.stats.conns;
+        totals.inpkts += s.stats.inpkts;
+        totals.outpkts += s.stats.outpkts;
+        totals.inbytes += s.stats.inbytes;
+        totals.outbytes += s.stats.outbytes;
+        rates.cps += s.rates.cps;
+        rates.inpps += s.rates.inpps;
+        rates.outpps += s.rates.outpps;
+        rates.inbps += s.rates.inbps;
+        rates.outbps += s.rates.outbps;
+    }
+    publish(
+        "/rvs/stats",
+        Answer::Dict(vec![
+            ("conns".into(), Value::U64(totals.conns)),
+            ("inpkts".into(), Value::U64(totals.inpkts)),
+            ("outpkts".into(), Value::U64(totals.outpkts)),
+            ("inbytes".into(), Value::U64(totals.inbytes)),
+            ("outbytes".into(), Value::U64(totals.outbytes)),
+            ("cps".into(), Value::U64(rates.cps)),
+            ("inpps".into(), Value::U64(rates.inpps)),
+            ("outpps".into(), Value::U64(rates.outpps)),
+            ("inbps".into(), Value::U64(rates.inbps)),
+            ("outbps".into(), Value::U64(rates.outbps)),
+        ]),
+    );
+    publish(
+        "/rvs/services",
+        Answer::List(
+            state
+                .services
+                .iter()
+                .map(|s| {
+                    let active: u32 = s.real_servers.iter().map(|r| r.active_conns).sum();
+                    let inactive: u32 = s.real_servers.iter().map(|r| r.inactive_conns).sum();
+                    format!(
+                        "{:?} {}:{} {}: {} real servers, {active} active, {inactive} inactive",
+                        s.protocol,
+                        s.address,
+                        s.port,
+                        s.scheduler,
+                        s.real_servers.len()
+                    )
+                })
+                .collect(),
+        ),
+    );
+    let mut drops: std::collections::BTreeMap<&str, u64> = Default::default();
+    for p in &report.ports {
+        for (reason, n) in &p.counters.drops {
+            *drops.entry(reason).or_default() += n;
+        }
+    }
+    publish(
+        "/rvs/drops",
+        Answer::Dict(
+            drops
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), Value::U64(v)))
+                .collect(),
+        ),
+    );
+    publish(
+        "/rvs/vrrp",
+        Answer::Dict(
+            report
+                .vrrp
+                .iter()
+                .map(|i| (i.name.clone(), Value::Str(i.state.to_owned())))
+                .collect(),
+        ),
+    );
+}
+
+/// What wakes the control thread besides its timers.
+enum Event {
+    Signal(i32),
+    Api(control::api::server::Incoming),
+}
+
+impl From<control::api::server::Incoming> for Event {
+    fn from(incoming: control::api::server::Incoming) -> Self {
+        Event::Api(incoming)
     }
 }
 
-fn add_static_neighbors(c: &config::Config, neighbors: &mut Neighbors) {
-    for n in &c.neighbors {
-        if let (Some(port), Some(mac)) = (
-            c.ports.iter().position(|p| p.name == n.port),
-            config::parse_mac(&n.mac),
-        ) {
-            neighbors.add_static(port, n.address, mac);
+/// The control thread's line to the workers for rvsadm and the metrics: a question on each
+/// worker's channel, the answers on one.
+struct Exports {
+    asks: Vec<mpsc::SyncSender<worker::ExportRequest>>,
+    inbox: mpsc::Receiver<WorkerExport>,
+    next: u64,
+}
+
+/// How long the control thread waits for every worker's answer (a worker answers in the turn
+/// it sees the question: microseconds, a few milliseconds when workers share a core).
+const EXPORT_DEADLINE: Duration = Duration::from_millis(500);
+
+impl Exports {
+    /// Every worker's loads and totals (and connections, up to `conns` each), after zeroing
+    /// what `zero` says.
+    fn ask(
+        &mut self,
+        conns: Option<usize>,
+        zero: Option<worker::Zero>,
+    ) -> Result<Vec<WorkerExport>, String> {
+        self.next += 1;
+        let id = self.next;
+        for ask in &self.asks {
+            let q = worker::ExportRequest {
+                id,
+                conns,
+                zero: zero.clone(),
+            };
+            ask.try_send(q)
+                .map_err(|_| "a worker has questions pending: try again".to_owned())?;
         }
+        let deadline = Instant::now() + EXPORT_DEADLINE;
+        let mut answers = Vec::with_capacity(self.asks.len());
+        while answers.len() < self.asks.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.inbox.recv_timeout(left) {
+                Ok(a) if a.request == id => answers.push(a),
+                // An answer to an earlier question that timed out.
+                Ok(_) => {}
+                Err(_) => {
+                    return Err(format!(
+                        "{} of {} workers did not answer within {} ms",
+                        self.asks.len() - answers.len(),
+                        self.asks.len(),
+                        EXPORT_DEADLINE.as_millis()
+                    ))
+                }
+            }
+        }
+        answers.sort_by_key(|a| a.worker);
+        Ok(answers)
+    }
+}
+
+/// A service or a real server of one, as IPVS's estimator keys them.
+type RateKey = (
+    control::api::Protocol,
+    std::net::Ipv4Addr,
+    u16,
+    Option<std::net::SocketAddrV4>,
+);
+
+fn api_protocol(protocol: config::Protocol) -> control::api::Protocol {
+    match protocol {
+        config::Protocol::TCP => control::api::Protocol::TCP,
+        config::Protocol::UDP => control::api::Protocol::UDP,
+    }
+}
+
+fn rate_keys(state: &control::api::State) -> Vec<(RateKey, control::api::Stats)> {
+    let mut keys = Vec::new();
+    for s in &state.services {
+        keys.push(((s.protocol, s.address, s.port, None), s.stats));
+        for r in &s.real_servers {
+            let rs = std::net::SocketAddrV4::new(r.address, r.port);
+            keys.push(((s.protocol, s.address, s.port, Some(rs)), r.stats));
+        }
+    }
+    keys
+}
+
+/// The estimator's rates into a state.
+fn fill_rates(
+    rates: &control::api::rate::Estimators<RateKey>,
+    mut state: control::api::State,
+) -> control::api::State {
+    for s in &mut state.services {
+        s.rates = rates.rates(&(s.protocol, s.address, s.port, None));
+        for r in &mut s.real_servers {
+            let rs = std::net::SocketAddrV4::new(r.address, r.port);
+            r.rates = rates.rates(&(s.protocol, s.address, s.port, Some(rs)));
+        }
+    }
+    state
+}
+
+/// The running state as ipvsadm shows it: the services of the running configuration with the
+/// real servers the workers schedule to now (the checkers' verdicts applied), their loads and
+/// totals summed over the workers; a service's totals are its servers'.
+fn running_state(
+    core: &control::control::Core,
+    snap: &dataplane::snapshot::Snapshot,
+    answers: &[WorkerExport],
+    conns: bool,
+) -> control::api::State {
+    use control::api::{Connection, RealServerState, ServiceState, Stats};
+    use dataplane::flow::Endpoint;
+    let mut by_dest: HashMap<
+        dataplane::sched::DestKey,
+        (dataplane::sched::DestLoad, dataplane::sched::DestStats),
+    > = HashMap::new();
+    for a in answers {
+        for d in &a.dests {
+            let (load, stats) = by_dest.entry(d.key).or_default();
+            load.active += d.load.active;
+            load.inactive += d.load.inactive;
+            load.persistent += d.load.persistent;
+            stats.conns += d.stats.conns;
+            stats.inpkts += d.stats.inpkts;
+            stats.outpkts += d.stats.outpkts;
+            stats.inbytes += d.stats.inbytes;
+            stats.outbytes += d.stats.outbytes;
+        }
+    }
+    let c = &core.running;
+    let services = c
+        .services
+        .iter()
+        .map(|sc| {
+            let proto = sc.protocol.number();
+            let vip = Endpoint::new(sc.vip, sc.port);
+            let reals = snap
+                .service(proto, vip)
+                .map_or(&[][..], |(_, s)| &s.reals[..]);
+            let real_servers: Vec<RealServerState> = reals
+                .iter()
+                .map(|r| {
+                    let (load, st) = by_dest
+                        .get(&(proto, vip, r.addr))
+                        .copied()
+                        .unwrap_or_default();
+                    RealServerState {
+                        address: r.addr.addr,
+                        port: r.addr.port,
+                        forward: control::edit::forward_of(sc.lb_kind),
+                        weight: r.weight,
+                        upper_threshold: r.upper_threshold,
+                        lower_threshold: r.lower_threshold,
+                        active_conns: load.active,
+                        inactive_conns: load.inactive,
+                        persistent_conns: load.persistent,
+                        stats: Stats {
+                            conns: st.conns,
+                            inpkts: st.inpkts,
+                            outpkts: st.outpkts,
+                            inbytes: st.inbytes,
+                            outbytes: st.outbytes,
+                        },
+                        rates: Default::default(),
+                    }
+                })
+                .collect();
+            let mut stats = Stats::default();
+            for r in &real_servers {
+                stats.conns += r.stats.conns;
+                stats.inpkts += r.stats.inpkts;
+                stats.outpkts += r.stats.outpkts;
+                stats.inbytes += r.stats.inbytes;
+                stats.outbytes += r.stats.outbytes;
+            }
+            ServiceState {
+                protocol: api_protocol(sc.protocol),
+                address: sc.vip,
+                port: sc.port,
+                scheduler: sc.lb_algo.clone(),
+                flags: sc.sched_flags.clone(),
+                persistent: sc.persistence_timeout,
+                netmask: sc
+                    .persistence_netmask
+                    .unwrap_or(std::net::Ipv4Addr::BROADCAST),
+                stats,
+                rates: Default::default(),
+                real_servers,
+            }
+        })
+        .collect();
+    let connections = conns.then(|| {
+        answers
+            .iter()
+            .flat_map(|a| a.conns.iter().flatten())
+            .map(|e| Connection {
+                protocol: if e.protocol == 17 {
+                    control::api::Protocol::UDP
+                } else {
+                    control::api::Protocol::TCP
+                },
+                state: if e.template {
+                    "NONE".to_owned()
+                } else if e.protocol == 17 {
+                    "UDP".to_owned()
+                } else {
+                    e.state.name().to_owned()
+                },
+                expires_ms: e.expires_in_ms,
+                source: std::net::SocketAddrV4::new(e.client.addr, e.client.port),
+                virtual_: std::net::SocketAddrV4::new(e.vip.addr, e.vip.port),
+                destination: std::net::SocketAddrV4::new(e.real.addr, e.real.port),
+                local: (e.mode == dataplane::flow::ForwardMode::FullNat && !e.template)
+                    .then(|| std::net::SocketAddrV4::new(e.local.addr, e.local.port)),
+                template: e.template,
+            })
+            .collect()
+    });
+    control::api::State {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        conn_tab_size: (c.connections.capacity * c.workers.len()) as u64,
+        services,
+        timeouts: control::api::Timeouts {
+            tcp: c.connections.tcp_timeout,
+            tcpfin: c.connections.tcpfin_timeout,
+            udp: c.connections.udp_timeout,
+        },
+        connections,
+        taken_unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    }
+}
+
+fn reloads_of(core: &control::control::Core) -> control::api::metrics::Reloads {
+    control::api::metrics::Reloads {
+        ok: core.reloads.ok,
+        refused: core.reloads.refused,
+        last_unix_ms: core.reloads.last_unix_ms,
+        last_ok: core.reloads.last_ok,
+    }
+}
+
+/// `rvsadm status`: workers, ports and their steering, checkers, VRRP, the last reload.
+fn status(
+    core: &control::control::Core,
+    report: &stats::Report,
+    steering: &[String],
+) -> serde_json::Value {
+    let mut value = serde_json::to_value(report).unwrap_or_default();
+    if let Some(ports) = value.get_mut("ports").and_then(|p| p.as_array_mut()) {
+        for (port, how) in ports.iter_mut().zip(steering) {
+            port["steering"] = serde_json::Value::String(how.clone());
+        }
+    }
+    value["config"] = serde_json::Value::String(core.file.display().to_string());
+    value["reloads"] = serde_json::to_value(&core.reloads).unwrap_or_default();
+    value["generation"] = core.generation.into();
+    value
+}
+
+/// Reads the file again (SIGHUP, `rvsadm reload`) and publishes it; the message says what
+/// changed.
+fn reload(
+    core: &mut control::control::Core,
+    snapshots: &ArcSwap<dataplane::snapshot::Snapshot>,
+) -> Result<String, String> {
+    // systemd sees the reload begin and end (ExecReload waits for it).
+    let _ = control::notify::reloading("reloading");
+    let new = core.read_file();
+    let _ = control::notify::ready("running");
+    let new = new?;
+    if new == core.running {
+        let text = format!("reloaded {}: unchanged", core.file.display());
+        info!("{text}");
+        core.note_reload(true, "unchanged".to_owned());
+        return Ok(text);
+    }
+    let (next, report) = core.reconfigure(new, &snapshots.load());
+    log_services(&report);
+    snapshots.store(Arc::new(next));
+    let text = format!(
+        "reloaded {}: {}; established connections keep their real servers",
+        core.file.display(),
+        report.summary
+    );
+    info!("{text}");
+    core.note_reload(true, report.summary);
+    Ok(text)
+}
+
+/// One rvsadm request, answered.
+fn api_request(
+    request: &control::api::Request,
+    core: &mut control::control::Core,
+    snapshots: &ArcSwap<dataplane::snapshot::Snapshot>,
+    exports: &mut Exports,
+    rates: &mut control::api::rate::Estimators<RateKey>,
+    status_of: &dyn Fn(&control::control::Core) -> serde_json::Value,
+) -> control::api::Reply {
+    use control::api::{Reply, Request};
+    match request {
+        Request::State { connections, limit } => {
+            let conns = connections.then(|| limit.unwrap_or(1_000_000));
+            match exports.ask(conns, None) {
+                Ok(answers) => {
+                    let state = running_state(core, &snapshots.load(), &answers, *connections);
+                    Reply::State(Box::new(fill_rates(rates, state)))
+                }
+                Err(e) => Reply::Error(e),
+            }
+        }
+        Request::Zero { service } => {
+            let zero = match service {
+                None => worker::Zero::All,
+                Some(k) => worker::Zero::Service(
+                    match k.protocol {
+                        control::api::Protocol::TCP => 6,
+                        control::api::Protocol::UDP => 17,
+                    },
+                    dataplane::flow::Endpoint::new(k.address, k.port),
+                ),
+            };
+            match exports.ask(None, Some(zero)) {
+                Ok(_) => {
+                    rates.zero_all(|_| control::api::Stats::default());
+                    Reply::Done("counters zeroed".to_owned())
+                }
+                Err(e) => Reply::Error(e),
+            }
+        }
+        Request::Reload => match reload(core, snapshots) {
+            Ok(text) => Reply::Done(text),
+            Err(e) => {
+                warn!("reload refused, the running configuration stays: {e}");
+                Reply::Error(format!(
+                    "reload refused, the running configuration stays: {e}"
+                ))
+            }
+        },
+        Request::SaveRon => Reply::Ron(config::to_ron(&core.running)),
+        Request::Status => Reply::Status(status_of(core)),
+        edit => match control::edit::apply(&core.running, edit, &core.cores) {
+            Ok((new, done)) => {
+                let (next, report) = core.reconfigure(new, &snapshots.load());
+                log_services(&report);
+                snapshots.store(Arc::new(next));
+                core.reloads.edits += 1;
+                info!("rvsadm: {done}");
+                Reply::Done(done)
+            }
+            Err(e) => Reply::Error(e),
+        },
     }
 }
 
