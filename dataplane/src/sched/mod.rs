@@ -30,7 +30,7 @@ pub use fo::WeightedFailover;
 pub use lblc::LocalityLeastConn;
 pub use lblcr::LocalityLeastConnReplicated;
 pub use lc::LeastConn;
-pub use load::{share_of, DestExport, DestLoad, DestStats, DestTable, Loads, NO_DEST};
+pub use load::{share_of, DestExport, DestKey, DestLoad, DestStats, DestTable, Loads, NO_DEST};
 pub use mh::{Maglev, MaglevTable, MH_TABLE_SIZE};
 pub use nq::NeverQueue;
 pub use ovf::WeightedOverflow;
