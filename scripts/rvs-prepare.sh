@@ -259,7 +259,7 @@ if ((${#to_bind[@]})); then
     elif [[ -z $noiommu ]] && grep -qsE '^[^#]*enable_unsafe_noiommu_mode=(1|Y|y)' /etc/modprobe.d/*.conf; then
         warn "no IOMMU: vfio will load in no-IOMMU mode (/etc/modprobe.d; no DMA isolation)"
     else
-        problem "no IOMMU groups: enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on iommu=pt (or amd_iommu=on); or, knowingly, options vfio enable_unsafe_noiommu_mode=1 (see deploy/README-bare-metal.md)"
+        problem "no IOMMU groups: enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on iommu=pt (or amd_iommu=on); or, knowingly, options vfio enable_unsafe_noiommu_mode=1 (see README.md, Bare metal)"
     fi
     for dev in "${to_bind[@]}"; do
         group="$SYSFS/bus/pci/devices/$dev/iommu_group/devices"

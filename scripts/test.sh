@@ -76,6 +76,9 @@ scripts/bench.sh --smoke --workers 2 || status=1
 step "health-check benchmark, quick form: scripts/bench-health.sh --quick (1,000 servers, 5 s)"
 scripts/bench-health.sh --quick || status=1
 
+step "reload and edit benchmark, quick form: scripts/bench-reload.sh --quick (100 x 100 real servers)"
+scripts/bench-reload.sh --quick || status=1
+
 step "instructions per packet smoke: scripts/instructions.sh --quick (callgrind; small counts)"
 scripts/instructions.sh --quick || status=1
 

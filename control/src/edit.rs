@@ -179,19 +179,21 @@ pub fn apply(
         }
         other => return Err(format!("not an edit: {other:?}")),
     };
-    validate(&c, cores)?;
+    let c = validate(c, cores)?;
     Ok((c, done))
 }
 
-/// Validates an edited configuration as a file (its text is the configuration's RON, so a
-/// refusal's reason is all that is reported).
-pub fn validate(c: &Config, cores: &[usize]) -> Result<(), String> {
+/// Validates an edited configuration as a file. It has no text to place a refusal in (it
+/// is not written out for that: a large configuration takes a while to write), so a
+/// refusal's reason is all that is reported.
+pub fn validate(c: Config, cores: &[usize]) -> Result<Config, String> {
     let loaded = config::LoadedConfig {
         file: Path::new("<running configuration>").to_owned(),
-        source: config::to_ron(c),
-        config: c.clone(),
+        source: String::new(),
+        config: c,
     };
-    config::validate(&loaded, cores).map_err(|e| e.reason)
+    config::validate(&loaded, cores).map_err(|e| e.reason)?;
+    Ok(loaded.config)
 }
 
 fn find_server(s: &ServiceConfig, address: Ipv4Addr, port: u16) -> Option<usize> {
