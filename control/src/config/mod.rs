@@ -1127,6 +1127,15 @@ fn validate_network(loaded: &LoadedConfig) -> Result<(), ConfigError> {
 
     let mut services = HashSet::new();
     let mut local_addresses = HashSet::new();
+    // Each VIP and FULLNAT local address, with the first service that has it.
+    let mut vips: std::collections::HashMap<Ipv4Addr, usize> = Default::default();
+    let mut lips: std::collections::HashMap<Ipv4Addr, usize> = Default::default();
+    for (k, svc) in c.services.iter().enumerate() {
+        vips.entry(svc.vip).or_insert(k);
+        for lip in &svc.local_addresses {
+            lips.entry(*lip).or_insert(k);
+        }
+    }
     for (i, svc) in c.services.iter().enumerate() {
         let at = |f| [Field("services"), Index(i), Field(f)];
         let Some(kind) = crate::config::scheduler(&svc.lb_algo) else {
@@ -1294,18 +1303,15 @@ fn validate_network(loaded: &LoadedConfig) -> Result<(), ConfigError> {
             // rvsd answers for these addresses itself, and hosts take a subnet's network and
             // broadcast addresses for no single host: traffic "to the real server" would loop
             // back into rvsd or go to every host of the link.
-            let collision = if let Some(other) = c.services.iter().find(|s| s.vip == rs.address) {
+            // (The sets first: a linear search per real server is quadratic in a large file.)
+            let collision = if let Some(other) = vips.get(&rs.address).map(|&k| &c.services[k]) {
                 Some(format!(
                     "a VIP (service {:?} {}:{})",
                     other.protocol, other.vip, other.port
                 ))
             } else if let Some(port) = own_port(rs.address) {
                 Some(format!("an own address of port {:?}", port.name))
-            } else if let Some(other) = c
-                .services
-                .iter()
-                .find(|s| s.local_addresses.contains(&rs.address))
-            {
+            } else if let Some(other) = lips.get(&rs.address).map(|&k| &c.services[k]) {
                 Some(format!(
                     "a FULLNAT local address (service {:?} {}:{})",
                     other.protocol, other.vip, other.port
