@@ -418,6 +418,11 @@ impl Health {
                 }
             }
         }
+        if touched.is_empty() {
+            // No server's verdict moved, so no service's live weight did: nothing to weigh
+            // (a walk over every server, which the control loop must not do every turn).
+            return false;
+        }
         let mut changed = false;
         for key in touched {
             changed |= self.update_server(key);
