@@ -195,12 +195,18 @@ fn report(state: &State, wan: &str) -> Report {
     report.vrrp = vec![
         control::vrrp::InstanceReport {
             name: "VI_1".to_owned(),
+            interface: "client".to_owned(),
+            vrid: 51,
+            addresses: vec!["198.51.100.100".to_owned(), "198.51.100.1".to_owned()],
             state: "MASTER",
             priority: 150,
             since_unix_ms: 1_699_999_000_250,
         },
         control::vrrp::InstanceReport {
             name: "VI_2".to_owned(),
+            interface: "lan".to_owned(),
+            vrid: 52,
+            addresses: vec![],
             state: "BACKUP",
             priority: 100,
             since_unix_ms: 1_699_999_000_000,
@@ -226,7 +232,8 @@ fn report(state: &State, wan: &str) -> Report {
 const EXPECTED_SAMPLES: usize = {
     let backends = 7;
     let node_ipvs = 3 * backends + 5;
-    let keepalived = 1 + 2;
+    // keepalived_up, then VI_1's two addresses and VI_2's one sample without.
+    let keepalived = 1 + 2 + 1;
     let meta = 2;
     let cells = 2 * 2;
     let datapath = cells * 12 + cells * DropReason::COUNT;
@@ -396,9 +403,9 @@ fn promtool_accepts_it_and_a_client_library_reads_it_back() {
             "keepalived_vrrp_state",
             &[
                 ("iname", "VI_2"),
-                ("intf", ""),
+                ("intf", "lan"),
                 ("ip_address", ""),
-                ("vrid", "")
+                ("vrid", "52")
             ]
         ),
         1.0

@@ -15,12 +15,9 @@
 //! - keepalived's VRRP state as mehdy/keepalived-exporter (`internal/collector`) exports it:
 //!   `keepalived_up` and `keepalived_vrrp_state{iname,intf,ip_address,vrid}` with keepalived's
 //!   numbers (0 INIT, 1 BACKUP, 2 MASTER, 3 FAULT; rvs's STOP is keepalived's
-//!   `VRRP_STATE_STOP`, 98). That exporter writes one sample per virtual address (with the
-//!   address's interface); for an instance without addresses one sample with `ip_address=""`
-//!   and the instance's interface. The report's [`crate::vrrp::InstanceReport`] has neither
-//!   the interface, nor the VRID, nor the addresses: rvs writes that one sample per instance
-//!   with `intf`, `vrid` and `ip_address` empty (an empty label is no label to Prometheus;
-//!   fill them when the report carries them). That exporter has no `realid` nor `wantstate`
+//!   `VRRP_STATE_STOP`, 98). As that exporter, one sample per virtual address, with the
+//!   instance's port as `intf` and its VRID; for an instance without addresses one sample with
+//!   `ip_address=""`. That exporter has no `realid` nor `wantstate`
 //!   label, and knows the states INIT..FAULT (0..3) only (keepalived 2's `vrrp.h` has no
 //!   other but DELETED 97 and STOP 98). (gen2brain/keepalived_exporter has no state gauge,
 //!   only the state as a label of its `keepalived_vrrp_*` counters.)
@@ -390,18 +387,26 @@ fn keepalived(out: &mut Out, report: &Report) {
         "keepalived_vrrp_state",
         Kind::Gauge,
         "State of vrrp",
-        report.vrrp.iter().filter_map(|v| {
-            let n = vrrp_state_number(v.state)?;
-            Some((
-                vec![
-                    ("iname", v.name.clone()),
-                    // Not in the report: the interface, the VRID, the addresses.
-                    ("intf", String::new()),
-                    ("ip_address", String::new()),
-                    ("vrid", String::new()),
-                ],
-                n.to_string(),
-            ))
+        // As the exporter: one sample per address an instance holds (one with an empty
+        // address for an instance that holds none).
+        report.vrrp.iter().flat_map(|v| {
+            let n = vrrp_state_number(v.state);
+            let addresses = if v.addresses.is_empty() {
+                vec![String::new()]
+            } else {
+                v.addresses.clone()
+            };
+            addresses.into_iter().filter_map(move |ip| {
+                Some((
+                    vec![
+                        ("iname", v.name.clone()),
+                        ("intf", v.interface.clone()),
+                        ("ip_address", ip),
+                        ("vrid", v.vrid.to_string()),
+                    ],
+                    n?.to_string(),
+                ))
+            })
         }),
     );
 }
@@ -1128,6 +1133,9 @@ mod tests {
             unix_ms: 1_700_000_000_000,
             vrrp: vec![crate::vrrp::InstanceReport {
                 name: "VI_1".to_owned(),
+                interface: "client".to_owned(),
+                vrid: 51,
+                addresses: vec!["198.51.100.100".to_owned()],
                 state: "MASTER",
                 priority: 100,
                 since_unix_ms: 1_699_999_999_500,
@@ -1327,7 +1335,7 @@ rvs_last_reload_successful 0
             block(&text, "keepalived_vrrp_state"),
             "# HELP keepalived_vrrp_state State of vrrp\n\
              # TYPE keepalived_vrrp_state gauge\n\
-             keepalived_vrrp_state{iname=\"VI_1\",intf=\"\",ip_address=\"\",vrid=\"\"} 2\n"
+             keepalived_vrrp_state{iname=\"VI_1\",intf=\"client\",ip_address=\"198.51.100.100\",vrid=\"51\"} 2\n"
         );
         assert_eq!(
             block(&text, "keepalived_up"),
@@ -1393,7 +1401,7 @@ rvs_last_reload_successful 0
         let text = render(&small_state(), &report, &Reloads::default());
         assert!(text.contains(r#"rvs_port_up{port="a\"b\\c\nd"} 1"#));
         assert!(text.contains(
-            r#"keepalived_vrrp_state{iname="VI \"1\"",intf="",ip_address="",vrid=""} 98"#
+            r#"keepalived_vrrp_state{iname="VI \"1\"",intf="client",ip_address="198.51.100.100",vrid="51"} 98"#
         ));
         assert_eq!(escape_help("a\\b\nc \"d\""), "a\\\\b\\nc \"d\"");
         well_formed(&text);

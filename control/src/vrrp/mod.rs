@@ -43,6 +43,10 @@ pub struct Counters {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct InstanceReport {
     pub name: String,
+    /// The port it runs on (keepalived's `interface`), its VRID, the addresses it holds.
+    pub interface: String,
+    pub vrid: u8,
+    pub addresses: Vec<String>,
     pub state: &'static str,
     pub priority: u8,
     pub since_unix_ms: u64,
@@ -52,6 +56,9 @@ type ServiceKey = (Protocol, Ipv4Addr, u16);
 
 struct Inst {
     name: String,
+    /// Its port's name (keepalived's `interface`) and its VRID, for the reports.
+    interface: String,
+    vrid: u8,
     port: usize,
     m: Instance,
     held: Vec<crate::config::Ipv4Cidr>,
@@ -135,6 +142,8 @@ impl Vrrp {
                     .unwrap_or(Ipv4Addr::UNSPECIFIED);
                 Inst {
                     name: v.name.clone(),
+                    interface: v.interface.clone(),
+                    vrid: v.virtual_router_id,
                     port,
                     m: Instance::new(params(v, src)),
                     held: v.virtual_ipaddress.clone(),
@@ -496,6 +505,9 @@ impl Vrrp {
             .iter()
             .map(|i| InstanceReport {
                 name: i.name.clone(),
+                interface: i.interface.clone(),
+                vrid: i.vrid,
+                addresses: i.held.iter().map(|a| a.addr.to_string()).collect(),
                 state: i.m.state().name(),
                 priority: i.m.priority(),
                 since_unix_ms: i
