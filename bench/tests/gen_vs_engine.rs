@@ -22,10 +22,7 @@ fn snapshot(mode: &str) -> Snapshot {
         .iter()
         .map(|n| {
             let port = c.ports.iter().position(|p| p.name == n.port).unwrap();
-            (
-                (port, n.address),
-                control::config::parse_mac(&n.mac).unwrap(),
-            )
+            ((port, n.address), n.mac.0)
         })
         .collect();
     let a = Addressing::bench_defaults(Dut::Nat, false);

@@ -168,11 +168,8 @@ impl Core {
 /// The configuration's fixed neighbours.
 pub fn add_static_neighbors(c: &Config, neighbors: &mut Neighbors) {
     for n in &c.neighbors {
-        if let (Some(port), Some(mac)) = (
-            c.ports.iter().position(|p| p.name == n.port),
-            config::parse_mac(&n.mac),
-        ) {
-            neighbors.add_static(port, n.address, mac);
+        if let Some(port) = c.ports.iter().position(|p| p.name == n.port) {
+            neighbors.add_static(port, n.address, n.mac.0);
         }
     }
 }

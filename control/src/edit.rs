@@ -76,13 +76,13 @@ pub fn apply(
                 return Err("Service already exists".to_owned());
             }
             let mut s = new_service(service);
-            set_service(&mut s, settings);
+            set_service(&mut s, settings)?;
             c.services.push(s);
             format!("added {}", name(service))
         }
         Request::EditService { service, settings } => {
             let i = position(&c, service).ok_or("No such service")?;
-            set_service(&mut c.services[i], settings);
+            set_service(&mut c.services[i], settings)?;
             format!("edited {}", name(service))
         }
         Request::DeleteService { service } => {
@@ -222,12 +222,15 @@ fn new_server(address: Ipv4Addr, port: u16, service_port: u16) -> RealServerConf
     r
 }
 
-fn set_service(s: &mut ServiceConfig, settings: &crate::api::ServiceSettings) {
+fn set_service(
+    s: &mut ServiceConfig,
+    settings: &crate::api::ServiceSettings,
+) -> Result<(), String> {
     if let Some(sched) = &settings.scheduler {
-        s.lb_algo = sched.clone();
+        s.lb_algo = sched.parse()?;
     }
     if let Some(flags) = &settings.flags {
-        s.sched_flags = flags.clone();
+        s.sched_flags = flags.iter().map(|f| f.parse()).collect::<Result<_, _>>()?;
     }
     if let Some(p) = settings.persistent {
         s.persistence_timeout = (p > 0).then_some(p);
@@ -235,6 +238,7 @@ fn set_service(s: &mut ServiceConfig, settings: &crate::api::ServiceSettings) {
     if let Some(mask) = settings.netmask {
         s.persistence_netmask = (mask != Ipv4Addr::BROADCAST).then_some(mask);
     }
+    Ok(())
 }
 
 fn set_server(r: &mut RealServerConfig, settings: &ServerSettings) {
@@ -294,7 +298,7 @@ mod tests {
         assert_eq!(msg, "added TCP 198.51.100.100:8080");
         let s = c.services.last().unwrap();
         assert_eq!(
-            (s.lb_algo.as_str(), s.lb_kind, s.real_servers.len()),
+            (s.lb_algo.name(), s.lb_kind, s.real_servers.len()),
             ("rr", LbKind::DR, 0)
         );
         let add = |c: &Config, addr: &str, f: Forward| {

@@ -85,9 +85,7 @@ pub fn build(
         .set(c.tcp_timeout, c.tcpfin_timeout, c.udp_timeout);
     snapshot.tcp_resets_per_second = if c.reset_unknown { c.reset_rate } else { 0 };
     for svc in &config.services {
-        let Some(scheduler) = config::scheduler(&svc.lb_algo) else {
-            continue;
-        };
+        let scheduler = svc.lb_algo.0;
         let reals = svc
             .real_servers
             .iter()

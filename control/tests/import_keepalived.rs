@@ -812,8 +812,12 @@ virtual_server 198.51.100.100 80 {
     );
     let dns = &c.services[0];
     assert_eq!(
-        (dns.lb_algo.as_str(), &dns.sched_flags[..], dns.lb_kind),
-        ("sh", &["sh-port".to_owned()][..], config::LbKind::DR)
+        (dns.lb_algo.name(), &dns.sched_flags[..], dns.lb_kind),
+        (
+            "sh",
+            &[config::SchedFlagName::ShPort][..],
+            config::LbKind::DR
+        )
     );
     assert_eq!(
         dns.real_servers[0].checks,

@@ -407,14 +407,7 @@ fn run(args: &Args) -> Result<(), String> {
 
     let macs: Vec<[u8; 6]> = ports.iter().map(Port::mac).collect();
     let mut neighbors = Neighbors::new();
-    for n in &c.neighbors {
-        if let (Some(port), Some(mac)) = (
-            c.ports.iter().position(|p| p.name == n.port),
-            config::parse_mac(&n.mac),
-        ) {
-            neighbors.add_static(port, n.address, mac);
-        }
-    }
+    control::control::add_static_neighbors(c, &mut neighbors);
     let mut snap = snapshot::build(c, &macs, &neighbors.table(), 1, None);
     let steering = Arc::new(Steering::new(workers, KEY, FullnatShare::Hash));
     if workers > 1 {

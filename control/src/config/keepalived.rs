@@ -1278,7 +1278,7 @@ impl<'a> Conv<'a> {
             match c.key.as_str() {
                 "lb_algo" | "lvs_sched" => {
                     if let Some(name) = self.one(c) {
-                        if super::scheduler(name).is_some() {
+                        if name.parse::<super::LbAlgo>().is_ok() {
                             svc.lb_algo = Some(name.to_owned());
                         } else {
                             self.skip(

@@ -91,12 +91,12 @@ pub struct ServiceConfig {
     pub lb_kind: LbKind,
     /// Scheduler, by its IPVS name: rr, wrr, lc, wlc, sed, nq, sh, dh, lblc, lblcr, fo, ovf,
     /// mh.
-    #[serde(default = "defaults::lb_algo")]
-    pub lb_algo: String,
+    #[serde(default)]
+    pub lb_algo: LbAlgo,
     /// IPVS scheduler flags (`ipvsadm -b`): "sh-port", "sh-fallback" (with sh),
     /// "mh-port", "mh-fallback" (with mh).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sched_flags: Vec<String>,
+    pub sched_flags: Vec<SchedFlagName>,
     /// Persistence (`ipvsadm -p`): seconds a client keeps its real server after its last
     /// new connection (and while connections it started live). Absent: no persistence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,7 +259,7 @@ pub struct NeighborConfig {
     #[serde(deserialize_with = "ipv4")]
     pub address: Ipv4Addr,
     /// "02:00:00:00:00:01"
-    pub mac: String,
+    pub mac: Mac,
     pub port: String,
 }
 
@@ -427,9 +427,6 @@ mod defaults {
     }
     pub fn stats_interval_ms() -> u64 {
         1000
-    }
-    pub fn lb_algo() -> String {
-        "rr".into()
     }
     pub fn weight() -> u32 {
         1
@@ -1090,12 +1087,6 @@ fn validate_network(loaded: &LoadedConfig) -> Result<(), ConfigError> {
         if port_named(&n.port).is_none() {
             return Err(loaded.error_at(&at("port"), format!("no port is named {:?}", n.port)));
         }
-        if parse_mac(&n.mac).is_none() {
-            return Err(loaded.error_at(
-                &at("mac"),
-                format!("{:?} is not a MAC address (02:00:00:00:00:01)", n.mac),
-            ));
-        }
     }
     let conns = &c.connections;
     if !(1..=1 << 28).contains(&conns.capacity) {
@@ -1138,36 +1129,16 @@ fn validate_network(loaded: &LoadedConfig) -> Result<(), ConfigError> {
     }
     for (i, svc) in c.services.iter().enumerate() {
         let at = |f| [Field("services"), Index(i), Field(f)];
-        let Some(kind) = crate::config::scheduler(&svc.lb_algo) else {
-            let names: Vec<&str> = dataplane::sched::SchedulerKind::ALL
-                .iter()
-                .map(|k| k.name())
-                .collect();
-            return Err(loaded.error_at(
-                &at("lb_algo"),
-                format!(
-                    "unknown scheduler {:?} (one of {})",
-                    svc.lb_algo,
-                    names.join(", ")
-                ),
-            ));
-        };
+        let kind = svc.lb_algo.0;
         for (j, flag) in svc.sched_flags.iter().enumerate() {
             let here = [Field("services"), Index(i), Field("sched_flags"), Index(j)];
-            let Some((algo, _)) = sched_flag(flag) else {
+            if flag.scheduler() != kind {
                 return Err(loaded.error_at(
                     &here,
                     format!(
-                        "unknown scheduler flag {flag:?} (sh-port, sh-fallback, mh-port, \
-                         mh-fallback)"
-                    ),
-                ));
-            };
-            if algo != kind.name() {
-                return Err(loaded.error_at(
-                    &here,
-                    format!(
-                        "{flag} is a flag of lb_algo \"{algo}\", not \"{}\"",
+                        "{} is a flag of lb_algo \"{}\", not \"{}\"",
+                        flag.name(),
+                        flag.scheduler().name(),
                         kind.name()
                     ),
                 ));
@@ -1718,15 +1689,129 @@ pub const MAX_REAL_SERVERS: usize = 65_000;
 /// The largest real server weight, as ipvsadm takes it.
 pub const MAX_WEIGHT: u32 = 65_535;
 
-/// A scheduler flag: (the lb_algo it belongs to, which flag).
-pub fn sched_flag(name: &str) -> Option<(&'static str, SchedFlag)> {
-    Some(match name {
-        "sh-port" => ("sh", SchedFlag::Port),
-        "sh-fallback" => ("sh", SchedFlag::Fallback),
-        "mh-port" => ("mh", SchedFlag::Port),
-        "mh-fallback" => ("mh", SchedFlag::Fallback),
-        _ => return None,
-    })
+/// `lb_algo`: an IPVS scheduler by its name (`"wlc"`), parsed once, with the file: an
+/// unknown name is refused at its place by the parse itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LbAlgo(pub dataplane::sched::SchedulerKind);
+
+impl Default for LbAlgo {
+    fn default() -> Self {
+        LbAlgo(dataplane::sched::SchedulerKind::Rr)
+    }
+}
+
+impl LbAlgo {
+    pub fn name(self) -> &'static str {
+        self.0.name()
+    }
+}
+
+impl fmt::Display for LbAlgo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for LbAlgo {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        dataplane::sched::SchedulerKind::from_name(name)
+            .map(LbAlgo)
+            .ok_or_else(|| {
+                let names: Vec<&str> = dataplane::sched::SchedulerKind::ALL
+                    .iter()
+                    .map(|k| k.name())
+                    .collect();
+                format!("unknown scheduler {name:?} (one of {})", names.join(", "))
+            })
+    }
+}
+
+impl<'de> Deserialize<'de> for LbAlgo {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for LbAlgo {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// A scheduler flag (`ipvsadm -b`), by ipvsadm's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SchedFlagName {
+    ShPort,
+    ShFallback,
+    MhPort,
+    MhFallback,
+}
+
+impl SchedFlagName {
+    pub const ALL: [SchedFlagName; 4] = [
+        SchedFlagName::ShPort,
+        SchedFlagName::ShFallback,
+        SchedFlagName::MhPort,
+        SchedFlagName::MhFallback,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SchedFlagName::ShPort => "sh-port",
+            SchedFlagName::ShFallback => "sh-fallback",
+            SchedFlagName::MhPort => "mh-port",
+            SchedFlagName::MhFallback => "mh-fallback",
+        }
+    }
+
+    /// The scheduler it belongs to.
+    pub fn scheduler(self) -> dataplane::sched::SchedulerKind {
+        use dataplane::sched::SchedulerKind;
+        match self {
+            SchedFlagName::ShPort | SchedFlagName::ShFallback => SchedulerKind::Sh,
+            SchedFlagName::MhPort | SchedFlagName::MhFallback => SchedulerKind::Mh,
+        }
+    }
+
+    pub fn flag(self) -> SchedFlag {
+        match self {
+            SchedFlagName::ShPort | SchedFlagName::MhPort => SchedFlag::Port,
+            SchedFlagName::ShFallback | SchedFlagName::MhFallback => SchedFlag::Fallback,
+        }
+    }
+}
+
+impl FromStr for SchedFlagName {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+            .ok_or_else(|| {
+                format!(
+                    "unknown scheduler flag {name:?} (sh-port, sh-fallback, mh-port, mh-fallback)"
+                )
+            })
+    }
+}
+
+impl<'de> Deserialize<'de> for SchedFlagName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for SchedFlagName {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1739,18 +1824,31 @@ pub enum SchedFlag {
 pub fn sched_flags(svc: &ServiceConfig) -> dataplane::sched::SchedFlags {
     let mut flags = dataplane::sched::SchedFlags::default();
     for f in &svc.sched_flags {
-        match sched_flag(f) {
-            Some((_, SchedFlag::Port)) => flags.port = true,
-            Some((_, SchedFlag::Fallback)) => flags.fallback = true,
-            None => {}
+        match f.flag() {
+            SchedFlag::Port => flags.port = true,
+            SchedFlag::Fallback => flags.fallback = true,
         }
     }
     flags
 }
 
-/// The scheduler an `lb_algo` names.
-pub fn scheduler(name: &str) -> Option<dataplane::sched::SchedulerKind> {
-    dataplane::sched::SchedulerKind::from_name(name)
+/// A MAC address written `"02:00:00:00:00:01"`, parsed with the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Mac(pub [u8; 6]);
+
+impl<'de> Deserialize<'de> for Mac {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_mac(&text).map(Mac).ok_or_else(|| {
+            serde::de::Error::custom(format!("{text:?} is not a MAC address (02:00:00:00:00:01)"))
+        })
+    }
+}
+
+impl Serialize for Mac {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::format_mac(&self.0))
+    }
 }
 
 #[cfg(test)]
@@ -2564,7 +2662,7 @@ mod tests {
                 vip: Ipv4Addr::new(198, 51, 100, 100),
                 port: 53,
                 lb_kind: LbKind::NAT,
-                lb_algo: "wrr".into(),
+                lb_algo: "wrr".parse().unwrap(),
                 sched_flags: vec![],
                 persistence_timeout: None,
                 persistence_netmask: None,
@@ -2593,7 +2691,7 @@ mod tests {
             }],
             neighbors: vec![NeighborConfig {
                 address: Ipv4Addr::new(203, 0, 113, 254),
-                mac: "02:00:00:00:00:01".into(),
+                mac: Mac([2, 0, 0, 0, 0, 1]),
                 port: "servers".into(),
             }],
             connections: ConnectionsConfig {
