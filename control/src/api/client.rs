@@ -34,10 +34,17 @@ pub fn call(socket: &Path, req: &Request) -> Result<Reply, String> {
         .set_read_timeout(Some(REPLY_TIMEOUT))
         .and_then(|()| stream.set_write_timeout(Some(REPLY_TIMEOUT)))
         .map_err(|e| format!("cannot use {shown}: {}", plain(&e)))?;
-    stream
-        .write_all(&line)
-        .and_then(|()| stream.flush())
-        .map_err(|e| format!("cannot send the request to {shown}: {}", plain(&e)))?;
+    // rvsd may answer before reading (a refused peer, "busy") and close: the write then fails
+    // with a broken pipe while its answer waits to be read, so read it anyway.
+    let sent = stream.write_all(&line).and_then(|()| stream.flush());
+    if let Err(e) = sent {
+        let mut answer = String::new();
+        let _ = BufReader::new(&stream).read_line(&mut answer);
+        return match serde_json::from_str::<Reply>(answer.trim()) {
+            Ok(reply) => Ok(reply),
+            Err(_) => Err(format!("cannot send the request to {shown}: {}", plain(&e))),
+        };
+    }
 
     let mut answer = String::new();
     match BufReader::new(stream).read_line(&mut answer) {

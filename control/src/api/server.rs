@@ -122,7 +122,7 @@ fn accept_loop<T: From<Incoming> + Send + 'static>(
                     c.pid.as_raw_nonzero(),
                     me.as_raw()
                 );
-                let _ = answer(
+                let _ = refuse(
                     &stream,
                     &Reply::Error(format!(
                         "permission denied: only uid {} (the user rvsd runs as) may use this \
@@ -138,7 +138,7 @@ fn accept_loop<T: From<Incoming> + Send + 'static>(
             }
         }
         if clients.load(Ordering::Relaxed) >= MAX_CLIENTS {
-            let _ = answer(
+            let _ = refuse(
                 &stream,
                 &Reply::Error(format!(
                     "busy: {MAX_CLIENTS} clients are being served; try again"
@@ -203,6 +203,15 @@ fn read_request(stream: &UnixStream) -> Result<Request, String> {
         return Err(format!("request longer than {MAX_REQUEST} bytes"));
     }
     serde_json::from_slice(&line).map_err(|e| format!("not a request: {e}"))
+}
+
+/// Answers without serving: the request (if it comes within 100 ms) is read and dropped
+/// first, so that the client's write succeeds and it reads the reason.
+fn refuse(stream: &UnixStream, reply: &Reply) -> io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let mut line = Vec::new();
+    let _ = BufReader::new(stream.take(MAX_REQUEST as u64 + 1)).read_until(b'\n', &mut line);
+    answer(stream, reply)
 }
 
 fn answer(mut stream: &UnixStream, reply: &Reply) -> io::Result<()> {

@@ -157,26 +157,6 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
         })
         .map_err(|e| Failure::Runtime(format!("cannot start the signal thread: {e}")))?;
 
-    // The control socket, before anything else is set up: a second rvsd on the same socket
-    // is a configuration mistake, said at once.
-    let control_socket = c.control_socket_path();
-    let api_listener = control::api::server::bind(&control_socket).map_err(|e| {
-        loaded.error_at(
-            &[Step::Field("control_socket")],
-            format!("control socket {}: {e}", control_socket.display()),
-        )
-    })?;
-    let metrics_addr = c.metrics;
-    let metrics_listener = match metrics_addr {
-        Some(addr) => Some(std::net::TcpListener::bind(addr).map_err(|e| {
-            loaded.error_at(
-                &[Step::Field("metrics")],
-                format!("metrics endpoint {addr}: {e}"),
-            )
-        })?),
-        None => None,
-    };
-
     let mut eal_args = EalArgs::new(
         c.eal
             .file_prefix
@@ -213,6 +193,29 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
             taken,
         )));
     }
+    // The control socket, before EAL takes memory (after the file prefix check, which names
+    // the process a second rvsd collides with): a second rvsd on the same socket is a
+    // configuration mistake, said at once.
+    let control_socket = c.control_socket_path();
+    let api_listener = control::api::server::bind(&control_socket).map_err(|e| {
+        loaded.error_at(
+            &[Step::Field("control_socket")],
+            format!("control socket {}: {e}", control_socket.display()),
+        )
+    })?;
+    // However rvsd leaves from here on, its socket file goes with it.
+    let _socket_file = SocketFile(control_socket.clone());
+    let metrics_addr = c.metrics;
+    let metrics_listener = match metrics_addr {
+        Some(addr) => Some(std::net::TcpListener::bind(addr).map_err(|e| {
+            loaded.error_at(
+                &[Step::Field("metrics")],
+                format!("metrics endpoint {addr}: {e}"),
+            )
+        })?),
+        None => None,
+    };
+
     let eal = Eal::init(&eal_args).map_err(|e| {
         let free = dpdk::eal::free_hugepages();
         let hint = if let Some(taken) = prefix_taken(&eal_args.file_prefix) {
@@ -1149,6 +1152,15 @@ fn publish_telemetry(
     );
 }
 
+/// Removes the control socket's file when dropped.
+struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// What wakes the control thread besides its timers.
 enum Event {
     Signal(i32),
@@ -1335,8 +1347,8 @@ fn running_state(
                 protocol: api_protocol(sc.protocol),
                 address: sc.vip,
                 port: sc.port,
-                scheduler: sc.lb_algo.clone(),
-                flags: sc.sched_flags.clone(),
+                scheduler: sc.lb_algo.name().to_owned(),
+                flags: sc.sched_flags.iter().map(|f| f.name().to_owned()).collect(),
                 persistent: sc.persistence_timeout,
                 netmask: sc
                     .persistence_netmask
@@ -1410,6 +1422,17 @@ fn status(
         for (port, how) in ports.iter_mut().zip(steering) {
             port["steering"] = serde_json::Value::String(how.clone());
         }
+    }
+    // `rvsadm -L --daemon`: the sync daemon's role, interface and id beside its counters.
+    if let (Some(sync), Some(d)) = (&core.sync, &core.running.lvs_sync_daemon) {
+        let state = if core.vrrp.is_master(sync.instance()) {
+            "master"
+        } else {
+            "backup"
+        };
+        value["sync"]["state"] = state.into();
+        value["sync"]["interface"] = d.interface.clone().into();
+        value["sync"]["id"] = d.id.into();
     }
     value["config"] = serde_json::Value::String(core.file.display().to_string());
     value["reloads"] = serde_json::to_value(&core.reloads).unwrap_or_default();
