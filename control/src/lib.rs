@@ -1,5 +1,7 @@
 //! rvs control plane: everything that is not per packet.
 //!
+//! - [`answer`]: what the control thread answers rvsadm and publishes (state, rates, status,
+//!   reloads, telemetry).
 //! - [`api`]: the control socket's messages and the running state `rvsadm` renders.
 //! - [`check`]: keepalived's health checkers (TCP, HTTP/SSL, MISC, UDP, PING) as async probes.
 //! - [`config`]: the RON file: schema, validation, errors placed at FILE:LINE:COLUMN.
@@ -16,6 +18,7 @@
 //! - [`sync`]: connection sync to the backups, IPVS's protocol version 1.
 //! - [`vrrp`]: failover with VRRP v2/v3 as keepalived speaks it.
 
+pub mod answer;
 pub mod api;
 pub mod check;
 pub mod config;
