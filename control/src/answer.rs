@@ -544,7 +544,54 @@ mod tests {
             neighbors: crate::neigh::Neighbors::new(),
             generation: 1,
             reloads: Default::default(),
+            changed: false,
         }
+    }
+
+    /// The core learns a neighbour from an ARP request for one of rvs's addresses (a snapshot
+    /// is then due) and has the caller answer it; a reply on a port with a kernel interface
+    /// goes to the kernel; a frame of no use is dropped.
+    #[test]
+    fn slow_path_frames_teach_the_core() {
+        let mut core = core();
+        let hops = core.wanted_hops();
+        core.neighbors.want(&hops);
+        let snap = core.build(None);
+        let mut out = Vec::new();
+        let rs_mac = [2, 0x55, 0, 0, 0, 11];
+        // An ARP frame from real server 203.0.113.11 (port 1) for `target`.
+        let arp = |op: u16, target: [u8; 4]| {
+            let mut f =
+                dataplane::engine::arp_request(rs_mac, [203, 0, 113, 11].into(), target.into())
+                    .to_vec();
+            f[20..22].copy_from_slice(&op.to_be_bytes());
+            f
+        };
+        let now = Instant::now();
+        assert_eq!(
+            core.on_frame(1, &arp(1, [203, 0, 113, 1]), &snap, now, &mut out),
+            crate::control::FrameVerdict::AnswerArp
+        );
+        assert!(core.take_changed(), "a next hop learnt");
+        assert_eq!(
+            core.neighbors.mac((1, [203, 0, 113, 11].into())),
+            Some(rs_mac)
+        );
+        assert_eq!(
+            core.on_frame(1, &arp(2, [203, 0, 113, 1]), &snap, now, &mut out),
+            crate::control::FrameVerdict::ToKernel
+        );
+        assert!(!core.take_changed(), "the same neighbour again");
+        assert_eq!(
+            core.on_frame(1, &arp(1, [203, 0, 113, 77]), &snap, now, &mut out),
+            crate::control::FrameVerdict::Done,
+            "not one of ours"
+        );
+        assert_eq!(
+            core.on_frame(1, &[0u8; 60], &snap, now, &mut out),
+            crate::control::FrameVerdict::Done
+        );
+        assert!(out.is_empty(), "nothing to send without VRRP");
     }
 
     fn ep(a: [u8; 4], port: u16) -> Endpoint {

@@ -6,9 +6,10 @@
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use dataplane::snapshot::Snapshot;
+use dataplane::wire::{arp, ethernet};
 use hashbrown::HashMap;
 use serde::Serialize;
 use tracing::{info, warn};
@@ -45,6 +46,8 @@ pub struct Core {
     pub neighbors: Neighbors,
     pub generation: u64,
     pub reloads: Reloads,
+    /// A snapshot is due (a neighbour learnt, a checker's verdict, a VRRP state change).
+    pub changed: bool,
 }
 
 fn unix_ms() -> u64 {
@@ -171,5 +174,200 @@ pub fn add_static_neighbors(c: &Config, neighbors: &mut Neighbors) {
         if let Some(port) = c.ports.iter().position(|p| p.name == n.port) {
             neighbors.add_static(port, n.address, n.mac.0);
         }
+    }
+}
+
+/// A frame the control core wants sent on a port (VRRP adverts and gratuitous ARPs, ARP
+/// requests for next hops, sync messages); rvsd puts it on the port's way out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub port: usize,
+    pub bytes: Vec<u8>,
+}
+
+/// What to do with a slow-path frame once the core has seen it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameVerdict {
+    /// An ARP request for one of rvs's addresses: answer it (its sender is learnt).
+    AnswerArp,
+    /// An ARP reply on a port with a kernel interface: the kernel resolves its own next hops.
+    ToKernel,
+    /// Taken (VRRP, sync, a learnt ARP) or of no use.
+    Done,
+}
+
+impl Core {
+    /// A frame from the slow path, received on `port`: ARP teaches the neighbour table,
+    /// sync messages go to the sync receiver, VRRP adverts to their instance. Frames to send
+    /// are added to `out`; `self.changed` says whether a snapshot is due.
+    pub fn on_frame(
+        &mut self,
+        port: usize,
+        frame: &[u8],
+        snapshot: &Snapshot,
+        now: Instant,
+        out: &mut Vec<Outgoing>,
+    ) -> FrameVerdict {
+        let Some(arp) = ArpSeen::parse(frame) else {
+            if let Some(sync) = &mut self.sync {
+                if sync.receive(frame, snapshot) {
+                    return FrameVerdict::Done;
+                }
+            }
+            if !self.vrrp.is_empty() {
+                let frames = self.vrrp.receive(port, frame, now);
+                self.vrrp_out(&frames, out);
+            }
+            return FrameVerdict::Done;
+        };
+        if self.neighbors.learn(port, arp.sender, arp.sender_mac, now) {
+            info!(
+                "neighbor {} is at {} on port {}",
+                arp.sender,
+                crate::format_mac(&arp.sender_mac),
+                self.running.ports[port].name
+            );
+            self.changed = true;
+        }
+        // A worker hands over the requests for rvs's own addresses whose sender it wants
+        // learnt: answered by the caller, after learning.
+        if snapshot.ports.get(port).is_some_and(|p| arp.request_for(p)) {
+            FrameVerdict::AnswerArp
+        } else if arp.operation == arp::OP_REPLY && self.running.ports[port].kernel {
+            FrameVerdict::ToKernel
+        } else {
+            FrameVerdict::Done
+        }
+    }
+
+    /// The periodic work of a turn: the checkers' verdicts, the neighbour table's probes,
+    /// VRRP's links, tracked quorums and timers, connection sync's messages (a MASTER sends,
+    /// others discard). `links` is each port's link now. Frames to send go to `out`.
+    pub fn tick(&mut self, links: &[bool], now: Instant, out: &mut Vec<Outgoing>) {
+        self.changed |= self.health.poll();
+        let poll = self.neighbors.poll(now);
+        self.changed |= poll.changed;
+        let ports = &self.running.ports;
+        for (port, addr) in &poll.failed {
+            warn!(
+                "neighbor {addr} on port {} answered none of {} ARP probes: forgotten; new \
+                 connections to the real servers behind it are dropped (no_neighbor) until it \
+                 answers",
+                ports[*port].name,
+                crate::neigh::PROBES
+            );
+        }
+        for ((port, addr), silent, requests) in &poll.unresolved {
+            warn!(
+                "next hop {addr} on port {} does not answer ARP ({requests} requests in {} s): \
+                 new connections to the real servers behind it are dropped (no_neighbor)",
+                ports[*port].name,
+                silent.as_secs()
+            );
+        }
+        for request in &poll.requests {
+            let (port, target) = request.hop;
+            let source = ports[port]
+                .addresses
+                .iter()
+                .find(|a| a.contains(target))
+                .or(ports[port].addresses.first())
+                .map(|a| a.addr);
+            let Some(source) = source else { continue };
+            let mut bytes = dataplane::engine::arp_request(self.macs[port], source, target);
+            if let Some(mac) = request.unicast {
+                bytes[..6].copy_from_slice(&mac);
+            }
+            out.push(Outgoing {
+                port,
+                bytes: bytes.to_vec(),
+            });
+        }
+        if !self.vrrp.is_empty() {
+            let mut frames = self.vrrp.set_links(links, now);
+            frames.extend(self.vrrp.set_quorums(self.health.quorums(), now));
+            frames.extend(self.vrrp.tick(now));
+            self.vrrp_out(&frames, out);
+            self.changed |= self.vrrp.take_changed();
+        }
+        if let Some(sync) = &mut self.sync {
+            if self.vrrp.is_master(sync.instance()) {
+                let port = sync.port();
+                out.extend(
+                    sync.frames_to_send()
+                        .into_iter()
+                        .map(|bytes| Outgoing { port, bytes }),
+                );
+            } else {
+                sync.discard();
+            }
+        }
+    }
+
+    /// VRRP's start (the ports' links now).
+    pub fn start_vrrp(&mut self, links: &[bool], now: Instant, out: &mut Vec<Outgoing>) {
+        if !self.vrrp.is_empty() {
+            let frames = self.vrrp.start(links, now);
+            self.vrrp_out(&frames, out);
+        }
+    }
+
+    /// VRRP's goodbye (priority 0) on a clean stop.
+    pub fn stop_vrrp(&mut self, out: &mut Vec<Outgoing>) {
+        if !self.vrrp.is_empty() {
+            let frames = self.vrrp.stop();
+            self.vrrp_out(&frames, out);
+        }
+    }
+
+    /// Whether a snapshot is due (and forgets it).
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// VRRP's frames with a unicast peer's MAC from the neighbour table; until the peer
+    /// answers ARP its advert is not sent (the neighbour module is resolving it).
+    fn vrrp_out(&self, frames: &[crate::vrrp::Frame], out: &mut Vec<Outgoing>) {
+        for f in frames {
+            let mut bytes = f.bytes.clone();
+            if let Some(peer) = f.to {
+                let Some(mac) = self.neighbors.mac((f.port, peer)) else {
+                    continue;
+                };
+                bytes[..6].copy_from_slice(&mac);
+            }
+            out.push(Outgoing {
+                port: f.port,
+                bytes,
+            });
+        }
+    }
+}
+
+/// What the control core reads of an ARP frame.
+struct ArpSeen {
+    operation: u16,
+    sender: Ipv4Addr,
+    sender_mac: [u8; 6],
+    target: Ipv4Addr,
+}
+
+impl ArpSeen {
+    fn parse(frame: &[u8]) -> Option<ArpSeen> {
+        let eth = ethernet::Frame::new_checked(frame).ok()?;
+        if eth.ethertype() != ethernet::ETHERTYPE_ARP {
+            return None;
+        }
+        let packet = arp::Packet::new_checked(eth.payload()).ok()?;
+        Some(ArpSeen {
+            operation: packet.operation(),
+            sender: packet.sender_ip(),
+            sender_mac: packet.sender_mac(),
+            target: packet.target_ip(),
+        })
+    }
+
+    fn request_for(&self, port: &dataplane::snapshot::PortAddrs) -> bool {
+        self.operation == arp::OP_REQUEST && self.sender != self.target && port.owns(self.target)
     }
 }

@@ -17,6 +17,7 @@ use control::answer::{
     running_state, status, Exports, RateKey, TELEMETRY,
 };
 use control::config::{self, LoadedConfig, Step};
+use control::control::FrameVerdict;
 use control::neigh::Neighbors;
 use control::{snapshot, stats, steering};
 use dataplane::counters::WorkerCounters;
@@ -27,7 +28,6 @@ use dataplane::dpdk::{
 use dataplane::engine::WorkerExport;
 use dataplane::steer;
 use dataplane::sync::SyncRecord;
-use dataplane::wire::{arp, ethernet};
 use dataplane::worker::{self, WorkerIo, WorkerSetup};
 use hashbrown::HashMap;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
@@ -479,6 +479,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
         neighbors,
         generation: 1,
         reloads: Default::default(),
+        changed: false,
     };
     let mut first = core.build(None);
     first.steering = (workers > 1).then(|| Arc::new(steer::Steering::new(workers, rss_key, share)));
@@ -692,10 +693,9 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
             .zip(&c.ports)
             .map(|(p, pc)| link_of(p, pc).up)
             .collect();
-        if !core.vrrp.is_empty() {
-            let frames = core.vrrp.start(&links, Instant::now());
-            send_vrrp(&frames, &core.neighbors, &pool, &from_control);
-        }
+        let mut out = Vec::new();
+        core.start_vrrp(&links, Instant::now(), &mut out);
+        send(&out, &pool, &from_control);
         let interval = Duration::from_millis(c.stats_interval_ms);
         let mut next_tick = Instant::now() + interval;
         let mut next_estimate = Instant::now() + control::api::rate::INTERVAL;
@@ -759,7 +759,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                 }
             }
             let now = Instant::now();
-            let mut changed = false;
+            let mut out = Vec::new();
             for ring in &to_control {
                 // Bounded per poll: an ARP flood delays learning, it cannot hold the thread.
                 for _ in 0..SLOW_PATH_BURSTS_PER_POLL {
@@ -771,108 +771,38 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                         let Some(&port) = port_index.get(&mbuf.port()) else {
                             continue;
                         };
-                        let Some(arp) = ArpSeen::parse(mbuf.data()) else {
-                            if let Some(sync) = &mut core.sync {
-                                if sync.receive(mbuf.data(), &snapshot) {
-                                    continue;
+                        match core.on_frame(port, mbuf.data(), &snapshot, now, &mut out) {
+                            FrameVerdict::AnswerArp => {
+                                if dataplane::engine::answer_arp(mbuf.data_mut(), macs[port])
+                                    .is_ok()
+                                {
+                                    // A full ring: the requester asks again.
+                                    let _ = from_control[port].enqueue(mbuf);
                                 }
                             }
-                            if !core.vrrp.is_empty() {
-                                let frames = core.vrrp.receive(port, mbuf.data(), now);
-                                send_vrrp(&frames, &core.neighbors, &pool, &from_control);
+                            FrameVerdict::ToKernel => {
+                                let _ = arp_to_kernel.enqueue(mbuf);
                             }
-                            continue;
-                        };
-                        if core.neighbors.learn(port, arp.sender, arp.sender_mac, now) {
-                            info!(
-                                "neighbor {} is at {} on port {}",
-                                arp.sender,
-                                control::format_mac(&arp.sender_mac),
-                                c.ports[port].name
-                            );
-                            changed = true;
-                        }
-                        // A worker hands over the requests for rvs's own addresses whose
-                        // sender it wants learnt: answered here, after learning.
-                        if arp.request_for_us(&snapshot.ports[port])
-                            && dataplane::engine::answer_arp(mbuf.data_mut(), macs[port]).is_ok()
-                        {
-                            // A full ring: the requester asks again.
-                            let _ = from_control[port].enqueue(mbuf);
-                        } else if arp.operation == arp::OP_REPLY && c.ports[port].kernel {
-                            // The kernel resolves its own next hops: it hears the replies.
-                            let _ = arp_to_kernel.enqueue(mbuf);
+                            FrameVerdict::Done => {}
                         }
                     }
                 }
             }
-            // The checkers' verdicts: published like a reload.
-            changed |= core.health.poll();
-            let poll = core.neighbors.poll(now);
-            changed |= poll.changed;
-            for (port, addr) in &poll.failed {
-                warn!(
-                    "neighbor {addr} on port {} answered none of {} ARP probes: forgotten; \
-                     new connections to the real servers behind it are dropped (no_neighbor) \
-                     until it answers",
-                    c.ports[*port].name,
-                    control::neigh::PROBES
-                );
-            }
-            for ((port, addr), silent, requests) in &poll.unresolved {
-                warn!(
-                    "next hop {addr} on port {} does not answer ARP ({requests} requests in \
-                     {} s): new connections to the real servers behind it are dropped \
-                     (no_neighbor)",
-                    c.ports[*port].name,
-                    silent.as_secs()
-                );
-            }
-            for request in &poll.requests {
-                let (port, target) = request.hop;
-                let source = c.ports[port]
-                    .addresses
-                    .iter()
-                    .find(|a| a.contains(target))
-                    .or(c.ports[port].addresses.first())
-                    .map(|a| a.addr);
-                let Some(source) = source else { continue };
-                let mut frame = dataplane::engine::arp_request(macs[port], source, target);
-                if let Some(mac) = request.unicast {
-                    frame[..6].copy_from_slice(&mac);
-                }
-                if let Some(mbuf) = pool.alloc_with(&frame) {
-                    // A full ring just means this request waits for the next round.
-                    let _ = from_control[port].enqueue(mbuf);
-                }
-            }
-            // VRRP: the links and the services' quorums it tracks, its timers; what it sends
-            // leaves through worker 0 like the ARP requests.
-            if !core.vrrp.is_empty() {
-                let now = Instant::now();
-                let links: Vec<bool> = ports
+            // The checkers, the neighbour table, VRRP, sync: what they send leaves through
+            // worker 0.
+            // The links matter to VRRP only (the link watch below logs changes on its tick).
+            let links_now: Vec<bool> = if core.vrrp.is_empty() {
+                Vec::new()
+            } else {
+                ports
                     .iter()
                     .zip(&c.ports)
                     .map(|(p, pc)| link_of(p, pc).up)
-                    .collect();
-                let mut frames = core.vrrp.set_links(&links, now);
-                frames.extend(core.vrrp.set_quorums(core.health.quorums(), now));
-                frames.extend(core.vrrp.tick(now));
-                send_vrrp(&frames, &core.neighbors, &pool, &from_control);
-                changed |= core.vrrp.take_changed();
-            }
-            // Sync: a MASTER sends what its workers noted; otherwise nothing goes out.
-            if let Some(sync) = &mut core.sync {
-                if core.vrrp.is_master(sync.instance()) {
-                    for frame in sync.frames_to_send() {
-                        if let Some(mbuf) = pool.alloc_with(&frame) {
-                            let _ = from_control[sync.port()].enqueue(mbuf);
-                        }
-                    }
-                } else {
-                    sync.discard();
-                }
-            }
+                    .collect()
+            };
+            core.tick(&links_now, Instant::now(), &mut out);
+            send(&out, &pool, &from_control);
+            let changed = core.take_changed();
             if changed {
                 let next = core.rebuild(&snapshots.load());
                 snapshots.store(Arc::new(next));
@@ -923,8 +853,9 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
         // worker 0 still transmits; then the checks stop (omega's scripts run now, while the
         // data plane still forwards).
         if !core.vrrp.is_empty() {
-            let frames = core.vrrp.stop();
-            send_vrrp(&frames, &core.neighbors, &pool, &from_control);
+            let mut out = Vec::new();
+            core.stop_vrrp(&mut out);
+            send(&out, &pool, &from_control);
             std::thread::sleep(CONTROL_POLL);
             core.vrrp.finish(Duration::from_secs(5));
         }
@@ -1005,25 +936,12 @@ fn link_of(port: &Port, pc: &config::PortConfig) -> LinkStatus {
     link
 }
 
-/// Puts VRRP's frames on the control thread's transmit path (worker 0 sends them). A unicast
-/// advert gets its peer's MAC from the neighbour table; until the peer answers ARP it is not
-/// sent (the neighbour module is resolving it).
-fn send_vrrp(
-    frames: &[control::vrrp::Frame],
-    neighbors: &Neighbors,
-    pool: &Mempool,
-    rings: &[MbufRing],
-) {
-    for f in frames {
-        let mut bytes = f.bytes.clone();
-        if let Some(peer) = f.to {
-            let Some(mac) = neighbors.mac((f.port, peer)) else {
-                continue;
-            };
-            bytes[..6].copy_from_slice(&mac);
-        }
-        if let (Some(mbuf), Some(ring)) = (pool.alloc_with(&bytes), rings.get(f.port)) {
-            // A full ring: the next advert follows within an interval.
+/// Puts the control core's frames on the control thread's transmit path (worker 0 sends
+/// them); a full ring or an empty pool drops one (VRRP's next advert, the next ARP round
+/// follow).
+fn send(out: &[control::control::Outgoing], pool: &Mempool, rings: &[MbufRing]) {
+    for f in out {
+        if let (Some(mbuf), Some(ring)) = (pool.alloc_with(&f.bytes), rings.get(f.port)) {
             let _ = ring.enqueue(mbuf);
         }
     }
@@ -1127,31 +1045,3 @@ const KERNEL_RING: u32 = 1024;
 const SYNC_QUEUE: usize = 8192;
 
 const CONTROL_POLL: Duration = Duration::from_millis(20);
-
-/// An ARP packet (request or reply) in an Ethernet frame, as the control thread reads it.
-struct ArpSeen {
-    operation: u16,
-    sender: std::net::Ipv4Addr,
-    sender_mac: [u8; 6],
-    target: std::net::Ipv4Addr,
-}
-
-impl ArpSeen {
-    fn parse(frame: &[u8]) -> Option<ArpSeen> {
-        let eth = ethernet::Frame::new_checked(frame).ok()?;
-        if eth.ethertype() != ethernet::ETHERTYPE_ARP {
-            return None;
-        }
-        let packet = arp::Packet::new_checked(eth.payload()).ok()?;
-        Some(ArpSeen {
-            operation: packet.operation(),
-            sender: packet.sender_ip(),
-            sender_mac: packet.sender_mac(),
-            target: packet.target_ip(),
-        })
-    }
-
-    fn request_for_us(&self, port: &dataplane::snapshot::PortAddrs) -> bool {
-        self.operation == arp::OP_REQUEST && self.sender != self.target && port.owns(self.target)
-    }
-}
