@@ -789,8 +789,8 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                 }
             }
             // The checkers, the neighbour table, VRRP, sync: what they send leaves through
-            // worker 0.
-            // The links matter to VRRP only (the link watch below logs changes on its tick).
+            // worker 0. The links matter to VRRP only (the link watch below logs changes on
+            // its own tick).
             let links_now: Vec<bool> = if core.vrrp.is_empty() {
                 Vec::new()
             } else {
@@ -809,7 +809,9 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
             }
             // Every 2 s the workers' totals feed IPVS's rate estimator; the metrics follow.
             if now >= next_estimate {
-                next_estimate += control::api::rate::INTERVAL;
+                // From now, not from the last due time: after a stall the estimator takes one
+                // sample, not a burst of them with nothing between.
+                next_estimate = now + control::api::rate::INTERVAL;
                 match exports.ask(None, None) {
                     Ok(answers) => {
                         let state = running_state(&core, &snapshots.load(), &answers, false);
