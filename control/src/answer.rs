@@ -136,21 +136,15 @@ pub fn running_state(
 ) -> crate::api::State {
     use crate::api::{Connection, RealServerState, ServiceState, Stats};
     use dataplane::flow::Endpoint;
-    let mut by_dest: HashMap<
-        dataplane::sched::DestKey,
-        (dataplane::sched::DestLoad, dataplane::sched::DestStats),
-    > = HashMap::new();
+    let mut by_dest: HashMap<dataplane::sched::DestKey, (dataplane::sched::DestLoad, Stats)> =
+        HashMap::new();
     for a in answers {
         for d in &a.dests {
             let (load, stats) = by_dest.entry(d.key).or_default();
             load.active += d.load.active;
             load.inactive += d.load.inactive;
             load.persistent += d.load.persistent;
-            stats.conns += d.stats.conns;
-            stats.inpkts += d.stats.inpkts;
-            stats.outpkts += d.stats.outpkts;
-            stats.inbytes += d.stats.inbytes;
-            stats.outbytes += d.stats.outbytes;
+            *stats += Stats::from(d.stats);
         }
     }
     let c = &core.running;
@@ -180,24 +174,14 @@ pub fn running_state(
                         active_conns: load.active,
                         inactive_conns: load.inactive,
                         persistent_conns: load.persistent,
-                        stats: Stats {
-                            conns: st.conns,
-                            inpkts: st.inpkts,
-                            outpkts: st.outpkts,
-                            inbytes: st.inbytes,
-                            outbytes: st.outbytes,
-                        },
+                        stats: st,
                         rates: Default::default(),
                     }
                 })
                 .collect();
             let mut stats = Stats::default();
             for r in &real_servers {
-                stats.conns += r.stats.conns;
-                stats.inpkts += r.stats.inpkts;
-                stats.outpkts += r.stats.outpkts;
-                stats.inbytes += r.stats.inbytes;
-                stats.outbytes += r.stats.outbytes;
+                stats += r.stats;
             }
             ServiceState {
                 protocol: api_protocol(sc.protocol),
@@ -432,16 +416,8 @@ pub fn publish_telemetry(core: &Core, state: &crate::api::State, report: &stats:
     let mut totals = crate::api::Stats::default();
     let mut rates = crate::api::Rates::default();
     for s in &state.services {
-        totals.conns += s.stats.conns;
-        totals.inpkts += s.stats.inpkts;
-        totals.outpkts += s.stats.outpkts;
-        totals.inbytes += s.stats.inbytes;
-        totals.outbytes += s.stats.outbytes;
-        rates.cps += s.rates.cps;
-        rates.inpps += s.rates.inpps;
-        rates.outpps += s.rates.outpps;
-        rates.inbps += s.rates.inbps;
-        rates.outbps += s.rates.outbps;
+        totals += s.stats;
+        rates += s.rates;
     }
     publish(
         "/rvs/stats",

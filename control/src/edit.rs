@@ -96,9 +96,7 @@ pub fn apply(
             port,
             settings,
         } => {
-            let i = position(&c, service).ok_or("Service not defined")?;
-            let s = &mut c.services[i];
-            let port = port.unwrap_or(s.port);
+            let (s, port) = service_of(&mut c, service, *port)?;
             if find_server(s, *address, port).is_some() {
                 return Err("Destination already exists".to_owned());
             }
@@ -125,9 +123,7 @@ pub fn apply(
             port,
             settings,
         } => {
-            let i = position(&c, service).ok_or("Service not defined")?;
-            let s = &mut c.services[i];
-            let port = port.unwrap_or(s.port);
+            let (s, port) = service_of(&mut c, service, *port)?;
             let j = find_server(s, *address, port).ok_or("No such destination")?;
             if let Some(f) = settings.forward {
                 if kind(f) != s.lb_kind && s.real_servers.len() > 1 {
@@ -148,9 +144,7 @@ pub fn apply(
             address,
             port,
         } => {
-            let i = position(&c, service).ok_or("Service not defined")?;
-            let s = &mut c.services[i];
-            let port = port.unwrap_or(s.port);
+            let (s, port) = service_of(&mut c, service, *port)?;
             let j = find_server(s, *address, port).ok_or("No such destination")?;
             s.real_servers.remove(j);
             format!("deleted {address}:{port} from {}", name(service))
@@ -194,6 +188,19 @@ pub fn validate(c: Config, cores: &[usize]) -> Result<Config, String> {
     };
     config::validate(&loaded, cores).map_err(|e| e.reason)?;
     Ok(loaded.config)
+}
+
+/// The service a real server edit names (ipvsadm's "Service not defined" otherwise), and the
+/// server's port (the service's when not given).
+fn service_of<'a>(
+    c: &'a mut Config,
+    key: &ServiceKey,
+    port: Option<u16>,
+) -> Result<(&'a mut ServiceConfig, u16), String> {
+    let i = position(c, key).ok_or("Service not defined")?;
+    let s = &mut c.services[i];
+    let port = port.unwrap_or(s.port);
+    Ok((s, port))
 }
 
 fn find_server(s: &ServiceConfig, address: Ipv4Addr, port: u16) -> Option<usize> {

@@ -339,11 +339,7 @@ fn node_ipvs(out: &mut Out, state: &State) {
     }
     let mut total = Stats::default();
     for s in &state.services {
-        total.conns += s.stats.conns;
-        total.inpkts += s.stats.inpkts;
-        total.outpkts += s.stats.outpkts;
-        total.inbytes += s.stats.inbytes;
-        total.outbytes += s.stats.outbytes;
+        total += s.stats;
     }
     let c = Kind::Counter;
     out.single(

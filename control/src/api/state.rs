@@ -30,6 +30,28 @@ pub struct Stats {
     pub outbytes: u64,
 }
 
+impl std::ops::AddAssign for Stats {
+    fn add_assign(&mut self, o: Stats) {
+        self.conns += o.conns;
+        self.inpkts += o.inpkts;
+        self.outpkts += o.outpkts;
+        self.inbytes += o.inbytes;
+        self.outbytes += o.outbytes;
+    }
+}
+
+impl From<dataplane::sched::DestStats> for Stats {
+    fn from(d: dataplane::sched::DestStats) -> Self {
+        Stats {
+            conns: d.conns,
+            inpkts: d.inpkts,
+            outpkts: d.outpkts,
+            inbytes: d.inbytes,
+            outbytes: d.outbytes,
+        }
+    }
+}
+
 /// Per-second rates from IPVS's estimator (`ip_vs_est`: a 2 s sample, averaged).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rates {
@@ -38,6 +60,16 @@ pub struct Rates {
     pub outpps: u64,
     pub inbps: u64,
     pub outbps: u64,
+}
+
+impl std::ops::AddAssign for Rates {
+    fn add_assign(&mut self, o: Rates) {
+        self.cps += o.cps;
+        self.inpps += o.inpps;
+        self.outpps += o.outpps;
+        self.inbps += o.inbps;
+        self.outbps += o.outbps;
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
