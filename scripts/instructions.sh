@@ -6,7 +6,7 @@
 # rvs-instr.rs): rvsd's own loop body (`Worker::poll`) on two in-process net_ring ports, fed
 # one full burst of 32 packets of established TCP flows per poll, with the configurations in
 # bench/configs/instr-*.ron. The figure is the inclusive instruction count (Ir) of
-# `dataplane::worker::Worker::poll` over the measured polls divided by the packets it
+# `dpdk::worker::Worker::poll` over the measured polls divided by the packets it
 # forwarded: receive, engine, transmit, counters and each packet's share of the per-poll work.
 # Nothing is subtracted. Beside it, dpdk-testpmd's io and macswap forwarding on net_ring (and
 # io on net_null) measured the same way: its forwarding thread's Ir over the packets it

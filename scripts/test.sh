@@ -51,6 +51,12 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+step "the engine crate builds without DPDK: nothing under dataplane depends on dpdk-sys, bindgen or clang"
+if cargo tree -p dataplane -e normal,build,dev --prefix none | grep -E '^(dpdk|bindgen|clang-sys)'; then
+    echo "dataplane depends on DPDK (above): it must build and test with plain cargo" >&2
+    exit 1
+fi
+
 step "release build (DPDK linked statically)"
 cargo build --release --workspace --quiet
 echo "rvsd release binary: $(stat -c %s target/release/rvsd) bytes"

@@ -36,7 +36,6 @@ use std::time::{Duration, Instant};
 use bench::frames::tcp_frame;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use dataplane::conn::Timeouts;
-use dataplane::dpdk::BURST_SIZE;
 use dataplane::engine::{prefetch, process, Verdict, WorkerState};
 use dataplane::flow::{Endpoint, ForwardMode};
 use dataplane::frame::{Frame, VecFrame};
@@ -44,6 +43,7 @@ use dataplane::sched::SchedulerKind;
 use dataplane::snapshot::{PortAddrs, RealServer, Route, Service, Snapshot};
 use dataplane::wire::checksum;
 use dataplane::wire::tcp::{FLAG_ACK, FLAG_SYN};
+use dpdk::BURST_SIZE;
 
 const MAC0: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 1];
 const MAC1: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 2];

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use dataplane::engine::WorkerExport;
-use dataplane::worker;
+use dpdk::worker;
 use hashbrown::HashMap;
 use tracing::{info, warn};
 
@@ -394,7 +394,7 @@ pub const TELEMETRY: [(&str, &str); 5] = [
 
 /// The telemetry commands' answers, refreshed with the rates (every 2 s).
 pub fn publish_telemetry(core: &Core, state: &crate::api::State, report: &stats::Report) {
-    use dataplane::dpdk::telemetry::{publish, Answer, Value};
+    use dpdk::telemetry::{publish, Answer, Value};
     let reals: usize = state.services.iter().map(|s| s.real_servers.len()).sum();
     let conns: u64 = report.workers.iter().map(|w| w.connections).sum();
     publish(

@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use dataplane::counters::Counter;
-use dataplane::dpdk::{Burst, MbufRing, Mempool, Port, PortSettings, RxQueue, TxQueue};
 use dataplane::wire::ethernet;
+use dpdk::{Burst, MbufRing, Mempool, Port, PortSettings, RxQueue, TxQueue};
 
 use crate::config::{Config, Ipv4Cidr, PortConfig};
 
@@ -133,7 +133,7 @@ pub fn open(
 /// interface) and `arp_ignore` 8 make its own stack ignore the interface; rvs still reads it.
 /// Returns the interface and whether the host's `all` setting (loose, 2) overrides this.
 pub fn quiet_host_interface(device: &str) -> Result<Option<(String, bool)>, String> {
-    let driver = dataplane::dpdk::port::device_name(device);
+    let driver = dpdk::port::device_name(device);
     if !(driver.starts_with("net_af_packet") || driver.starts_with("net_af_xdp")) {
         return Ok(None);
     }

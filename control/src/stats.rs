@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use dataplane::counters::{DropReason, PortTotals, WorkerCounters};
-use dataplane::dpdk::{LinkStatus, PortStats};
+use dpdk::{LinkStatus, PortStats};
 use serde::Serialize;
 
 use crate::health::ServiceHealth;

@@ -20,8 +20,8 @@
 
 use std::net::Ipv4Addr;
 
-use dataplane::dpdk::{DeviceInfo, QueueRule};
 use dataplane::steer::LOCAL_PORT_FIRST;
+use dpdk::{DeviceInfo, QueueRule};
 
 use crate::config::{Config, LbKind};
 
@@ -107,14 +107,10 @@ impl PortRole {
 
 /// The RSS hash fields for `side`: IPv4 TCP and UDP, that side's address and port only.
 pub fn rss_fields(side: Side) -> u64 {
-    let base = dataplane::dpdk::port::RSS_IPV4_TCP | dataplane::dpdk::port::RSS_IPV4_UDP;
+    let base = dpdk::port::RSS_IPV4_TCP | dpdk::port::RSS_IPV4_UDP;
     base | match side {
-        Side::Source => {
-            dataplane::dpdk::port::RSS_L3_SRC_ONLY | dataplane::dpdk::port::RSS_L4_SRC_ONLY
-        }
-        Side::Destination => {
-            dataplane::dpdk::port::RSS_L3_DST_ONLY | dataplane::dpdk::port::RSS_L4_DST_ONLY
-        }
+        Side::Source => dpdk::port::RSS_L3_SRC_ONLY | dpdk::port::RSS_L4_SRC_ONLY,
+        Side::Destination => dpdk::port::RSS_L3_DST_ONLY | dpdk::port::RSS_L4_DST_ONLY,
     }
 }
 
@@ -247,7 +243,7 @@ mod tests {
 
     #[test]
     fn rss_agrees_only_where_the_nic_can() {
-        use dataplane::dpdk::port::*;
+        use dpdk::port::*;
         let full = RSS_IPV4_TCP
             | RSS_IPV4_UDP
             | RSS_L3_SRC_ONLY

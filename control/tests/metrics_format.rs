@@ -15,7 +15,7 @@ use control::api::{
 use control::health::{ServerHealth, ServiceHealth};
 use control::stats::{gather, PortView, Report};
 use dataplane::counters::{DropReason, WorkerCounters};
-use dataplane::dpdk::{LinkStatus, PortStats};
+use dpdk::{LinkStatus, PortStats};
 
 fn stats(n: u64) -> Stats {
     Stats {

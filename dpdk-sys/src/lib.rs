@@ -2,7 +2,7 @@
 //! `rvs_*` shim that gives DPDK's static-inline fast path (RX/TX burst, mbuf alloc/free/data,
 //! ring burst enqueue/dequeue, `rte_errno`, `rte_lcore_id`) a linkable symbol.
 //!
-//! Everything here is `unsafe` to call; the safe layer is `dataplane::dpdk`.
+//! Everything here is `unsafe` to call; the safe layer is the `dpdk` crate.
 
 #![allow(
     non_upper_case_globals,

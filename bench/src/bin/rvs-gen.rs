@@ -18,7 +18,7 @@ use bench::gen::packet::{Addressing, Bad, Dut, Received, FRAME_LEN, STAMP_MASK};
 use bench::gen::samples::Sampler;
 use bench::gen::traffic::{Phase, Phases, Script, Traffic};
 use clap::Parser;
-use dataplane::dpdk::{
+use dpdk::{
     Burst, Eal, EalArgs, LcoreRegistration, Mempool, Port, PortSettings, TxQueue, BURST_SIZE,
 };
 use hdrhistogram::Histogram;

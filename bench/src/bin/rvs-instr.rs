@@ -19,7 +19,7 @@
 //!    client, `both`), and after it takes what the worker sent off the TX rings.
 //!
 //! The feeder's copies and mbuf allocations happen outside `Worker::poll` (never inlined), so
-//! the inclusive cost of `dataplane::worker::Worker::poll` divided by the packets forwarded
+//! the inclusive cost of `dpdk::worker::Worker::poll` divided by the packets forwarded
 //! is the worker's cost per packet: receive, engine, transmit, counters, and its share of the
 //! per-poll work (snapshot load, expiry walk, the control thread's injection rings, which
 //! worker 0 of rvsd polls too). The run fails unless every fed packet was forwarded, every
@@ -46,15 +46,13 @@ use control::neigh::Neighbors;
 use control::snapshot;
 use dataplane::conn::Timeouts;
 use dataplane::counters::{PortTotals, WorkerCounters};
-use dataplane::dpdk::{
-    Burst, Eal, EalArgs, Mbuf, MbufRing, Mempool, Port, PortSettings, BURST_SIZE,
-};
 use dataplane::engine::WorkerState;
 use dataplane::flow::Endpoint;
 use dataplane::steer::{FullnatShare, Steering};
 use dataplane::wire::tcp::{FLAG_ACK, FLAG_PSH, FLAG_SYN};
 use dataplane::wire::{ethernet, ipv4, tcp};
-use dataplane::worker::{Worker, WorkerIo};
+use dpdk::worker::{Worker, WorkerIo};
+use dpdk::{Burst, Eal, EalArgs, Mbuf, MbufRing, Mempool, Port, PortSettings, BURST_SIZE};
 use std::sync::Arc;
 
 #[derive(Parser, Debug)]

@@ -21,14 +21,14 @@ use control::control::FrameVerdict;
 use control::neigh::Neighbors;
 use control::{snapshot, stats, steering};
 use dataplane::counters::WorkerCounters;
-use dataplane::dpdk::{
-    self, Burst, Eal, EalArgs, FlowRule, LinkStatus, MbufRing, Mempool, Port, PortSettings,
-    RssSettings, BURST_SIZE,
-};
 use dataplane::engine::WorkerExport;
 use dataplane::steer;
 use dataplane::sync::SyncRecord;
-use dataplane::worker::{self, WorkerIo, WorkerSetup};
+use dpdk::worker::{self, WorkerIo, WorkerSetup};
+use dpdk::{
+    self, Burst, Eal, EalArgs, FlowRule, LinkStatus, MbufRing, Mempool, Port, PortSettings,
+    RssSettings, BURST_SIZE,
+};
 use hashbrown::HashMap;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use std::sync::Arc;
@@ -1038,7 +1038,7 @@ const FALLBACK_RSS_KEY: [u8; steer::KEY_LEN] = [
 /// Bursts taken from each worker's slow-path ring per poll (32 x 32 packets).
 const SLOW_PATH_BURSTS_PER_POLL: usize = 32;
 
-/// Slots of each worker's ring to the kernel ([`dataplane::worker::KERNEL_RESERVED`] of them
+/// Slots of each worker's ring to the kernel ([`dpdk::worker::KERNEL_RESERVED`] of them
 /// kept for BGP and BFD).
 const KERNEL_RING: u32 = 1024;
 

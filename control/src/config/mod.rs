@@ -394,7 +394,7 @@ impl PortConfig {
 impl PortConfig {
     /// The name EAL gives the device: the devargs up to the first comma.
     pub fn device_name(&self) -> &str {
-        dataplane::dpdk::port::device_name(&self.device)
+        dpdk::port::device_name(&self.device)
     }
 
     pub fn is_pci(&self) -> bool {

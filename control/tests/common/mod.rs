@@ -34,7 +34,7 @@ pub fn hugepages_free() -> bool {
     match std::env::var("RVS_TEST_HUGEPAGES").as_deref() {
         Ok("0") => false,
         Ok("1") => true,
-        _ => dataplane::dpdk::eal::free_hugepages() >= 256,
+        _ => dpdk::eal::free_hugepages() >= 256,
     }
 }
 

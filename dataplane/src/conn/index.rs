@@ -104,7 +104,7 @@ impl FlowIndex {
     /// Starts loading the home bucket of `hash` into the cache.
     #[inline]
     pub fn prefetch(&self, hash: u64) {
-        crate::dpdk::prefetch(&self.buckets[hash as usize & self.mask]);
+        crate::prefetch::prefetch(&self.buckets[hash as usize & self.mask]);
     }
 
     /// The first entry of the home bucket whose tag matches: the likely answer, unconfirmed

@@ -279,7 +279,7 @@ impl ConnTable {
             .candidate(hash)
             .and_then(|entry| self.slots.get(entry.slot as usize))
         {
-            crate::dpdk::prefetch(slot);
+            crate::prefetch::prefetch(slot);
         }
     }
 

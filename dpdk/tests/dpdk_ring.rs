@@ -12,9 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use dataplane::counters::{DropReason, WorkerCounters};
-use dataplane::dpdk::{
-    Burst, Eal, EalArgs, FlowRule, Mbuf, MbufRing, Mempool, Port, PortSettings, QueueRule,
-};
+use dpdk::{Burst, Eal, EalArgs, FlowRule, Mbuf, MbufRing, Mempool, Port, PortSettings, QueueRule};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -24,7 +22,7 @@ use dataplane::snapshot::{PortAddrs, Snapshot};
 use dataplane::snapshot::{RealServer, Route, Service};
 use dataplane::steer::{FullnatShare, Steering};
 use dataplane::wire::{arp, ethernet, icmp, ipv4, tcp};
-use dataplane::worker::{self, WorkerIo, WorkerSetup};
+use dpdk::worker::{self, WorkerIo, WorkerSetup};
 
 const MAC: [[u8; 6]; 2] = [[0x02, 0xaa, 0, 0, 0, 1], [0x02, 0xaa, 0, 0, 0, 2]];
 const PEER_MAC: [u8; 6] = [0x02, 0xcc, 0, 0, 0, 0x0a];
@@ -41,7 +39,7 @@ fn hugepages_free() -> bool {
     match std::env::var("RVS_TEST_HUGEPAGES").as_deref() {
         Ok("0") => false,
         Ok("1") => true,
-        _ => dataplane::dpdk::eal::free_hugepages() >= 128,
+        _ => dpdk::eal::free_hugepages() >= 128,
     }
 }
 
@@ -150,7 +148,7 @@ fn mbuf_ownership(pool: &Mempool) {
     let first: Vec<Mbuf> = burst.drain().take(3).collect();
     assert_eq!(pool.in_use(), 3, "the rest of a dropped drain is freed");
     drop(first);
-    for _ in 0..dataplane::dpdk::BURST_SIZE {
+    for _ in 0..dpdk::BURST_SIZE {
         burst.push(pool.alloc().unwrap()).unwrap();
     }
     assert!(

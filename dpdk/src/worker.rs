@@ -14,13 +14,13 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
-use crate::conn::Timeouts;
-use crate::counters::{DropReason, PortCounters, WorkerCounters};
-use crate::dpdk::{Burst, DpdkError, LcoreRegistration, Mbuf, MbufRing, RxQueue, TxQueue};
-use crate::engine::{self, Answer, Verdict, WorkerExport, WorkerState};
-use crate::flow::Endpoint;
-use crate::snapshot::Snapshot;
-use crate::sync::SyncRecord;
+use crate::{Burst, DpdkError, LcoreRegistration, Mbuf, MbufRing, RxQueue, TxQueue};
+use dataplane::conn::Timeouts;
+use dataplane::counters::{DropReason, PortCounters, WorkerCounters};
+use dataplane::engine::{self, Answer, Verdict, WorkerExport, WorkerState};
+use dataplane::flow::Endpoint;
+use dataplane::snapshot::Snapshot;
+use dataplane::sync::SyncRecord;
 
 /// Timer-wheel entries a worker visits per loop: expiry is spread over bursts, never a scan.
 const EXPIRE_BUDGET: usize = 64;

@@ -98,7 +98,7 @@ impl Mbuf {
     }
 }
 
-impl crate::frame::Frame for Mbuf {
+impl dataplane::frame::Frame for Mbuf {
     #[inline]
     fn bytes(&self) -> &[u8] {
         self.data()

@@ -1,6 +1,7 @@
-//! Safe wrappers over `dpdk-sys`: EAL, mempool, mbuf ownership, ports and their queues, rings,
-//! and the registration of pinned worker threads. The only module of the dataplane with
-//! `unsafe`; every block says why it holds.
+//! rvs on DPDK: safe wrappers over `dpdk-sys` (EAL, mempool, mbuf ownership, ports and their
+//! queues, rings, telemetry, the registration of pinned worker threads), `impl Frame for Mbuf`,
+//! and the worker loop that runs the engine (`dataplane`, which knows nothing of DPDK) on one
+//! pinned core. The only crate besides `dpdk-sys` with `unsafe`; every block says why it holds.
 
 pub mod eal;
 pub mod flow;
@@ -10,6 +11,7 @@ pub mod mempool;
 pub mod port;
 pub mod ring;
 pub mod telemetry;
+pub mod worker;
 
 use std::ffi::CStr;
 use std::fmt;
@@ -72,23 +74,6 @@ impl fmt::Display for DpdkError {
 }
 
 impl std::error::Error for DpdkError {}
-
-/// Asks the CPU to start loading `value`'s cache line (DPDK's `rte_prefetch0`), so that a
-/// later access does not wait for memory: the worker calls it for a whole burst's connections
-/// before it processes the first packet. A hint only: no effect on what the program computes.
-#[inline(always)]
-pub fn prefetch<T>(value: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: PREFETCHT0 belongs to SSE, which every x86_64 CPU has; it never faults and
-    // changes no architectural state, and `value` is a valid reference in any case.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-            (value as *const T).cast(),
-        )
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
-}
 
 /// The DPDK version string this binary runs against, e.g. "DPDK 22.11.11".
 pub fn version() -> String {
