@@ -3,6 +3,7 @@
 //! and the worker loop that runs the engine (`dataplane`, which knows nothing of DPDK) on one
 //! pinned core. The only crate besides `dpdk-sys` with `unsafe`; every block says why it holds.
 
+pub mod cpu;
 pub mod eal;
 pub mod flow;
 pub mod lcore;

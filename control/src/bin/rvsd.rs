@@ -62,6 +62,17 @@ impl From<config::ConfigError> for Failure {
 }
 
 fn main() -> ExitCode {
+    // Before anything else runs code built for the baseline: one line instead of SIGILL.
+    let missing = dpdk::cpu::missing_features();
+    if !missing.is_empty() {
+        eprintln!(
+            "rvsd: this CPU lacks {} that this build of rvsd uses (its baseline: {}; Debian's \
+             DPDK 22.11 needs SSE4.2 too); rebuild with another target-cpu in .cargo/config.toml",
+            missing.join(", "),
+            dpdk::cpu::baseline()
+        );
+        return ExitCode::from(2);
+    }
     let args = Args::parse();
     if let Some(file) = args.check_config {
         return match config::load(&file) {
@@ -137,10 +148,11 @@ fn mbufs_needed(loaded: &LoadedConfig, cache: u32) -> u32 {
 fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
     let c = &loaded.config;
     info!(
-        "rvsd {} on {} ({} link), config {}",
+        "rvsd {} on {} ({} link, CPU baseline {}), config {}",
         env!("CARGO_PKG_VERSION"),
         dpdk::version(),
         dpdk::LINK_MODE,
+        dpdk::cpu::baseline(),
         loaded.file.display()
     );
 
