@@ -118,6 +118,10 @@ pub struct WorkerState {
     /// (bounded: the worker loop drains it after every burst), and what did not fit.
     sync_out: Vec<SyncRecord>,
     sync_out_lost: u64,
+    /// The fast path's next hop per dest slot (see `fast`), sized on every new snapshot.
+    hops: Vec<fast::Hop>,
+    /// Packets the fast path forwarded.
+    fast_packets: u64,
 }
 
 /// One connection or persistence template as the control thread lists it (`rvsadm -c`).
@@ -222,6 +226,8 @@ impl WorkerState {
             nodest_expired: 0,
             sync_out: Vec::with_capacity(SYNC_OUT),
             sync_out_lost: 0,
+            hops: Vec::new(),
+            fast_packets: 0,
         }
     }
 
@@ -505,6 +511,7 @@ impl WorkerState {
         }
         self.services = services;
         self.dests.end_sync();
+        self.size_hops();
         self.generation = Some(snapshot.generation);
     }
 
@@ -552,6 +559,11 @@ impl WorkerState {
             && snapshot
                 .service(conn.protocol, conn.vip)
                 .is_some_and(|(_, service)| service.expire_nodest_conn)
+    }
+
+    /// Packets the established fast path forwarded so far (the rest took the full path).
+    pub fn fast_path_packets(&self) -> u64 {
+        self.fast_packets
     }
 
     /// Connections ended by `expire_nodest_conn` so far.
@@ -1031,7 +1043,10 @@ fn ipv4_packet(frame: &mut impl Frame, at: &At<'_>, state: &mut WorkerState) -> 
     let (src, dst, protocol, header_len, total_len, fragment) = {
         let ip =
             ipv4::Packet::new_checked(&frame.bytes()[L3..]).map_err(|_| DropReason::Malformed)?;
-        if !ip.verify_checksum() {
+        if !frame
+            .rx_ip_checksum()
+            .unwrap_or_else(|| ip.verify_checksum())
+        {
             return Err(DropReason::IpChecksum);
         }
         if ip.header_len() > ipv4::MIN_HEADER_LEN {
@@ -1175,6 +1190,10 @@ fn transport(
             state.update(id, &conn, direction, p.tcp_flags, now_ms);
             if snapshot.sync_master && direction == Direction::Original {
                 state.note_for_sync(id, conn.state, snapshot);
+            }
+            if matches!(verdict, Verdict::Forward { .. }) && !conn.synced {
+                // The connection's next packets this way can take the fast path.
+                state.prepare_fast(id, direction, in_port, snapshot);
             }
             return Ok(verdict);
         }
@@ -1579,6 +1598,9 @@ pub fn arp_request(mac: [u8; 6], ip: Ipv4Addr, target: Ipv4Addr) -> [u8; 60] {
     .emit(&mut arp::Packet::new_unchecked(&mut f[14..42]));
     f
 }
+
+mod fast;
+pub use fast::{process_staged, stage, stage_each, Desc, Staged, BURST};
 
 #[cfg(test)]
 mod sched_tests;

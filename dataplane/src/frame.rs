@@ -12,6 +12,12 @@ pub trait Frame {
     fn adj(&mut self, n: usize) -> bool;
     /// Sets the length, growing into tailroom or cutting; `false` (unchanged) without room.
     fn set_len(&mut self, len: usize) -> bool;
+    /// What the port said of the IPv4 header checksum when it received the packet: `Some(true)`
+    /// verified good, `Some(false)` bad, `None` not checked (the engine verifies it itself).
+    #[inline]
+    fn rx_ip_checksum(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// A test frame: `headroom` spare bytes before the data and `tailroom` after.

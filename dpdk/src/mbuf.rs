@@ -104,6 +104,21 @@ impl dataplane::frame::Frame for Mbuf {
         self.data()
     }
 
+    /// The driver's verdict on the IPv4 header checksum (`RTE_MBUF_F_RX_IP_CKSUM_*`): GOOD
+    /// and BAD are trusted; UNKNOWN and NONE (not checked, or the header not seen) leave it to
+    /// the engine.
+    #[inline]
+    fn rx_ip_checksum(&self) -> Option<bool> {
+        let flags = self.header().ol_flags & u64::from(dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_MASK);
+        if flags == u64::from(dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD) {
+            Some(true)
+        } else if flags == u64::from(dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_BAD) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
     #[inline]
     fn bytes_mut(&mut self) -> &mut [u8] {
         self.data_mut()

@@ -147,6 +147,8 @@ pub struct Worker<'p> {
     handing: Vec<Burst>,
     /// DPDK port id -> the port's index (a packet handed in carries only the id).
     port_index: Vec<usize>,
+    /// The current burst, parsed once (`engine::stage`).
+    staged: engine::Staged,
 }
 
 impl<'p> Worker<'p> {
@@ -172,6 +174,7 @@ impl<'p> Worker<'p> {
             injected: Burst::new(),
             handing,
             port_index,
+            staged: engine::Staged::default(),
         }
     }
 
@@ -194,6 +197,7 @@ impl<'p> Worker<'p> {
             injected,
             handing,
             port_index,
+            staged,
         } = self;
         let snapshot = snapshots.load();
         let now_ms = start.elapsed().as_millis() as u64;
@@ -205,16 +209,24 @@ impl<'p> Worker<'p> {
                 continue;
             }
             received += n;
-            engine::prefetch(rx.iter(), state);
+            engine::stage(rx.iter(), port, &snapshot, state, staged);
             let port_counters = &counters.ports[port];
             let mut bytes = 0u64;
-            for mut mbuf in rx.drain() {
+            for (i, mut mbuf) in rx.drain().enumerate() {
                 bytes += u64::from(mbuf.pkt_len());
                 if mbuf.segments() != 1 {
                     port_counters.drop(DropReason::MultiSegment);
                     continue;
                 }
-                let verdict = engine::process(&mut mbuf, port, &snapshot, state, now_ms);
+                let verdict = engine::process_staged(
+                    &mut mbuf,
+                    staged.get(i),
+                    port,
+                    &snapshot,
+                    state,
+                    now_ms,
+                    true,
+                );
                 dispatch(
                     io, pending, handing, port_index, verdict, mbuf, port, counters,
                 );
@@ -237,17 +249,28 @@ impl<'p> Worker<'p> {
                 }
                 received += n;
                 counters.handed_in.add(n as u64);
-                engine::prefetch(injected.iter(), state);
-                for mut mbuf in injected.drain() {
-                    // Only this worker's ports hand packets over: every id has its index.
-                    let Some(&port) = port_index
+                let ports = io.tx.len();
+                let index_of = |mbuf: &Mbuf| {
+                    port_index
                         .get(usize::from(mbuf.port()))
-                        .filter(|p| **p < io.tx.len())
-                    else {
+                        .copied()
+                        .filter(|p| *p < ports)
+                };
+                engine::stage_each(injected.iter(), index_of, &snapshot, state, staged);
+                for (i, mut mbuf) in injected.drain().enumerate() {
+                    // Only this worker's ports hand packets over: every id has its index.
+                    let Some(port) = index_of(&mbuf) else {
                         continue;
                     };
-                    let verdict =
-                        engine::process_handed_in(&mut mbuf, port, &snapshot, state, now_ms);
+                    let verdict = engine::process_staged(
+                        &mut mbuf,
+                        staged.get(i),
+                        port,
+                        &snapshot,
+                        state,
+                        now_ms,
+                        false,
+                    );
                     dispatch(
                         io, pending, handing, port_index, verdict, mbuf, port, counters,
                     );

@@ -21,9 +21,10 @@ mod timer;
 mod tests;
 
 pub use crate::flow::{Endpoint, FlowKey, ForwardMode};
-pub use table::ConnTable;
+pub use table::{ConnTable, FastState};
 pub use tcp_state::{TcpState, Timeouts};
 pub use template::{Template, TemplateKey, TemplateTable, TemplatesFull};
+pub use timer::TICK_MS;
 
 /// A handle on a connection of one [`ConnTable`]. It goes stale when the connection is
 /// removed or expires; the table then answers `None` for it, even once the slot is reused.

@@ -21,10 +21,45 @@ const TCP: u8 = 6;
 #[derive(Clone, Copy, Debug)]
 struct Slot {
     conn: Conn,
+    /// What the engine's fast path precomputed for this connection ([`FastState`]).
+    fast: FastState,
     /// Milliseconds; the slot is in a wheel bucket at or before this deadline's tick.
     expires_ms: u64,
     link: Link,
     generation: u32,
+}
+
+/// What the engine's established fast path precomputed for a connection, per direction: the
+/// full path writes it after it forwarded a packet of that direction under a snapshot (every
+/// check that depends on the snapshot, the ingress port or the direction's addresses passed),
+/// and the fast path uses it only under that same snapshot generation and ingress port.
+/// 16 bytes; the table keeps it beside the connection, never copies it out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FastState {
+    /// Low 32 bits of the snapshot generation it was written under.
+    pub generation: u32,
+    /// Bit `d` (0 original, 1 reply): direction `d` is ready; bit `2 + d`: its L4 checksum
+    /// changes (`l4_delta` applies).
+    pub flags: u8,
+    /// The ingress port each direction was checked on.
+    pub in_port: [u8; 2],
+    /// One's-complement sums (folded, RFC 1624's `~m + m'` over every word the rewrite
+    /// changes) to add to the IPv4 header checksum (TTL included) and the L4 checksum.
+    pub ip_delta: [u16; 2],
+    pub l4_delta: [u16; 2],
+}
+
+impl FastState {
+    pub const fn ready_bit(direction: Direction) -> u8 {
+        match direction {
+            Direction::Original => 1,
+            Direction::Reply => 2,
+        }
+    }
+
+    pub const fn l4_bit(direction: Direction) -> u8 {
+        Self::ready_bit(direction) << 2
+    }
 }
 
 impl Slot {
@@ -195,6 +230,7 @@ impl ConnTable {
         let slots = (0..capacity)
             .map(|i| Slot {
                 conn: VACANT,
+                fast: FastState::default(),
                 expires_ms: 0,
                 link: Link {
                     next: if i + 1 < capacity { i as u32 + 1 } else { NIL },
@@ -251,6 +287,54 @@ impl ConnTable {
         ))
     }
 
+    /// The hash the index files `key` under (seeded per table: flow keys come from the
+    /// network). The fast path computes it once per packet and passes it on.
+    #[inline]
+    pub fn hash(&self, key: &FlowKey) -> u64 {
+        self.index.hash(key)
+    }
+
+    /// [`lookup`](Self::lookup) with the key's [`hash`](Self::hash) already computed: the
+    /// slot index and the direction, nothing copied.
+    #[inline]
+    pub fn find_hashed(&self, hash: u64, key: &FlowKey) -> Option<(u32, Direction)> {
+        self.find(hash, key).map(|e| (e.slot, e.direction))
+    }
+
+    /// The live connection at slot `index` (from [`find_hashed`](Self::find_hashed)), its
+    /// fast-path state and deadline, by reference.
+    #[inline]
+    pub fn at(&self, index: u32) -> (&Conn, &FastState, u64) {
+        let slot = &self.slots[index as usize];
+        (&slot.conn, &slot.fast, slot.expires_ms)
+    }
+
+    /// The handle of the live connection at slot `index`.
+    #[inline]
+    pub fn id_at(&self, index: u32) -> ConnId {
+        ConnId {
+            index,
+            generation: self.slots[index as usize].generation,
+        }
+    }
+
+    /// The fast path's refresh of a connection whose state does not change: a deadline no
+    /// sooner than the one it has (checked by the caller) is only written down; the wheel
+    /// finds it when it reaches the old one.
+    #[inline]
+    pub fn extend(&mut self, index: u32, expires_ms: u64) {
+        let slot = &mut self.slots[index as usize];
+        debug_assert!(slot.is_live() && expires_ms >= slot.expires_ms);
+        slot.expires_ms = expires_ms;
+    }
+
+    /// The fast-path state of `id`'s connection, to write (`None` if it is gone).
+    #[inline]
+    pub fn fast_mut(&mut self, id: ConnId) -> Option<&mut FastState> {
+        self.slot(id)?;
+        Some(&mut self.slots[id.index as usize].fast)
+    }
+
     /// The index entry of `key` (whose hash is `hash`), confirmed against the slot.
     #[inline]
     fn find(&self, hash: u64, key: &FlowKey) -> Option<Entry> {
@@ -268,6 +352,12 @@ impl ConnTable {
         let hash = self.index.hash(key);
         self.index.prefetch(hash);
         hash
+    }
+
+    /// [`prefetch_bucket`](Self::prefetch_bucket) for a key already hashed.
+    #[inline]
+    pub fn prefetch_hashed(&self, hash: u64) {
+        self.index.prefetch(hash);
     }
 
     /// Second half, once every bucket of the burst is on its way: reads the bucket and starts
@@ -330,6 +420,7 @@ impl ConnTable {
         self.free = slot.link.next;
         slot.generation = slot.generation.wrapping_add(1);
         slot.conn = conn;
+        slot.fast = FastState::default();
         slot.expires_ms = expires_ms;
         let generation = slot.generation;
         self.wheel.arm(&mut self.slots, index, expires_ms);
@@ -479,10 +570,10 @@ impl ConnTable {
     }
 
     /// Bytes of table memory per connection slot, from the table's own accounting: what the
-    /// slab (64 bytes a slot), the index of both directions' keys (64-byte buckets of 8
-    /// entries, at most half used, a power of two of them: 32 bytes a slot at best, 64 just
-    /// past a power of two) and the embryonic ring (8) allocated, divided by the capacity:
-    /// 104 at best. The wheel's fixed 16 KiB is not counted.
+    /// slab (80 bytes a slot, the fast path's 16 included), the index of both directions' keys
+    /// (64-byte buckets of 8 entries, at most half used, a power of two of them: 32 bytes a
+    /// slot at best, 64 just past a power of two) and the embryonic ring (8) allocated,
+    /// divided by the capacity: 120 at best. The wheel's fixed 16 KiB is not counted.
     pub fn bytes_per_connection(&self) -> usize {
         let slab = self.slots.capacity() * size_of::<Slot>();
         let embryos = self.embryos.ids.len() * size_of::<ConnId>();

@@ -13,7 +13,7 @@
 /// Ticks the wheel spans (4096 s, about 68 minutes); a power of two.
 pub(super) const SLOTS: usize = 4096;
 const MASK: u64 = SLOTS as u64 - 1;
-pub(super) const TICK_MS: u64 = 1000;
+pub const TICK_MS: u64 = 1000;
 
 /// End of a list.
 pub(super) const NIL: u32 = u32::MAX;

@@ -19,7 +19,7 @@ pub const FLAG_ACK: u8 = 0x10;
 pub const FLAG_URG: u8 = 0x20;
 
 /// The six classic flags; the top two bits of byte 13 (CWR, ECE) belong to ECN.
-const FLAGS_MASK: u8 = 0x3f;
+pub const FLAGS_MASK: u8 = 0x3f;
 
 const PROTO_TCP: u8 = 6;
 

@@ -1,0 +1,327 @@
+//! The fast path against the full path: the same random traffic (every mode, both
+//! directions, new and established, mangled, across snapshot changes) through two worker
+//! states, one by `process` (the full path only) and one by `stage` + `process_staged`, must
+//! give the same verdicts, the same bytes and the same counters and connections.
+
+use std::iter;
+
+use super::super::tests::{real_mac, snapshot, CLIENT, MAC1, REALS, VIP};
+use super::super::{process, Answer, Verdict, WorkerState};
+use super::{process_staged, stage, Staged};
+use crate::conn::{TcpState, Timeouts};
+use crate::flow::Endpoint;
+use crate::forward::testing::{ep, frame};
+use crate::frame::{Frame, VecFrame};
+use crate::snapshot::Snapshot;
+use crate::wire::ipv4::{PROTO_TCP, PROTO_UDP};
+use crate::wire::tcp;
+
+const FLOWS: usize = 15;
+/// Services of the engine tests' snapshot: (VIP port, protocol, sees replies).
+const SERVICES: [(u16, u8, bool); 5] = [
+    (80, PROTO_TCP, true),
+    (81, PROTO_TCP, true),
+    (82, PROTO_TCP, false),
+    (83, PROTO_TCP, false),
+    (9000, PROTO_UDP, true),
+];
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Flow {
+    /// (real server, local endpoint) as the full path's first forwarded packet showed them.
+    learnt: Option<(Endpoint, Endpoint)>,
+}
+
+fn flow_service(i: usize) -> (u16, u8, bool) {
+    SERVICES[i % SERVICES.len()]
+}
+
+fn client_of(i: usize) -> Endpoint {
+    ep(CLIENT, 40000 + i as u16)
+}
+
+fn endpoint_at(b: &[u8], addr: usize, port: usize) -> Endpoint {
+    Endpoint::new(
+        [b[addr], b[addr + 1], b[addr + 2], b[addr + 3]].into(),
+        u16::from_be_bytes([b[port], b[port + 1]]),
+    )
+}
+
+/// One packet of the test's traffic: its bytes and the port it arrives on.
+fn packet(op: u8, i: usize, flows: &[Flow], payload: &[u8]) -> Option<(Vec<u8>, usize)> {
+    let (vport, protocol, replies) = flow_service(i);
+    let client = client_of(i);
+    let flags = match op {
+        0 => tcp::FLAG_SYN,
+        1..=4 => tcp::FLAG_ACK,
+        5 | 6 => tcp::FLAG_ACK | tcp::FLAG_PSH,
+        7 => tcp::FLAG_FIN | tcp::FLAG_ACK,
+        8 => tcp::FLAG_RST,
+        9 => tcp::FLAG_ACK | tcp::FLAG_SYN,
+        10..=12 => tcp::FLAG_ACK | tcp::FLAG_PSH,
+        13 => tcp::FLAG_FIN | tcp::FLAG_ACK,
+        _ => tcp::FLAG_ACK,
+    };
+    let flags = if protocol == PROTO_UDP { 0 } else { flags };
+    match op {
+        0..=8 => Some((
+            frame(protocol, client, ep(VIP, vport), 64, flags, payload),
+            0,
+        )),
+        9..=13 if replies => {
+            let (real, local) = flows[i].learnt?;
+            let mut f = frame(protocol, real, local, 64, flags, payload);
+            f[0..6].copy_from_slice(&MAC1);
+            let r = REALS
+                .iter()
+                .position(|r| *r == real.addr.octets())
+                .unwrap_or(0);
+            f[6..12].copy_from_slice(&real_mac(r));
+            Some((f, 1))
+        }
+        // A client's packet on the other port, to that port's MAC: the fast path must not
+        // take it under the ingress port it checked the direction on.
+        14 => {
+            let mut f = frame(protocol, client, ep(VIP, vport), 64, flags, payload);
+            f[0..6].copy_from_slice(&MAC1);
+            Some((f, 1))
+        }
+        // A UDP datagram without checksum (0 stays 0).
+        15 if protocol == PROTO_UDP => {
+            let mut f = frame(protocol, client, ep(VIP, vport), 64, 0, payload);
+            f[40..42].fill(0);
+            Some((f, 0))
+        }
+        _ => None,
+    }
+}
+
+/// What changes between bursts: a new snapshot generation (same content), a real server's
+/// MAC (the cached next hop must follow), a shorter ESTABLISHED timeout, time.
+fn event(kind: u8, value: u8, snap: &mut Snapshot, now: &mut u64) {
+    match kind % 4 {
+        0 => snap.generation += 1,
+        1 => {
+            let r = usize::from(value) % REALS.len();
+            let mut mac = real_mac(r);
+            mac[4] = value;
+            snap.neighbors.insert((1, REALS[r].into()), mac);
+            snap.generation += 1;
+        }
+        2 => {
+            snap.timeouts.set(u32::from(value % 4) * 100 + 10, 0, 0);
+            snap.generation += 1;
+        }
+        _ => *now += u64::from(value) * 1000,
+    }
+}
+
+type Step = (u8, usize, u8, Vec<u8>, Option<(usize, u8)>);
+
+fn run(steps: &[Step], burst: usize, capacity: usize) -> (u64, u64) {
+    let mut snap = snapshot();
+    snap.tcp_resets_per_second = 1000;
+    let mut full = WorkerState::new(0, 1, capacity, Timeouts::ipvs_defaults());
+    let mut fast = WorkerState::new(0, 1, capacity, Timeouts::ipvs_defaults());
+    let mut flows = [Flow::default(); FLOWS];
+    let mut staged = Staged::default();
+    let mut now = 1_000u64;
+    let (mut packets, mut forwarded) = (0u64, 0u64);
+    let mut pending: Vec<(Vec<u8>, usize, usize)> = Vec::new();
+    let flush = |pending: &mut Vec<(Vec<u8>, usize, usize)>,
+                 full: &mut WorkerState,
+                 fast: &mut WorkerState,
+                 flows: &mut [Flow; FLOWS],
+                 staged: &mut Staged,
+                 snap: &Snapshot,
+                 now: u64,
+                 forwarded: &mut u64| {
+        // The burst arrives on one port at a time, as from one RX queue.
+        for port in [0usize, 1] {
+            let burst: Vec<_> = pending.iter().filter(|p| p.1 == port).collect();
+            if burst.is_empty() {
+                continue;
+            }
+            let mut frames: Vec<VecFrame> = burst.iter().map(|p| VecFrame::new(&p.0)).collect();
+            stage(frames.iter(), port, snap, fast, staged);
+            for (k, (bytes, _, flow)) in burst.iter().enumerate() {
+                let mut by_full = VecFrame::new(bytes);
+                let want = process(&mut by_full, port, snap, full, now);
+                let got =
+                    process_staged(&mut frames[k], staged.get(k), port, snap, fast, now, true);
+                assert_eq!(got, want, "verdict of packet {k} of the burst");
+                assert_eq!(frames[k].bytes(), by_full.bytes(), "bytes ({want:?})");
+                if let Verdict::Forward { .. } = want {
+                    *forwarded += 1;
+                    let b = by_full.bytes();
+                    if port == 0 && b.len() >= 38 && b[23] != 4 && flows[*flow].learnt.is_none() {
+                        flows[*flow].learnt =
+                            Some((endpoint_at(b, 30, 36), endpoint_at(b, 26, 34)));
+                    }
+                }
+                if let Verdict::Reply(Answer::Reset) = want {
+                    assert_eq!(frames[k].bytes()[47] & tcp::FLAG_RST, tcp::FLAG_RST);
+                }
+            }
+        }
+        pending.clear();
+    };
+    for (op, flow, value, payload, mangle) in steps {
+        let i = flow % FLOWS;
+        if *op >= 16 {
+            flush(
+                &mut pending,
+                &mut full,
+                &mut fast,
+                &mut flows,
+                &mut staged,
+                &snap,
+                now,
+                &mut forwarded,
+            );
+            event(*op, *value, &mut snap, &mut now);
+            full.sync(&snap);
+            fast.sync(&snap);
+            assert_eq!(full.expire(now, 64), fast.expire(now, 64), "expired");
+            continue;
+        }
+        let Some((mut bytes, port)) = packet(*op, i, &flows, payload) else {
+            continue;
+        };
+        if let Some((at, value)) = mangle {
+            if let Some(b) = bytes.get_mut(*at) {
+                *b = *value;
+            }
+        }
+        packets += 1;
+        pending.push((bytes, port, i));
+        if pending.len() >= burst {
+            flush(
+                &mut pending,
+                &mut full,
+                &mut fast,
+                &mut flows,
+                &mut staged,
+                &snap,
+                now,
+                &mut forwarded,
+            );
+            now += 7;
+        }
+    }
+    flush(
+        &mut pending,
+        &mut full,
+        &mut fast,
+        &mut flows,
+        &mut staged,
+        &snap,
+        now,
+        &mut forwarded,
+    );
+    // The same connections with the same states and deadlines, the same loads and totals.
+    assert_eq!(
+        full.export(1, Some(10_000), now),
+        fast.export(1, Some(10_000), now)
+    );
+    assert_eq!(full.conns.len(), fast.conns.len());
+    (packets, fast.fast_path_packets())
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    (
+        // 0..16 packets (mostly ACKs), 16..20 events.
+        prop_oneof![8 => 0u8..16, 1 => 16u8..20],
+        0usize..FLOWS,
+        any::<u8>(),
+        proptest::collection::vec(any::<u8>(), 0..24),
+        prop_oneof![6 => Just(None), 1 => (0usize..60, any::<u8>()).prop_map(Some)],
+    )
+}
+
+proptest::proptest! {
+    /// Random traffic through both paths: same verdicts, bytes, counters, connections.
+    #[test]
+    fn fuzz_fast_path_equals_full_path(
+        steps in proptest::collection::vec(step(), 1..300),
+        burst in 1usize..9,
+        small in proptest::bool::ANY,
+    ) {
+        run(&steps, burst, if small { 8 } else { 1024 });
+    }
+}
+
+/// Established traffic in every mode takes the fast path, and a neighbour change reaches it at
+/// once: the next packet leaves with the new MAC.
+#[test]
+fn established_packets_take_the_fast_path_and_follow_a_new_hop() {
+    let mut steps: Vec<Step> = Vec::new();
+    for round in 0..40u8 {
+        for flow in 0..FLOWS {
+            let op = match round {
+                0 => 0,
+                1 => 9,
+                _ if round % 2 == 0 => 1,
+                _ => 10,
+            };
+            steps.push((op, flow, 0, vec![round; 10], None));
+        }
+        if round == 20 {
+            // Every real server moves to a new MAC.
+            for r in 0..REALS.len() as u8 {
+                steps.push((17, 0, r, vec![], None));
+            }
+        }
+    }
+    let (packets, fast) = run(&steps, 8, 1024);
+    // SYN, SYN-ACK and the first packet each way (and each way's first after a snapshot
+    // change) take the full path; the rest is fast.
+    assert!(fast * 10 >= packets * 7, "{fast} of {packets} fast");
+
+    let mut snap = snapshot();
+    let mut st = WorkerState::new(0, 1, 64, Timeouts::ipvs_defaults());
+    let mut staged = Staged::default();
+    let client = client_of(2); // DR
+    let send = |st: &mut WorkerState, staged: &mut Staged, snap: &Snapshot, flags: u8| {
+        let mut f = VecFrame::new(&frame(PROTO_TCP, client, ep(VIP, 82), 64, flags, b"x"));
+        stage(iter::once(&f), 0, snap, st, staged);
+        let v = process_staged(&mut f, staged.get(0), 0, snap, st, 0, true);
+        assert!(matches!(v, Verdict::Forward { port: 1, .. }), "{v:?}");
+        f.bytes()[0..6].to_vec()
+    };
+    let first = send(&mut st, &mut staged, &snap, tcp::FLAG_SYN);
+    send(&mut st, &mut staged, &snap, tcp::FLAG_ACK);
+    let before = st.fast_path_packets();
+    assert_eq!(send(&mut st, &mut staged, &snap, tcp::FLAG_ACK), first);
+    assert_eq!(
+        st.fast_path_packets(),
+        before + 1,
+        "established ACK took the fast path"
+    );
+    let real = REALS
+        .iter()
+        .position(|r| real_mac(REALS.iter().position(|x| x == r).unwrap())[..] == first[..])
+        .expect("a real server's MAC");
+    snap.neighbors
+        .insert((1, REALS[real].into()), [2, 9, 9, 9, 9, 9]);
+    snap.generation += 1;
+    st.sync(&snap);
+    assert_eq!(
+        send(&mut st, &mut staged, &snap, tcp::FLAG_ACK),
+        [2, 9, 9, 9, 9, 9]
+    );
+    assert_eq!(
+        send(&mut st, &mut staged, &snap, tcp::FLAG_ACK),
+        [2, 9, 9, 9, 9, 9]
+    );
+    assert_eq!(
+        st.fast_path_packets(),
+        before + 2,
+        "fast again after one full-path packet"
+    );
+    assert_eq!(
+        st.conns.iter().next().map(|(_, c)| c.state),
+        Some(TcpState::Established)
+    );
+}
