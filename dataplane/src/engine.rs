@@ -1191,7 +1191,12 @@ fn transport(
             if snapshot.sync_master && direction == Direction::Original {
                 state.note_for_sync(id, conn.state, snapshot);
             }
-            if matches!(verdict, Verdict::Forward { .. }) && !conn.synced {
+            if matches!(verdict, Verdict::Forward { .. })
+                && !conn.synced
+                && !state
+                    .conns
+                    .fast_ready(id, direction, snapshot.generation as u32, in_port)
+            {
                 // The connection's next packets this way can take the fast path.
                 state.prepare_fast(id, direction, in_port, snapshot);
             }

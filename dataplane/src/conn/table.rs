@@ -104,7 +104,7 @@ fn original_key(conn: &Conn) -> FlowKey {
 }
 
 /// The key a connection is indexed under for `direction`.
-#[inline]
+#[cfg(test)]
 fn key_of(conn: &Conn, direction: Direction) -> Option<FlowKey> {
     match direction {
         Direction::Original => Some(original_key(conn)),
@@ -328,6 +328,24 @@ impl ConnTable {
         slot.expires_ms = expires_ms;
     }
 
+    /// Whether `id`'s connection has its fast-path rewrite for `direction` from ingress port
+    /// `in_port` under snapshot generation `generation` (low 32 bits).
+    #[inline]
+    pub fn fast_ready(
+        &self,
+        id: ConnId,
+        direction: Direction,
+        generation: u32,
+        in_port: usize,
+    ) -> bool {
+        self.slot(id).is_some_and(|slot| {
+            let f = &slot.fast;
+            f.generation == generation
+                && f.flags & FastState::ready_bit(direction) != 0
+                && usize::from(f.in_port[direction as usize]) == in_port
+        })
+    }
+
     /// The fast-path state of `id`'s connection, to write (`None` if it is gone).
     #[inline]
     pub fn fast_mut(&mut self, id: ConnId) -> Option<&mut FastState> {
@@ -339,9 +357,16 @@ impl ConnTable {
     #[inline]
     fn find(&self, hash: u64, key: &FlowKey) -> Option<Entry> {
         self.index.find(hash, |entry| {
-            self.slots
-                .get(entry.slot as usize)
-                .is_some_and(|slot| key_of(&slot.conn, entry.direction) == Some(*key))
+            self.slots.get(entry.slot as usize).is_some_and(|slot| {
+                let c = &slot.conn;
+                c.protocol == key.protocol
+                    && match entry.direction {
+                        Direction::Original => c.client == key.src && c.vip == key.dst,
+                        Direction::Reply => {
+                            c.real == key.src && c.local == key.dst && c.mode.sees_replies()
+                        }
+                    }
+            })
         })
     }
 

@@ -16,7 +16,7 @@
 //! connection, a changed snapshot, a deadline that would move sooner, a TUN packet that would
 //! not fit) is the full path's.
 
-use super::{decide, ip_length, Verdict, WorkerState, L3};
+use super::{decide, Verdict, WorkerState, L3};
 use crate::conn::{Direction, FastState, TcpState};
 use crate::counters::DropReason;
 use crate::flow::{Endpoint, FlowKey, ForwardMode};
@@ -42,6 +42,8 @@ const UDP_CHECKSUM: usize = L4 + 6;
 pub struct Desc {
     key: FlowKey,
     hash: u64,
+    /// The IPv4 total length.
+    ip_len: u16,
     tcp_flags: u8,
     /// A plain IPv4 TCP/UDP packet for this port the fast path may take (else: full path).
     fast: bool,
@@ -54,6 +56,7 @@ const NOT_FAST: Desc = Desc {
         Endpoint::new(Ipv4Addr::UNSPECIFIED, 0),
     ),
     hash: 0,
+    ip_len: 0,
     tcp_flags: 0,
     fast: false,
 };
@@ -142,19 +145,20 @@ pub fn stage_each<'a, F: Frame + 'a>(
 #[inline(always)]
 fn describe<F: Frame>(frame: &F, mac: &[u8; 6], state: &WorkerState) -> Desc {
     let b = frame.bytes();
-    if b.len() < L4 + 8 || b[..6] != mac[..] || b[6] & 1 != 0 || b[12..14] != [0x08, 0x00] {
+    // Ethernet, IPv4 and 8 bytes of TCP/UDP: every fixed offset below is inside.
+    let Some(h) = b.first_chunk::<{ L4 + 8 }>() else {
+        return NOT_FAST;
+    };
+    let word = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
+    if h[..6] != mac[..] || h[6] & 1 != 0 || word(12) != 0x0800 {
         return NOT_FAST;
     }
-    let ip: &[u8; 20] = b[L3..L4].try_into().expect("20 bytes");
-    let total_len = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    let protocol = ip[9];
-    if ip[0] != 0x45
-        || u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0
-        || ip[8] <= 1
-        || L3 + total_len > b.len()
-    {
+    let total_len = usize::from(word(L3 + 2));
+    let protocol = h[L3 + 9];
+    if h[L3] != 0x45 || word(L3 + 6) & 0x3fff != 0 || h[TTL] <= 1 || L3 + total_len > b.len() {
         return NOT_FAST;
     }
+    let ip: &[u8; 20] = h[L3..L4].try_into().expect("20 bytes");
     let checksum_ok = match frame.rx_ip_checksum() {
         Some(good) => good,
         None => header_sum(ip) == 0xffff,
@@ -165,14 +169,18 @@ fn describe<F: Frame>(frame: &F, mac: &[u8; 6], state: &WorkerState) -> Desc {
     let segment = total_len.wrapping_sub(20);
     let tcp_flags = match protocol {
         ipv4::PROTO_TCP => {
+            // total_len >= 40 puts the TCP header's 20 bytes inside the frame.
+            if total_len < 40 {
+                return NOT_FAST;
+            }
             let header = usize::from(b[L4 + 12] >> 4) * 4;
-            if total_len < 40 || header < 20 || header > segment {
+            if header < 20 || header > segment {
                 return NOT_FAST;
             }
             b[L4 + 13] & tcp::FLAGS_MASK
         }
         ipv4::PROTO_UDP => {
-            let len = usize::from(u16::from_be_bytes([b[L4 + 4], b[L4 + 5]]));
+            let len = usize::from(word(L4 + 4));
             if total_len < 28 || len < 8 || len > segment {
                 return NOT_FAST;
             }
@@ -180,8 +188,7 @@ fn describe<F: Frame>(frame: &F, mac: &[u8; 6], state: &WorkerState) -> Desc {
         }
         _ => return NOT_FAST,
     };
-    let sport = u16::from_be_bytes([b[L4], b[L4 + 1]]);
-    let dport = u16::from_be_bytes([b[L4 + 2], b[L4 + 3]]);
+    let (sport, dport) = (word(L4), word(L4 + 2));
     if sport == 0 || dport == 0 {
         return NOT_FAST;
     }
@@ -193,6 +200,7 @@ fn describe<F: Frame>(frame: &F, mac: &[u8; 6], state: &WorkerState) -> Desc {
     Desc {
         key,
         hash: state.conns.hash(&key),
+        ip_len: total_len as u16,
         tcp_flags,
         fast: true,
     }
@@ -302,58 +310,70 @@ fn established(
             (out, snapshot.ports.get(out)?.mac, conn.client_mac, None)
         }
     };
-    let ip_len = u16::from_be_bytes([frame.bytes()[L3 + 2], frame.bytes()[L3 + 3]]);
-    if mode == ForwardMode::Tun {
-        let (_, mtu) = tunnel?;
-        if usize::from(ip_len) + tun::OUTER_HEADER_LEN > usize::from(mtu) {
-            return None;
-        }
+    let ip_len = desc.ip_len;
+    let (outer_src, mtu) = tunnel.unwrap_or((Ipv4Addr::UNSPECIFIED, 0));
+    if mode == ForwardMode::Tun && usize::from(ip_len) + tun::OUTER_HEADER_LEN > usize::from(mtu) {
+        return None;
     }
 
     // Decided: from here on the packet is forwarded as the full path would.
     let buf = frame.bytes_mut();
-    buf[TTL] -= 1;
-    let sum = u16::from_be_bytes([buf[IP_CHECKSUM], buf[IP_CHECKSUM + 1]]);
-    buf[IP_CHECKSUM..IP_CHECKSUM + 2].copy_from_slice(&apply(sum, ip_delta).to_be_bytes());
+    // What IPVS counts: the IP length as the packet leaves (link-layer padding included).
+    let mut length = buf.len() as u64 - L3 as u64;
+    let (h, rest) = buf.split_first_chunk_mut::<{ L4 + 8 }>()?; // `describe` saw these bytes
+    h[TTL] -= 1;
+    let sum = u16::from_be_bytes([h[IP_CHECKSUM], h[IP_CHECKSUM + 1]]);
+    h[IP_CHECKSUM..IP_CHECKSUM + 2].copy_from_slice(&apply(sum, ip_delta).to_be_bytes());
     match mode {
         ForwardMode::Nat | ForwardMode::FullNat => {
             let addrs =
                 (u64::from(u32::from(new_src.addr)) << 32) | u64::from(u32::from(new_dst.addr));
-            buf[IP_SRC..IP_SRC + 8].copy_from_slice(&addrs.to_be_bytes());
+            h[IP_SRC..IP_SRC + 8].copy_from_slice(&addrs.to_be_bytes());
             let ports = (u32::from(new_src.port) << 16) | u32::from(new_dst.port);
-            buf[L4..L4 + 4].copy_from_slice(&ports.to_be_bytes());
+            h[L4..L4 + 4].copy_from_slice(&ports.to_be_bytes());
             if l4_changes {
-                let at = if protocol == ipv4::PROTO_TCP {
-                    TCP_CHECKSUM
-                } else {
-                    UDP_CHECKSUM
-                };
-                let sum = u16::from_be_bytes([buf[at], buf[at + 1]]);
-                // UDP: 0 is "no checksum" and stays; a computed 0 goes out as 0xffff.
-                if protocol == ipv4::PROTO_TCP || sum != 0 {
-                    let mut new = apply(sum, l4_delta);
-                    if protocol == ipv4::PROTO_UDP && new == 0 {
-                        new = 0xffff;
+                if protocol == ipv4::PROTO_TCP {
+                    // A TCP header of 20 bytes at least is inside (`describe`).
+                    const AT: usize = TCP_CHECKSUM - (L4 + 8);
+                    if let Some(c) = rest.get_mut(AT..AT + 2) {
+                        let sum = u16::from_be_bytes([c[0], c[1]]);
+                        c.copy_from_slice(&apply(sum, l4_delta).to_be_bytes());
                     }
-                    buf[at..at + 2].copy_from_slice(&new.to_be_bytes());
+                } else {
+                    let at = UDP_CHECKSUM;
+                    let sum = u16::from_be_bytes([h[at], h[at + 1]]);
+                    // 0 is "no checksum" and stays; a computed 0 goes out as 0xffff.
+                    if sum != 0 {
+                        let new = match apply(sum, l4_delta) {
+                            0 => 0xffff,
+                            new => new,
+                        };
+                        h[at..at + 2].copy_from_slice(&new.to_be_bytes());
+                    }
                 }
             }
+            h[..6].copy_from_slice(&dst_mac);
+            h[6..12].copy_from_slice(&src_mac);
         }
-        ForwardMode::Dr => {}
+        ForwardMode::Dr => {
+            h[..6].copy_from_slice(&dst_mac);
+            h[6..12].copy_from_slice(&src_mac);
+        }
         ForwardMode::Tun => {
-            let (outer_src, mtu) = tunnel?;
             let outer_dst = new_dst.addr;
             if tun::encapsulate(frame, L3, usize::from(ip_len), outer_src, outer_dst, mtu).is_err()
             {
                 // No headroom: what the full path says too.
                 return Some(Verdict::Drop(DropReason::TooBig));
             }
+            let b = frame.bytes_mut();
+            length = b.len() as u64 - L3 as u64;
+            if let Some(macs) = b.first_chunk_mut::<12>() {
+                macs[..6].copy_from_slice(&dst_mac);
+                macs[6..].copy_from_slice(&src_mac);
+            }
         }
     }
-    let buf = frame.bytes_mut();
-    buf[0..6].copy_from_slice(&dst_mac);
-    buf[6..12].copy_from_slice(&src_mac);
-    let length = ip_length(frame.bytes());
     state
         .dests
         .count(dest, direction == Direction::Original, length);

@@ -99,7 +99,7 @@ fn packet(op: u8, i: usize, flows: &[Flow], payload: &[u8]) -> Option<(Vec<u8>, 
 /// What changes between bursts: a new snapshot generation (same content), a real server's
 /// MAC (the cached next hop must follow), a shorter ESTABLISHED timeout, time.
 fn event(kind: u8, value: u8, snap: &mut Snapshot, now: &mut u64) {
-    match kind % 4 {
+    match kind % 5 {
         0 => snap.generation += 1,
         1 => {
             let r = usize::from(value) % REALS.len();
@@ -112,15 +112,51 @@ fn event(kind: u8, value: u8, snap: &mut Snapshot, now: &mut u64) {
             snap.timeouts.set(u32::from(value % 4) * 100 + 10, 0, 0);
             snap.generation += 1;
         }
+        3 => {
+            // A real server leaves every service (expire_nodest_conn ends its connections
+            // where the service says so; the others keep forwarding to it).
+            let gone = REALS[usize::from(value) % REALS.len()];
+            for svc in &mut snap.services {
+                if svc.reals.len() > 1 {
+                    svc.reals.retain(|r| r.addr.addr.octets() != gone);
+                    let servers: Vec<_> = svc.reals.iter().map(|r| (r.addr, r.weight)).collect();
+                    svc.maglev = Some(std::sync::Arc::new(crate::sched::MaglevTable::build(
+                        &servers, 251,
+                    )));
+                }
+            }
+            snap.generation += 1;
+        }
         _ => *now += u64::from(value) * 1000,
     }
 }
 
 type Step = (u8, usize, u8, Vec<u8>, Option<(usize, u8)>);
 
-fn run(steps: &[Step], burst: usize, capacity: usize) -> (u64, u64) {
+fn run(steps: &[Step], burst: usize, capacity: usize, variant: usize) -> (u64, u64) {
     let mut snap = snapshot();
     snap.tcp_resets_per_second = 1000;
+    // Schedulers, persistence, thresholds and expire_nodest_conn as the full path's fuzz
+    // varies them: none of it may change what the fast path does.
+    let kinds = crate::sched::SchedulerKind::ALL;
+    for svc in &mut snap.services {
+        svc.scheduler = kinds[variant % kinds.len()];
+        let servers: Vec<_> = svc.reals.iter().map(|r| (r.addr, r.weight)).collect();
+        svc.maglev = Some(std::sync::Arc::new(crate::sched::MaglevTable::build(
+            &servers, 251,
+        )));
+        if variant & 1 == 1 {
+            svc.persistence = Some(crate::snapshot::Persistence {
+                timeout_s: 5,
+                netmask: [255, 255, 255, 0].into(),
+            });
+        }
+        if variant & 2 == 2 {
+            svc.reals[0].upper_threshold = 3;
+            svc.expire_nodest_conn = true;
+        }
+    }
+    snap.expire_nodest_conn = variant & 2 == 2;
     let mut full = WorkerState::new(0, 1, capacity, Timeouts::ipvs_defaults());
     let mut fast = WorkerState::new(0, 1, capacity, Timeouts::ipvs_defaults());
     let mut flows = [Flow::default(); FLOWS];
@@ -232,7 +268,7 @@ fn step() -> impl proptest::strategy::Strategy<Value = Step> {
     use proptest::prelude::*;
     (
         // 0..16 packets (mostly ACKs), 16..20 events.
-        prop_oneof![8 => 0u8..16, 1 => 16u8..20],
+        prop_oneof![8 => 0u8..16, 1 => 16u8..21],
         0usize..FLOWS,
         any::<u8>(),
         proptest::collection::vec(any::<u8>(), 0..24),
@@ -247,8 +283,9 @@ proptest::proptest! {
         steps in proptest::collection::vec(step(), 1..300),
         burst in 1usize..9,
         small in proptest::bool::ANY,
+        variant in 0usize..64,
     ) {
-        run(&steps, burst, if small { 8 } else { 1024 });
+        run(&steps, burst, if small { 8 } else { 1024 }, variant);
     }
 }
 
@@ -270,11 +307,11 @@ fn established_packets_take_the_fast_path_and_follow_a_new_hop() {
         if round == 20 {
             // Every real server moves to a new MAC.
             for r in 0..REALS.len() as u8 {
-                steps.push((17, 0, r, vec![], None));
+                steps.push((16, 0, r, vec![], None));
             }
         }
     }
-    let (packets, fast) = run(&steps, 8, 1024);
+    let (packets, fast) = run(&steps, 8, 1024, 0);
     // SYN, SYN-ACK and the first packet each way (and each way's first after a snapshot
     // change) take the full path; the rest is fast.
     assert!(fast * 10 >= packets * 7, "{fast} of {packets} fast");
