@@ -102,7 +102,16 @@ pub fn stage<'a, F: Frame + 'a>(
     state: &WorkerState,
     staged: &mut Staged,
 ) {
-    stage_each(frames, |_| Some(in_port), snapshot, state, staged);
+    let mut n = 0;
+    if let Some(port) = snapshot.ports.get(in_port) {
+        let mac = port.mac;
+        for (desc, frame) in staged.descs.iter_mut().zip(frames) {
+            *desc = describe(frame, &mac, state);
+            n += 1;
+        }
+    }
+    staged.len = n;
+    prefetch(staged, state);
 }
 
 /// [`stage`] for frames of several ports (handed in by other workers): `port_of` says each
@@ -116,23 +125,32 @@ pub fn stage_each<'a, F: Frame + 'a>(
     staged: &mut Staged,
 ) {
     let mut n = 0;
-    for frame in frames.take(BURST) {
-        staged.descs[n] = match port_of(frame).and_then(|p| snapshot.ports.get(p)) {
+    for (desc, frame) in staged.descs.iter_mut().zip(frames) {
+        *desc = match port_of(frame).and_then(|p| snapshot.ports.get(p)) {
             Some(port) => describe(frame, &port.mac, state),
             None => NOT_FAST,
         };
         n += 1;
     }
     staged.len = n;
+    prefetch(staged, state);
+}
+
+/// The burst's index buckets, then (once those are on their way) its connection slots, from
+/// the hashes staged; nothing below [`super::PREFETCH_MIN_CONNECTIONS`], where the table
+/// sits in the core's cache and the passes would only add work.
+#[inline(always)]
+fn prefetch(staged: &Staged, state: &WorkerState) {
     if state.conns.len() < super::PREFETCH_MIN_CONNECTIONS {
         return;
     }
-    for d in &staged.descs[..n] {
+    let descs = &staged.descs[..staged.len.min(BURST)];
+    for d in descs {
         if d.fast {
             state.conns.prefetch_hashed(d.hash);
         }
     }
-    for d in &staged.descs[..n] {
+    for d in descs {
         if d.fast {
             state.conns.prefetch_slot(d.hash);
         }
@@ -292,22 +310,24 @@ fn established(
     };
     let (ip_delta, l4_delta) = (fast.ip_delta[d], fast.l4_delta[d]);
     let l4_changes = fast.flags & FastState::l4_bit(direction) != 0;
-    let (out_port, src_mac, dst_mac, tunnel) = match direction {
+    let (out_port, macs, tunnel) = match direction {
         Direction::Original => {
             let hop = state.hops.get(dest as usize)?;
-            if hop.generation != snapshot.generation as u32 || !hop.ready {
+            if hop.stamp != snapshot.generation.wrapping_add(1) {
                 return None;
             }
             (
                 usize::from(hop.port),
-                hop.src_mac,
-                hop.dst_mac,
+                hop.macs,
                 Some((hop.outer_src, hop.mtu)),
             )
         }
         Direction::Reply => {
             let out = usize::from(conn.client_port);
-            (out, snapshot.ports.get(out)?.mac, conn.client_mac, None)
+            let mut macs = [0; 12];
+            macs[..6].copy_from_slice(&conn.client_mac);
+            macs[6..].copy_from_slice(&snapshot.ports.get(out)?.mac);
+            (out, macs, None)
         }
     };
     let ip_len = desc.ip_len;
@@ -352,12 +372,10 @@ fn established(
                     }
                 }
             }
-            h[..6].copy_from_slice(&dst_mac);
-            h[6..12].copy_from_slice(&src_mac);
+            h[..12].copy_from_slice(&macs);
         }
         ForwardMode::Dr => {
-            h[..6].copy_from_slice(&dst_mac);
-            h[6..12].copy_from_slice(&src_mac);
+            h[..12].copy_from_slice(&macs);
         }
         ForwardMode::Tun => {
             let outer_dst = new_dst.addr;
@@ -368,9 +386,8 @@ fn established(
             }
             let b = frame.bytes_mut();
             length = b.len() as u64 - L3 as u64;
-            if let Some(macs) = b.first_chunk_mut::<12>() {
-                macs[..6].copy_from_slice(&dst_mac);
-                macs[6..].copy_from_slice(&src_mac);
+            if let Some(head) = b.first_chunk_mut::<12>() {
+                *head = macs;
             }
         }
     }
@@ -394,23 +411,21 @@ fn established(
 /// address and the port's MTU.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Hop {
-    generation: u32,
-    ready: bool,
+    /// The snapshot generation + 1 it was found under (0: never).
+    stamp: u64,
     port: u8,
     mtu: u16,
-    src_mac: [u8; 6],
-    dst_mac: [u8; 6],
+    /// The Ethernet header's first 12 bytes: the next hop's MAC, then the out port's.
+    macs: [u8; 12],
     outer_src: Ipv4Addr,
 }
 
 impl Hop {
     const NONE: Hop = Hop {
-        generation: 0,
-        ready: false,
+        stamp: 0,
         port: 0,
         mtu: 0,
-        src_mac: [0; 6],
-        dst_mac: [0; 6],
+        macs: [0; 12],
         outer_src: Ipv4Addr::UNSPECIFIED,
     };
 }
@@ -468,13 +483,17 @@ impl WorkerState {
                 (ForwardMode::Tun, None) => return,
                 (_, primary) => primary.unwrap_or(Ipv4Addr::UNSPECIFIED),
             };
+            if port > usize::from(u8::MAX) {
+                return;
+            }
+            let mut macs = [0; 12];
+            macs[..6].copy_from_slice(&dst_mac);
+            macs[6..].copy_from_slice(&out.mac);
             *hop = Hop {
-                generation: snapshot.generation as u32,
-                ready: port <= usize::from(u8::MAX),
+                stamp: snapshot.generation.wrapping_add(1),
                 port: port as u8,
                 mtu: out.mtu,
-                src_mac: out.mac,
-                dst_mac,
+                macs,
                 outer_src,
             };
         }
