@@ -818,7 +818,7 @@ pub fn process(
     state: &mut WorkerState,
     now_ms: u64,
 ) -> Verdict {
-    decide(frame, in_port, snapshot, state, now_ms, true)
+    decide(frame, in_port, snapshot, state, now_ms, true, None)
 }
 
 /// [`process`] for a packet another worker handed to this one: it is this worker's by the
@@ -832,7 +832,7 @@ pub fn process_handed_in(
     state: &mut WorkerState,
     now_ms: u64,
 ) -> Verdict {
-    decide(frame, in_port, snapshot, state, now_ms, false)
+    decide(frame, in_port, snapshot, state, now_ms, false, None)
 }
 
 #[inline(always)]
@@ -843,6 +843,7 @@ fn decide(
     state: &mut WorkerState,
     now_ms: u64,
     steer: bool,
+    hashed: Option<(FlowKey, u64)>,
 ) -> Verdict {
     let Some(port) = snapshot.ports.get(in_port) else {
         return Verdict::Drop(DropReason::NotForUs);
@@ -853,6 +854,7 @@ fn decide(
         snapshot,
         now_ms,
         steer,
+        hashed,
     };
     if let Some(owner) = at.owner_by_headers(frame.bytes(), state.worker) {
         return Verdict::HandOff(owner);
@@ -871,6 +873,9 @@ struct At<'a> {
     now_ms: u64,
     /// Whether to hand a packet another worker owns to it.
     steer: bool,
+    /// A flow key and its connection-table hash the staged burst computed for this packet
+    /// (used only if the packet's own key is that one).
+    hashed: Option<(FlowKey, u64)>,
 }
 
 impl At<'_> {
@@ -1083,7 +1088,7 @@ fn ipv4_packet(frame: &mut impl Frame, at: &At<'_>, state: &mut WorkerState) -> 
             }
             // Its owner was decided from its headers before (`owner_by_headers`).
             let p = parse_l4(frame.bytes(), protocol, l4, end, src, dst)?;
-            transport(frame, in_port, port, snapshot, state, now_ms, &p)
+            transport(frame, in_port, port, snapshot, state, now_ms, &p, at.hashed)
         }
         ipv4::PROTO_ICMP => {
             if fragment {
@@ -1158,8 +1163,17 @@ fn transport(
     state: &mut WorkerState,
     now_ms: u64,
     p: &Parsed,
+    hashed: Option<(FlowKey, u64)>,
 ) -> Outcome {
-    if let Some((id, direction)) = state.conns.lookup(&p.key()) {
+    let key = p.key();
+    let found = match hashed {
+        Some((staged, hash)) if staged == key => state
+            .conns
+            .find_hashed(hash, &key)
+            .map(|(index, direction)| (state.conns.id_at(index), direction)),
+        _ => state.conns.lookup(&key),
+    };
+    if let Some((id, direction)) = found {
         let conn = *state.conns.get(id).ok_or(DropReason::NoConnection)?;
         if snapshot.expire_nodest_conn && state.lost_its_server(snapshot, &conn) {
             // IPVS's expire_nodest_conn: the connection ends here; a reply is dropped, and

@@ -259,12 +259,20 @@ pub fn process_staged(
     now_ms: u64,
     steer: bool,
 ) -> Verdict {
-    if desc.fast {
+    if !desc.fast {
+        return decide(frame, in_port, snapshot, state, now_ms, steer, None);
+    }
+    // A segment with SYN, FIN or RST is the full path's whatever its connection: no lookup.
+    let opening_or_closing = desc.key.protocol == ipv4::PROTO_TCP
+        && desc.tcp_flags & (tcp::FLAG_SYN | tcp::FLAG_FIN | tcp::FLAG_RST) != 0;
+    if !opening_or_closing {
         if let Some(verdict) = established(frame, desc, in_port, snapshot, state, now_ms) {
             return verdict;
         }
     }
-    decide(frame, in_port, snapshot, state, now_ms, steer)
+    // The full path looks the connection up with the hash staged.
+    let hashed = Some((desc.key, desc.hash));
+    decide(frame, in_port, snapshot, state, now_ms, steer, hashed)
 }
 
 /// The fast path proper: `None` when the packet is the full path's (nothing changed then).
