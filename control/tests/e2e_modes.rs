@@ -125,8 +125,18 @@ fn nat_with(workers: usize) {
 }
 
 /// With several workers, the lab's kernel fanout put some replies on a worker that does not
-/// own their connection: they were handed over, none lost for want of ring room.
+/// own their connection: they were handed over, none lost for want of ring room. In every
+/// case the established packets of the requests (their data after the handshake, and in NAT
+/// and FULLNAT the servers' answers) went by the fast path on real DPDK ports.
 fn several_workers_handed_over(stats: &Value, workers: usize) {
+    let fast: u64 = stats["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["fast_path"].as_u64().unwrap())
+        .sum();
+    eprintln!("{workers} workers: {fast} packets by the fast path");
+    assert!(fast >= 1000, "fast path: {fast} packets\n{stats}");
     if workers < 2 {
         return;
     }
@@ -389,6 +399,7 @@ fn dr_with(workers: usize) {
         client["tx_packets"].as_u64().unwrap() < 20,
         "DR replies must not pass rvsd: {client}"
     );
+    several_workers_handed_over(&stats, workers);
 }
 
 #[test]
@@ -467,6 +478,7 @@ fn tun_with(workers: usize) {
         stats["ports"][0]["icmp_errors_sent"].as_u64().unwrap() >= 1,
         "frag-needed sent: {stats}"
     );
+    several_workers_handed_over(&stats, workers);
 }
 
 #[test]

@@ -218,6 +218,8 @@ pub struct WorkerCounters {
     pub connections_evicted: Counter,
     /// Connections ended because their real server left a service with expire_nodest_conn.
     pub connections_expired_nodest: Counter,
+    /// Packets the established fast path forwarded (the rest took the full path).
+    pub fast_path: Counter,
     /// Packets this worker received and handed to the worker that owns them.
     pub handed_out: Counter,
     /// Packets other workers handed to this one (it owns them).
@@ -244,6 +246,7 @@ impl WorkerCounters {
             connections_expired: Counter::default(),
             connections_evicted: Counter::default(),
             connections_expired_nodest: Counter::default(),
+            fast_path: Counter::default(),
             handed_out: Counter::default(),
             handed_in: Counter::default(),
             bytes_per_connection: Counter::default(),

@@ -248,8 +248,8 @@ fn stats_families(
 ///   `down` from it);
 /// - per worker: `rvs_connections`, `rvs_connections_expired_total`,
 ///   `rvs_connections_evicted_total`, `rvs_connections_expired_nodest_total`,
-///   `rvs_handed_out_packets_total`, `rvs_handed_in_packets_total` (hand-offs refused are
-///   `rvs_drops_total{reason="handoff_full"}`), `rvs_sync_worker_sent_total`,
+///   `rvs_fast_path_packets_total`, `rvs_handed_out_packets_total`,
+///   `rvs_handed_in_packets_total` (hand-offs refused are `rvs_drops_total{reason="handoff_full"}`), `rvs_sync_worker_sent_total`,
 ///   `rvs_sync_worker_lost_total`, `rvs_sync_worker_installed_total`,
 ///   `rvs_sync_worker_refused_total`, `rvs_connection_table_bytes_per_connection`;
 /// - connection sync (with `lvs_sync_daemon`): `rvs_sync_messages_sent_total`,
@@ -636,7 +636,7 @@ fn rvs_datapath(out: &mut Out, report: &Report) {
 
 fn rvs_workers(out: &mut Out, report: &Report) {
     type Get = fn(&crate::stats::WorkerReport) -> u64;
-    let per_worker: [(&'static str, Kind, &str, Get); 11] = [
+    let per_worker: [(&'static str, Kind, &str, Get); 12] = [
         (
             "rvs_connections",
             Kind::Gauge,
@@ -660,6 +660,12 @@ fn rvs_workers(out: &mut Out, report: &Report) {
             Kind::Counter,
             "Connections ended because their real server left a service with expire_nodest_conn.",
             |w| w.connections_expired_nodest,
+        ),
+        (
+            "rvs_fast_path_packets_total",
+            Kind::Counter,
+            "Packets the established fast path forwarded (the rest took the full path).",
+            |w| w.fast_path,
         ),
         (
             "rvs_handed_out_packets_total",
@@ -1100,6 +1106,7 @@ mod tests {
                 connections: 7,
                 connections_expired: 8,
                 connections_evicted: 0,
+                fast_path: 0,
                 connections_expired_nodest: 0,
                 handed_out: 11,
                 handed_in: 12,
