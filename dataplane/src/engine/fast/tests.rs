@@ -133,6 +133,57 @@ fn event(kind: u8, value: u8, snap: &mut Snapshot, now: &mut u64) {
 
 type Step = (u8, usize, u8, Vec<u8>, Option<(usize, u8)>);
 
+/// The two worker states fed the same traffic, and what the traffic learnt so far.
+struct Pair {
+    /// Only ever given packets by `process` (the full path).
+    full: WorkerState,
+    /// Given them by `stage` + `process_staged`.
+    fast: WorkerState,
+    flows: [Flow; FLOWS],
+    staged: Staged,
+    /// The burst being gathered: (bytes, ingress port, flow).
+    pending: Vec<(Vec<u8>, usize, usize)>,
+}
+
+impl Pair {
+    /// Runs the gathered packets through both, a burst per ingress port (as from one RX
+    /// queue), and compares every verdict and every byte.
+    fn flush(&mut self, snap: &Snapshot, now: u64) {
+        for port in [0usize, 1] {
+            let burst: Vec<_> = self.pending.iter().filter(|p| p.1 == port).collect();
+            if burst.is_empty() {
+                continue;
+            }
+            let mut frames: Vec<VecFrame> = burst.iter().map(|p| VecFrame::new(&p.0)).collect();
+            stage(frames.iter(), port, snap, &self.fast, &mut self.staged);
+            for (k, (bytes, _, flow)) in burst.iter().enumerate() {
+                let mut by_full = VecFrame::new(bytes);
+                let want = process(&mut by_full, port, snap, &mut self.full, now);
+                let desc = self.staged.get(k);
+                let got =
+                    process_staged(&mut frames[k], desc, port, snap, &mut self.fast, now, true);
+                assert_eq!(got, want, "verdict of packet {k} of the burst");
+                assert_eq!(frames[k].bytes(), by_full.bytes(), "bytes ({want:?})");
+                let b = by_full.bytes();
+                let learnt = &mut self.flows[*flow].learnt;
+                // A client's packet forwarded, not tunnelled: its real server and local end.
+                if matches!(want, Verdict::Forward { .. })
+                    && port == 0
+                    && b.len() >= 38
+                    && b[23] != 4
+                    && learnt.is_none()
+                {
+                    *learnt = Some((endpoint_at(b, 30, 36), endpoint_at(b, 26, 34)));
+                }
+                if let Verdict::Reply(Answer::Reset) = want {
+                    assert_eq!(frames[k].bytes()[47] & tcp::FLAG_RST, tcp::FLAG_RST);
+                }
+            }
+        }
+        self.pending.clear();
+    }
+}
+
 fn run(steps: &[Step], burst: usize, capacity: usize, variant: usize) -> (u64, u64) {
     let mut snap = snapshot();
     snap.tcp_resets_per_second = 1000;
@@ -157,71 +208,30 @@ fn run(steps: &[Step], burst: usize, capacity: usize, variant: usize) -> (u64, u
         }
     }
     snap.expire_nodest_conn = variant & 2 == 2;
-    let mut full = WorkerState::new(0, 1, capacity, Timeouts::ipvs_defaults());
-    let mut fast = WorkerState::new(0, 1, capacity, Timeouts::ipvs_defaults());
-    let mut flows = [Flow::default(); FLOWS];
-    let mut staged = Staged::default();
-    let mut now = 1_000u64;
-    let (mut packets, mut forwarded) = (0u64, 0u64);
-    let mut pending: Vec<(Vec<u8>, usize, usize)> = Vec::new();
-    let flush = |pending: &mut Vec<(Vec<u8>, usize, usize)>,
-                 full: &mut WorkerState,
-                 fast: &mut WorkerState,
-                 flows: &mut [Flow; FLOWS],
-                 staged: &mut Staged,
-                 snap: &Snapshot,
-                 now: u64,
-                 forwarded: &mut u64| {
-        // The burst arrives on one port at a time, as from one RX queue.
-        for port in [0usize, 1] {
-            let burst: Vec<_> = pending.iter().filter(|p| p.1 == port).collect();
-            if burst.is_empty() {
-                continue;
-            }
-            let mut frames: Vec<VecFrame> = burst.iter().map(|p| VecFrame::new(&p.0)).collect();
-            stage(frames.iter(), port, snap, fast, staged);
-            for (k, (bytes, _, flow)) in burst.iter().enumerate() {
-                let mut by_full = VecFrame::new(bytes);
-                let want = process(&mut by_full, port, snap, full, now);
-                let got =
-                    process_staged(&mut frames[k], staged.get(k), port, snap, fast, now, true);
-                assert_eq!(got, want, "verdict of packet {k} of the burst");
-                assert_eq!(frames[k].bytes(), by_full.bytes(), "bytes ({want:?})");
-                if let Verdict::Forward { .. } = want {
-                    *forwarded += 1;
-                    let b = by_full.bytes();
-                    if port == 0 && b.len() >= 38 && b[23] != 4 && flows[*flow].learnt.is_none() {
-                        flows[*flow].learnt =
-                            Some((endpoint_at(b, 30, 36), endpoint_at(b, 26, 34)));
-                    }
-                }
-                if let Verdict::Reply(Answer::Reset) = want {
-                    assert_eq!(frames[k].bytes()[47] & tcp::FLAG_RST, tcp::FLAG_RST);
-                }
-            }
-        }
-        pending.clear();
+    let mut pair = Pair {
+        full: WorkerState::new(0, 1, capacity, Timeouts::ipvs_defaults()),
+        fast: WorkerState::new(0, 1, capacity, Timeouts::ipvs_defaults()),
+        flows: [Flow::default(); FLOWS],
+        staged: Staged::default(),
+        pending: Vec::new(),
     };
+    let mut now = 1_000u64;
+    let mut packets = 0u64;
     for (op, flow, value, payload, mangle) in steps {
         let i = flow % FLOWS;
         if *op >= 16 {
-            flush(
-                &mut pending,
-                &mut full,
-                &mut fast,
-                &mut flows,
-                &mut staged,
-                &snap,
-                now,
-                &mut forwarded,
-            );
+            pair.flush(&snap, now);
             event(*op, *value, &mut snap, &mut now);
-            full.sync(&snap);
-            fast.sync(&snap);
-            assert_eq!(full.expire(now, 64), fast.expire(now, 64), "expired");
+            pair.full.sync(&snap);
+            pair.fast.sync(&snap);
+            assert_eq!(
+                pair.full.expire(now, 64),
+                pair.fast.expire(now, 64),
+                "expired"
+            );
             continue;
         }
-        let Some((mut bytes, port)) = packet(*op, i, &flows, payload) else {
+        let Some((mut bytes, port)) = packet(*op, i, &pair.flows, payload) else {
             continue;
         };
         if let Some((at, value)) = mangle {
@@ -230,31 +240,14 @@ fn run(steps: &[Step], burst: usize, capacity: usize, variant: usize) -> (u64, u
             }
         }
         packets += 1;
-        pending.push((bytes, port, i));
-        if pending.len() >= burst {
-            flush(
-                &mut pending,
-                &mut full,
-                &mut fast,
-                &mut flows,
-                &mut staged,
-                &snap,
-                now,
-                &mut forwarded,
-            );
+        pair.pending.push((bytes, port, i));
+        if pair.pending.len() >= burst {
+            pair.flush(&snap, now);
             now += 7;
         }
     }
-    flush(
-        &mut pending,
-        &mut full,
-        &mut fast,
-        &mut flows,
-        &mut staged,
-        &snap,
-        now,
-        &mut forwarded,
-    );
+    pair.flush(&snap, now);
+    let Pair { full, fast, .. } = pair;
     // The same connections with the same states and deadlines, the same loads and totals.
     assert_eq!(
         full.export(1, Some(10_000), now),
