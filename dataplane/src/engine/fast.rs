@@ -23,19 +23,15 @@ use crate::flow::{Endpoint, FlowKey, ForwardMode};
 use crate::forward::tun;
 use crate::frame::Frame;
 use crate::snapshot::Snapshot;
-use crate::wire::{ipv4, tcp};
+use crate::wire::front::{self, Front};
+use crate::wire::{ethernet, ipv4, tcp};
 use std::net::Ipv4Addr;
 
 /// The most packets a staged burst holds (a DPDK burst).
 pub const BURST: usize = 32;
 
-/// IPv4 header fields at fixed offsets from the frame's start (no options on the fast path).
-const TTL: usize = L3 + 8;
-const IP_CHECKSUM: usize = L3 + 10;
-const IP_SRC: usize = L3 + 12;
-const L4: usize = L3 + 20;
-const TCP_CHECKSUM: usize = L4 + 16;
-const UDP_CHECKSUM: usize = L4 + 6;
+/// Where TCP/UDP starts (no IPv4 options on the fast path).
+const L4: usize = L3 + ipv4::MIN_HEADER_LEN;
 
 /// What the single parse of a staged packet found.
 #[derive(Clone, Copy, Debug)]
@@ -163,57 +159,57 @@ fn prefetch(staged: &Staged, state: &WorkerState) {
 #[inline(always)]
 fn describe<F: Frame>(frame: &F, mac: &[u8; 6], state: &WorkerState) -> Desc {
     let b = frame.bytes();
-    // Ethernet, IPv4 and 8 bytes of TCP/UDP: every fixed offset below is inside.
-    let Some(h) = b.first_chunk::<{ L4 + 8 }>() else {
+    let Some(h) = Front::new(b) else {
         return NOT_FAST;
     };
-    let word = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
-    if h[..6] != mac[..] || h[6] & 1 != 0 || word(12) != 0x0800 {
+    if h.dst_mac() != mac || h.src_mac_is_multicast() || h.ethertype() != ethernet::ETHERTYPE_IPV4 {
         return NOT_FAST;
     }
-    let total_len = usize::from(word(L3 + 2));
-    let protocol = h[L3 + 9];
-    if h[L3] != 0x45 || word(L3 + 6) & 0x3fff != 0 || h[TTL] <= 1 || L3 + total_len > b.len() {
+    let total_len = usize::from(h.total_len());
+    let protocol = h.protocol();
+    if h.ver_ihl() != 0x45 || h.is_fragment() || h.ttl() <= 1 || L3 + total_len > b.len() {
         return NOT_FAST;
     }
-    let ip: &[u8; 20] = h[L3..L4].try_into().expect("20 bytes");
     let checksum_ok = match frame.rx_ip_checksum() {
         Some(good) => good,
-        None => header_sum(ip) == 0xffff,
+        None => header_sum(h.ip_header()) == 0xffff,
     };
     if !checksum_ok {
         return NOT_FAST;
     }
-    let segment = total_len.wrapping_sub(20);
+    let Some(segment) = total_len.checked_sub(ipv4::MIN_HEADER_LEN) else {
+        return NOT_FAST;
+    };
     let tcp_flags = match protocol {
         ipv4::PROTO_TCP => {
-            // total_len >= 40 puts the TCP header's 20 bytes inside the frame.
-            if total_len < 40 {
+            // The segment holds the whole TCP header, options included (as the full path's
+            // parse demands); the rewrite then finds the checksum at its place.
+            if segment < tcp::HEADER_LEN {
                 return NOT_FAST;
             }
-            let header = usize::from(b[L4 + 12] >> 4) * 4;
-            if header < 20 || header > segment {
+            let t = tcp::Packet::new_unchecked(&b[L4..L4 + tcp::HEADER_LEN]);
+            if t.header_len() < tcp::HEADER_LEN || t.header_len() > segment {
                 return NOT_FAST;
             }
-            b[L4 + 13] & tcp::FLAGS_MASK
+            t.flags()
         }
         ipv4::PROTO_UDP => {
-            let len = usize::from(word(L4 + 4));
-            if total_len < 28 || len < 8 || len > segment {
+            let len = usize::from(h.udp_len());
+            if segment < 8 || len < 8 || len > segment {
                 return NOT_FAST;
             }
             0
         }
         _ => return NOT_FAST,
     };
-    let (sport, dport) = (word(L4), word(L4 + 2));
+    let (sport, dport) = (h.src_port(), h.dst_port());
     if sport == 0 || dport == 0 {
         return NOT_FAST;
     }
     let key = FlowKey::new(
         protocol,
-        Endpoint::new(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]), sport),
-        Endpoint::new(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]), dport),
+        Endpoint::new(h.src_addr(), sport),
+        Endpoint::new(h.dst_addr(), dport),
     );
     Desc {
         key,
@@ -259,19 +255,30 @@ pub fn process_staged(
     now_ms: u64,
     steer: bool,
 ) -> Verdict {
-    if !desc.fast {
-        return decide(frame, in_port, snapshot, state, now_ms, steer, None);
-    }
     // A segment with SYN, FIN or RST is the full path's whatever its connection: no lookup.
     let opening_or_closing = desc.key.protocol == ipv4::PROTO_TCP
         && desc.tcp_flags & (tcp::FLAG_SYN | tcp::FLAG_FIN | tcp::FLAG_RST) != 0;
-    if !opening_or_closing {
+    if desc.fast && !opening_or_closing {
         if let Some(verdict) = established(frame, desc, in_port, snapshot, state, now_ms) {
             return verdict;
         }
     }
-    // The full path looks the connection up with the hash staged.
-    let hashed = Some((desc.key, desc.hash));
+    full_path(frame, desc, in_port, snapshot, state, now_ms, steer)
+}
+
+/// The full path for a staged packet, out of line: the fast path's loop stays small. It looks
+/// the connection up with the hash staged.
+#[inline(never)]
+fn full_path(
+    frame: &mut impl Frame,
+    desc: &Desc,
+    in_port: usize,
+    snapshot: &Snapshot,
+    state: &mut WorkerState,
+    now_ms: u64,
+    steer: bool,
+) -> Verdict {
+    let hashed = desc.fast.then_some((desc.key, desc.hash));
     decide(frame, in_port, snapshot, state, now_ms, steer, hashed)
 }
 
@@ -348,43 +355,35 @@ fn established(
     let buf = frame.bytes_mut();
     // What IPVS counts: the IP length as the packet leaves (link-layer padding included).
     let mut length = buf.len() as u64 - L3 as u64;
-    let (h, rest) = buf.split_first_chunk_mut::<{ L4 + 8 }>()?; // `describe` saw these bytes
-    h[TTL] -= 1;
-    let sum = u16::from_be_bytes([h[IP_CHECKSUM], h[IP_CHECKSUM + 1]]);
-    h[IP_CHECKSUM..IP_CHECKSUM + 2].copy_from_slice(&apply(sum, ip_delta).to_be_bytes());
+    let (mut h, rest) = Front::new_mut(buf)?; // `describe` saw these bytes
+    h.set_ttl(h.ttl() - 1);
+    h.set_ip_checksum(apply(h.ip_checksum(), ip_delta));
     match mode {
         ForwardMode::Nat | ForwardMode::FullNat => {
-            let addrs =
-                (u64::from(u32::from(new_src.addr)) << 32) | u64::from(u32::from(new_dst.addr));
-            h[IP_SRC..IP_SRC + 8].copy_from_slice(&addrs.to_be_bytes());
-            let ports = (u32::from(new_src.port) << 16) | u32::from(new_dst.port);
-            h[L4..L4 + 4].copy_from_slice(&ports.to_be_bytes());
+            h.set_addrs(new_src.addr, new_dst.addr);
+            h.set_ports(new_src.port, new_dst.port);
             if l4_changes {
                 if protocol == ipv4::PROTO_TCP {
-                    // A TCP header of 20 bytes at least is inside (`describe`).
-                    const AT: usize = TCP_CHECKSUM - (L4 + 8);
+                    // A TCP header of 20 bytes at least is there (`describe`).
+                    const AT: usize = front::TCP_CHECKSUM_AFTER;
                     if let Some(c) = rest.get_mut(AT..AT + 2) {
                         let sum = u16::from_be_bytes([c[0], c[1]]);
                         c.copy_from_slice(&apply(sum, l4_delta).to_be_bytes());
                     }
                 } else {
-                    let at = UDP_CHECKSUM;
-                    let sum = u16::from_be_bytes([h[at], h[at + 1]]);
                     // 0 is "no checksum" and stays; a computed 0 goes out as 0xffff.
+                    let sum = h.udp_checksum();
                     if sum != 0 {
-                        let new = match apply(sum, l4_delta) {
+                        h.set_udp_checksum(match apply(sum, l4_delta) {
                             0 => 0xffff,
                             new => new,
-                        };
-                        h[at..at + 2].copy_from_slice(&new.to_be_bytes());
+                        });
                     }
                 }
             }
-            h[..12].copy_from_slice(&macs);
+            h.set_macs(&macs);
         }
-        ForwardMode::Dr => {
-            h[..12].copy_from_slice(&macs);
-        }
+        ForwardMode::Dr => h.set_macs(&macs),
         ForwardMode::Tun => {
             let outer_dst = new_dst.addr;
             if tun::encapsulate(frame, L3, usize::from(ip_len), outer_src, outer_dst, mtu).is_err()
@@ -394,8 +393,8 @@ fn established(
             }
             let b = frame.bytes_mut();
             length = b.len() as u64 - L3 as u64;
-            if let Some(head) = b.first_chunk_mut::<12>() {
-                *head = macs;
+            if let Some((mut outer, _)) = Front::new_mut(b) {
+                outer.set_macs(&macs);
             }
         }
     }

@@ -18,7 +18,7 @@ const VLAN_TAG_LEN: usize = 4;
 
 pub const BROADCAST: [u8; 6] = [0xff; 6];
 
-mod field {
+pub(crate) mod field {
     use std::ops::Range;
     pub const DST: Range<usize> = 0..6;
     pub const SRC: Range<usize> = 6..12;

@@ -18,7 +18,7 @@ pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
 pub const PROTO_VRRP: u8 = 112;
 
-mod field {
+pub(crate) mod field {
     pub const VER_IHL: usize = 0;
     pub const TOS: usize = 1;
     pub const LENGTH: usize = 2;

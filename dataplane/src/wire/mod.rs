@@ -6,6 +6,7 @@
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod front;
 pub mod icmp;
 pub mod ipv4;
 pub mod tcp;

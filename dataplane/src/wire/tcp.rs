@@ -28,7 +28,7 @@ const OPT_NOP: u8 = 1;
 const OPT_MSS: u8 = 2;
 const OPT_MSS_LEN: u8 = 4;
 
-mod field {
+pub(crate) mod field {
     use std::ops::Range;
     pub const SRC_PORT: usize = 0;
     pub const DST_PORT: usize = 2;

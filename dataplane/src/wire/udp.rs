@@ -11,7 +11,7 @@ pub const HEADER_LEN: usize = 8;
 
 const PROTO_UDP: u8 = 17;
 
-mod field {
+pub(crate) mod field {
     pub const SRC_PORT: usize = 0;
     pub const DST_PORT: usize = 2;
     pub const LENGTH: usize = 4;

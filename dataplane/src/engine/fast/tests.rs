@@ -238,6 +238,13 @@ fn run(steps: &[Step], burst: usize, capacity: usize, variant: usize) -> (u64, u
             if let Some(b) = bytes.get_mut(*at) {
                 *b = *value;
             }
+            // A mangled IPv4 header field keeps a right checksum (else the packet would only
+            // ever test the checksum check), unless the checksum itself was mangled.
+            if (14..34).contains(at) && !(24..26).contains(at) {
+                bytes[24..26].fill(0);
+                let sum = crate::wire::checksum::checksum(&bytes[14..34]);
+                bytes[24..26].copy_from_slice(&sum.to_be_bytes());
+            }
         }
         packets += 1;
         pair.pending.push((bytes, port, i));
@@ -354,4 +361,34 @@ fn established_packets_take_the_fast_path_and_follow_a_new_hop() {
         st.conns.iter().next().map(|(_, c)| c.state),
         Some(TcpState::Established)
     );
+}
+
+/// Every IPv4 total length and TCP data offset (and UDP length) a packet of an established
+/// connection can carry, one at a time: the fast path refuses what the full path refuses and
+/// forwards what it forwards, byte for byte.
+#[test]
+fn mangled_lengths_of_established_connections() {
+    for (flow, at, values) in [
+        // TCP: the total length's low byte (high byte 0), then the data offset.
+        (0usize, 17usize, 0u8..=255),
+        (1, 16, 0..=255),
+        (0, 46, 0..=255),
+        (2, 46, 0..=255),
+        // UDP: the total length, the UDP length.
+        (4, 17, 0..=255),
+        (4, 39, 0..=255),
+    ] {
+        for value in values {
+            let mut steps: Vec<Step> = vec![
+                (0, flow, 0, vec![1; 40], None),
+                (9, flow, 0, vec![2; 40], None),
+                (1, flow, 0, vec![3; 40], None),
+                (10, flow, 0, vec![4; 40], None),
+            ];
+            steps.push((5, flow, 0, vec![5; 40], Some((at, value))));
+            steps.push((10, flow, 0, vec![6; 40], Some((at, value))));
+            steps.push((1, flow, 0, vec![7; 40], None));
+            run(&steps, 1, 64, 0);
+        }
+    }
 }
