@@ -1205,13 +1205,16 @@ fn transport(
             if snapshot.sync_master && direction == Direction::Original {
                 state.note_for_sync(id, conn.state, snapshot);
             }
+            // A connection that was ESTABLISHED before this packet (UDP always is) gets its
+            // rewrite for the fast path: its next packets this way take it. Not sooner: a
+            // short connection (SYN, data, FIN) would pay for a rewrite it never uses.
             if matches!(verdict, Verdict::Forward { .. })
+                && conn.state == TcpState::Established
                 && !conn.synced
                 && !state
                     .conns
                     .fast_ready(id, direction, snapshot.generation as u32, in_port)
             {
-                // The connection's next packets this way can take the fast path.
                 state.prepare_fast(id, direction, in_port, snapshot);
             }
             return Ok(verdict);

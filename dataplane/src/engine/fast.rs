@@ -7,12 +7,14 @@
 //! rewrite the full path already precomputed (`FastState`, written under the same snapshot
 //! generation and ingress port) is rewritten at fixed offsets with one checksum fold per
 //! checksum and its deadline stored; everything else takes the full path ([`super::decide`]),
-//! which decides exactly as before and, when it forwarded a packet of a connection, writes the
-//! connection's precomputed rewrite for that direction.
+//! which decides exactly as before and, when it forwarded a packet of a connection that was
+//! already ESTABLISHED, writes the connection's precomputed rewrite for that direction (the
+//! fast path's first packet is a connection's second established one each way: a short
+//! connection never pays for a rewrite it would not use).
 //!
 //! The fast path only ever produces what the full path would: a differential test runs random
 //! traffic through both and demands the same bytes, verdicts and counters. Anything it does
-//! not cover (options, fragments, SYN/FIN/RST, a state other than ESTABLISHED, a synced
+//! not cover (IPv4 options, fragments, SYN/FIN/RST, a state other than ESTABLISHED, a synced
 //! connection, a changed snapshot, a deadline that would move sooner, a TUN packet that would
 //! not fit) is the full path's.
 

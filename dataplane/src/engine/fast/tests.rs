@@ -328,7 +328,11 @@ fn established_packets_take_the_fast_path_and_follow_a_new_hop() {
         f.bytes()[0..6].to_vec()
     };
     let first = send(&mut st, &mut staged, &snap, tcp::FLAG_SYN);
+    // The handshake's ACK establishes it; the next packet, the first of an established
+    // connection, writes the rewrite; then the fast path.
     send(&mut st, &mut staged, &snap, tcp::FLAG_ACK);
+    send(&mut st, &mut staged, &snap, tcp::FLAG_ACK);
+    assert_eq!(st.fast_path_packets(), 0);
     let before = st.fast_path_packets();
     assert_eq!(send(&mut st, &mut staged, &snap, tcp::FLAG_ACK), first);
     assert_eq!(
