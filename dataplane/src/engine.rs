@@ -761,6 +761,10 @@ fn old_flags(s: &SchedulerState) -> crate::sched::SchedFlags {
 ///
 /// Below [`PREFETCH_MIN_CONNECTIONS`] the table sits in the core's own cache and the passes
 /// would only add work (about 10% per packet at 1k connections, measured), so it does nothing.
+///
+/// For [`process`] alone (the full path's tests and the engine benchmark's comparison): the
+/// worker stages its bursts instead ([`stage`]), which parses and hashes each packet once for
+/// both the prefetch and the processing.
 #[inline]
 pub fn prefetch<'a, F: Frame + 'a>(frames: impl Iterator<Item = &'a F>, state: &WorkerState) {
     if state.conns.len() < PREFETCH_MIN_CONNECTIONS {
