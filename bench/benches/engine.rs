@@ -150,6 +150,26 @@ fn load(frame: &mut VecFrame, template: &[u8]) {
     debug_assert!(fits);
 }
 
+/// Fills the burst with the template addressed from `originals[k..]` (wrapping): the next
+/// `k`.
+fn load_burst(
+    frames: &mut [VecFrame],
+    template: &[u8],
+    originals: &[Endpoint],
+    mut k: usize,
+    vip: Endpoint,
+) -> usize {
+    for frame in frames.iter_mut() {
+        load(frame, template);
+        patch(frame.bytes_mut(), originals[k], vip);
+        k += 1;
+        if k == originals.len() {
+            k = 0;
+        }
+    }
+    k
+}
+
 fn real_mac(i: usize) -> [u8; 6] {
     [0x02, 0x55, 0, 0, 0, 11 + i as u8]
 }
@@ -442,14 +462,7 @@ fn established(c: &mut Criterion) {
             let mut k = 0usize;
             group.bench_function(BenchmarkId::new(mode.name(), label), |b| {
                 b.iter(|| {
-                    for frame in frames.iter_mut() {
-                        load(frame, &template);
-                        patch(frame.bytes_mut(), originals[k], vip);
-                        k += 1;
-                        if k == originals.len() {
-                            k = 0;
-                        }
-                    }
+                    k = load_burst(&mut frames, &template, &originals, k, vip);
                     stage(frames.iter(), 0, &snap, &state, &mut staged);
                     for (i, frame) in frames.iter_mut().enumerate() {
                         black_box(process_staged(
@@ -466,11 +479,7 @@ fn established(c: &mut Criterion) {
             });
             group.finish();
             let before = state.fast_path_packets();
-            stage(frames.iter(), 0, &snap, &state, &mut staged);
-            for (i, frame) in frames.iter_mut().enumerate() {
-                load(frame, &template);
-                patch(frame.bytes_mut(), originals[i], vip);
-            }
+            load_burst(&mut frames, &template, &originals, 0, vip);
             stage(frames.iter(), 0, &snap, &state, &mut staged);
             for (i, frame) in frames.iter_mut().enumerate() {
                 process_staged(frame, staged.get(i), 0, &snap, &mut state, NOW_MS, true);
@@ -488,14 +497,7 @@ fn established(c: &mut Criterion) {
                 let mut k = 0usize;
                 group.bench_function(BenchmarkId::new(mode.name(), label), |b| {
                     b.iter(|| {
-                        for frame in frames.iter_mut() {
-                            load(frame, &template);
-                            patch(frame.bytes_mut(), originals[k], vip);
-                            k += 1;
-                            if k == originals.len() {
-                                k = 0;
-                            }
-                        }
+                        k = load_burst(&mut frames, &template, &originals, k, vip);
                         if prefetching {
                             prefetch(frames.iter(), &state);
                         }
