@@ -233,6 +233,8 @@ fn snapshot() -> Snapshot {
             flags: Default::default(),
             persistence: None,
             maglev: None,
+            members: Vec::new(),
+            sloppy_tcp: false,
             expire_nodest_conn: false,
             reals: REALS
                 .iter()

@@ -78,6 +78,8 @@ fn service(kind: SchedulerKind, reals: Vec<RealServer>) -> Service {
         local_addrs: Vec::new(),
         persistence: None,
         maglev,
+        members: Vec::new(),
+        sloppy_tcp: false,
         expire_nodest_conn: false,
     }
 }

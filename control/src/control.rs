@@ -60,7 +60,8 @@ impl Core {
     /// The snapshot of the running state: services as the checkers leave them, next hops as
     /// resolved, VIPs as VRRP holds them, the sync role.
     pub fn build(&self, previous: Option<&Snapshot>) -> Snapshot {
-        let mut next = snapshot::build(
+        let mut next = snapshot::build_checked(
+            &self.running,
             &self.health.apply(&self.running),
             &self.macs,
             &self.neighbors.table(),

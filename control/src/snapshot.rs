@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use dataplane::flow::{Endpoint, ForwardMode};
-use dataplane::sched::{MaglevTable, SchedulerKind, MH_TABLE_SIZE};
+use dataplane::sched::{canonical, MaglevTable, Member, SchedulerKind, MH_TABLE_SIZE};
 use dataplane::snapshot::{Persistence, PortAddrs, RealServer, Route, Service, Snapshot};
 use hashbrown::HashMap;
 
@@ -13,8 +13,8 @@ use crate::config::{self, Config};
 
 /// `macs[i]` is the MAC of `config.ports[i]`; `neighbors` maps (port, address) to a MAC.
 /// `previous` is the snapshot this one replaces: Maglev tables are carried over when their
-/// servers did not change, and a server reweighted to 0 keeps its place in the table (IPVS's
-/// `last_weight`), so quiescing it moves no other flow.
+/// members did not change. The configuration is also the one the hashing schedulers' tables
+/// are laid out from (see [`build_checked`]).
 pub fn build(
     config: &Config,
     macs: &[[u8; 6]],
@@ -22,6 +22,23 @@ pub fn build(
     generation: u64,
     previous: Option<&Snapshot>,
 ) -> Snapshot {
+    build_checked(config, config, macs, neighbors, generation, previous)
+}
+
+/// [`build`] of `config` as the health checks leave it (`checked`: failed servers out or at
+/// weight 0, dynamic weights), the `sh` and `mh` tables laid out over `config`'s servers
+/// ([`members`]): a server that failed keeps its place, so that its flows alone move, and
+/// nodes of a cluster whose checkers disagree for a while still agree on every other flow.
+pub fn build_checked(
+    config: &Config,
+    checked: &Config,
+    macs: &[[u8; 6]],
+    neighbors: &HashMap<(usize, Ipv4Addr), [u8; 6]>,
+    generation: u64,
+    previous: Option<&Snapshot>,
+) -> Snapshot {
+    let configured = config;
+    let config = checked;
     let on_link = |addr: Ipv4Addr| {
         config
             .ports
@@ -105,11 +122,24 @@ pub fn build(
             .collect::<Vec<_>>();
         let protocol = svc.protocol.number();
         let vip = Endpoint::new(svc.vip, svc.port);
+        let hashing = matches!(scheduler, SchedulerKind::Mh | SchedulerKind::Sh);
+        let members = if hashing {
+            let configured = configured
+                .services
+                .iter()
+                .find(|c| c.protocol == svc.protocol && c.vip == svc.vip && c.port == svc.port);
+            members(configured.unwrap_or(svc), &reals, svc.port)
+        } else {
+            Vec::new()
+        };
         let maglev = (scheduler == SchedulerKind::Mh).then(|| {
             let before = previous
                 .and_then(|p| p.service(protocol, vip))
-                .map(|(_, s)| s);
-            maglev_table(&reals, before)
+                .and_then(|(_, s)| s.maglev.as_ref());
+            match before {
+                Some(table) if table.servers() == members.as_slice() => table.clone(),
+                _ => Arc::new(MaglevTable::build(&members, MH_TABLE_SIZE)),
+            }
         });
         snapshot.add_service(Service {
             protocol,
@@ -124,6 +154,8 @@ pub fn build(
                 netmask: svc.persistence_netmask.unwrap_or(Ipv4Addr::BROADCAST),
             }),
             maglev,
+            members,
+            sloppy_tcp: svc.sloppy_tcp,
             expire_nodest_conn: svc.expire_nodest_conn,
         });
     }
@@ -131,25 +163,29 @@ pub fn build(
     snapshot
 }
 
-/// The Maglev table for `reals`: each server with its weight, or, at weight 0, the weight it
-/// had in `before` (its last non-zero one). The previous table when nothing changed.
-fn maglev_table(reals: &[RealServer], before: Option<&Service>) -> Arc<MaglevTable> {
-    let last_weights: Vec<(Endpoint, u32)> = reals
+/// The members of a hashing scheduler's table, canonical: every server of the configured
+/// service with its live weight (`reals`, as the checks leave them) or, when it has none (down,
+/// inhibited, quiesced by a check), its configured one; then any live server the configuration
+/// does not name (a sorry server in while the quorum is lost). A function of the configuration
+/// and the servers' health alone, not of history: the same on every node.
+pub fn members(configured: &config::ServiceConfig, reals: &[RealServer], port: u16) -> Vec<Member> {
+    let mut live: HashMap<Endpoint, u32> = reals.iter().map(|r| (r.addr, r.weight)).collect();
+    let mut out: Vec<Member> = configured
+        .real_servers
         .iter()
-        .map(|r| {
-            let last = before
-                .and_then(|b| b.maglev.as_ref())
-                .and_then(|t| t.servers().iter().find(|(ep, _)| *ep == r.addr))
-                .map_or(0, |(_, w)| *w);
-            (r.addr, if r.weight > 0 { r.weight } else { last })
+        .map(|rs| {
+            let ep = Endpoint::new(rs.address, rs.port.unwrap_or(port));
+            let weight = live.remove(&ep).filter(|w| *w > 0);
+            (ep, weight.unwrap_or(rs.weight))
         })
         .collect();
-    if let Some(table) = before.and_then(|b| b.maglev.as_ref()) {
-        if table.servers() == last_weights.as_slice() {
-            return table.clone();
-        }
-    }
-    Arc::new(MaglevTable::build(&last_weights, MH_TABLE_SIZE))
+    // What the configuration does not name, in the list's order (canonical sorts it).
+    out.extend(
+        reals
+            .iter()
+            .filter_map(|r| live.remove(&r.addr).map(|w| (r.addr, w))),
+    );
+    canonical(&out)
 }
 
 /// The (port, address) next hops the real servers need: what the control thread resolves.
@@ -328,30 +364,250 @@ mod tests {
         s.services[0].maglev.as_ref().unwrap()
     }
 
-    /// IPVS's last_weight: quiescing a server keeps the Maglev table (no other flow moves);
-    /// a reload that changes nothing reuses it; a real reweight rebuilds it.
+    /// A reload that changes nothing reuses the table; a reweight rebuilds it; a server
+    /// configured at weight 0 has no entries whatever its history (the table is a function of
+    /// the configuration, the same on a node that just started).
     #[test]
-    fn maglev_table_keeps_last_weights() {
+    fn maglev_table_follows_the_configuration_alone() {
         let macs = [[2, 0, 0, 0, 0, 1]];
         let neighbors = HashMap::new();
         let first = build(&config(&[1, 1, 1]), &macs, &neighbors, 1, None);
         let same = build(&config(&[1, 1, 1]), &macs, &neighbors, 2, Some(&first));
         assert!(Arc::ptr_eq(table(&first), table(&same)));
-        let quiesced = build(&config(&[1, 0, 1]), &macs, &neighbors, 3, Some(&same));
-        assert!(Arc::ptr_eq(table(&first), table(&quiesced)));
-        assert_eq!(quiesced.services[0].reals[1].weight, 0);
-        // Still quiesced one reload later: the last non-zero weight is remembered.
-        let still = build(&config(&[1, 0, 1]), &macs, &neighbors, 4, Some(&quiesced));
-        assert!(Arc::ptr_eq(table(&first), table(&still)));
-        let heavier = build(&config(&[1, 2, 1]), &macs, &neighbors, 5, Some(&still));
+        let heavier = build(&config(&[1, 2, 1]), &macs, &neighbors, 3, Some(&same));
         assert!(!Arc::ptr_eq(table(&first), table(&heavier)));
-        let fresh = build(&config(&[1, 0, 1]), &macs, &neighbors, 6, None);
-        assert!(!Arc::ptr_eq(table(&first), table(&fresh)));
-        assert_ne!(
-            **table(&first),
-            **table(&fresh),
-            "weight 0 from the start: no entries"
+        let quiesced = build(&config(&[1, 0, 1]), &macs, &neighbors, 4, Some(&heavier));
+        let fresh = build(&config(&[1, 0, 1]), &macs, &neighbors, 5, None);
+        assert_eq!(**table(&quiesced), **table(&fresh));
+        assert_ne!(**table(&first), **table(&fresh), "weight 0: no entries");
+    }
+
+    use dataplane::sched::{DestLoad, Loads, Scheduler};
+
+    /// A hashing service over `servers` (last octet of 198.51.100.x, weight), in this order.
+    fn hashing(algo: &str, flags: &str, servers: &[(u8, u32)]) -> Config {
+        let reals: Vec<String> = servers
+            .iter()
+            .map(|(last, w)| format!("(address: \"198.51.100.{last}\", weight: {w})"))
+            .collect();
+        let source = format!(
+            r#"(
+    workers: [0],
+    ports: [(name: "lan", device: "net_ring0", addresses: ["198.51.100.1/24"])],
+    services: [(protocol: TCP, vip: "203.0.113.200", port: 80, lb_kind: DR, lb_algo: "{algo}",
+                sched_flags: [{flags}], real_servers: [{}])],
+    announce: (port: "lan"),
+)"#,
+            reals.join(", ")
         );
+        ron::Options::default()
+            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+            .from_str(&source)
+            .unwrap()
+    }
+
+    /// The clients of the tests: a fixed xorshift sequence of addresses and ports.
+    fn clients(n: usize) -> Vec<Endpoint> {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                Endpoint::new(Ipv4Addr::from((x >> 20) as u32), (x >> 4) as u16)
+            })
+            .collect()
+    }
+
+    /// The server each client gets from a fresh scheduler state of the snapshot's service.
+    fn picks(s: &Snapshot, clients: &[Endpoint]) -> Vec<Option<Endpoint>> {
+        let svc = &s.services[0];
+        let mut state = svc.scheduler.new_state(svc, 0);
+        let table = vec![DestLoad::default(); svc.reals.len()];
+        let ids: Vec<u32> = (0..svc.reals.len() as u32).collect();
+        clients
+            .iter()
+            .map(|&src| {
+                let c = dataplane::sched::Candidates {
+                    reals: &svc.reals,
+                    loads: Loads::new(&table, &ids),
+                    src,
+                    dst: svc.vip,
+                    now_ms: 0,
+                };
+                state.pick(&c).map(|i| svc.reals[i].addr)
+            })
+            .collect()
+    }
+
+    /// A permutation of `v` from `seed` (Fisher-Yates over xorshift).
+    fn shuffled<T: Clone>(v: &[T], seed: u64) -> Vec<T> {
+        let mut out = v.to_vec();
+        let mut x = seed | 1;
+        for i in (1..out.len()).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            out.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        out
+    }
+
+    /// Every node of a cluster picks the same server for a flow: `mh` and `sh` (with and
+    /// without the port in the hash) build the same table from the same servers whatever the
+    /// order of the file's list (20 shuffles) or of the rvsadm edits that made it (servers
+    /// added one by one in shuffled orders, one reweighted there and back, one deleted and
+    /// added again), and whatever the snapshots before.
+    #[test]
+    fn hashing_tables_are_the_same_on_every_node() {
+        use crate::api::{Forward, Protocol, Request, ServerSettings, ServiceKey};
+        let macs = [[2, 0, 0, 0, 0, 1]];
+        let neighbors = HashMap::new();
+        let servers: Vec<(u8, u32)> = (0..12).map(|i| (11 + i, 1 + u32::from(i % 3))).collect();
+        let clients = clients(20_000);
+        let key = ServiceKey {
+            protocol: Protocol::TCP,
+            address: "203.0.113.200".parse().unwrap(),
+            port: 80,
+        };
+        let add = |c: &Config, last: u8, weight: u32| {
+            crate::edit::apply(
+                c,
+                &Request::AddServer {
+                    service: key,
+                    address: Ipv4Addr::new(198, 51, 100, last),
+                    port: None,
+                    settings: ServerSettings {
+                        forward: Some(Forward::Route),
+                        weight: Some(weight),
+                        ..Default::default()
+                    },
+                },
+                &[0],
+            )
+            .unwrap()
+            .0
+        };
+        for (algo, flags) in [
+            ("mh", ""),
+            ("mh", "\"mh-port\""),
+            ("sh", ""),
+            ("sh", "\"sh-port\""),
+        ] {
+            let reference = picks(
+                &build(&hashing(algo, flags, &servers), &macs, &neighbors, 1, None),
+                &clients,
+            );
+            let mut seen = reference.clone();
+            seen.sort();
+            seen.dedup();
+            assert_eq!(seen.len(), 12, "{algo} {flags}: every server gets flows");
+            for seed in 1..=20u64 {
+                let file = hashing(algo, flags, &shuffled(&servers, seed));
+                // A node that ran other configurations before.
+                let before = build(
+                    &hashing(algo, flags, &servers[..5]),
+                    &macs,
+                    &neighbors,
+                    1,
+                    None,
+                );
+                let s = build(&file, &macs, &neighbors, 2, Some(&before));
+                assert!(
+                    picks(&s, &clients) == reference,
+                    "{algo} {flags}: shuffle {seed}"
+                );
+                // The same set by edits: three in the file, the rest added one at a time.
+                let order = shuffled(&servers, seed * 7919);
+                let mut c = hashing(algo, flags, &order[..3]);
+                let mut snap = build(&c, &macs, &neighbors, 1, None);
+                for (i, &(last, w)) in order[3..].iter().enumerate() {
+                    c = add(&c, last, w);
+                    if i == 2 {
+                        // Reweighted, deleted and added back on the way.
+                        let (e, _) = crate::edit::apply(
+                            &c,
+                            &Request::DeleteServer {
+                                service: key,
+                                address: Ipv4Addr::new(198, 51, 100, last),
+                                port: None,
+                            },
+                            &[0],
+                        )
+                        .unwrap();
+                        snap = build(&e, &macs, &neighbors, 10 + i as u64, Some(&snap));
+                        c = add(&e, last, w + 5);
+                        snap = build(&c, &macs, &neighbors, 20 + i as u64, Some(&snap));
+                        c = crate::edit::apply(
+                            &c,
+                            &Request::EditServer {
+                                service: key,
+                                address: Ipv4Addr::new(198, 51, 100, last),
+                                port: None,
+                                settings: ServerSettings {
+                                    weight: Some(w),
+                                    ..Default::default()
+                                },
+                            },
+                            &[0],
+                        )
+                        .unwrap()
+                        .0;
+                    }
+                    snap = build(&c, &macs, &neighbors, 30 + i as u64, Some(&snap));
+                }
+                assert!(
+                    picks(&snap, &clients) == reference,
+                    "{algo} {flags}: edits {seed}"
+                );
+            }
+        }
+    }
+
+    /// A server that fails its checks keeps its place in the `mh` and `sh` tables: its own
+    /// flows go to others, no other flow moves (rebuilding without it, as IPVS does when
+    /// keepalived removes it, moves others too: counted and printed).
+    #[test]
+    fn a_failed_server_keeps_its_place() {
+        let macs = [[2, 0, 0, 0, 0, 1]];
+        let neighbors = HashMap::new();
+        let servers: Vec<(u8, u32)> = (0..6).map(|i| (11 + i, 1)).collect();
+        let clients = clients(20_000);
+        for algo in ["mh", "sh"] {
+            let file = hashing(algo, "", &servers);
+            let healthy = picks(&build(&file, &macs, &neighbors, 1, None), &clients);
+            // As the checks leave it: 198.51.100.14 out.
+            let mut checked = file.clone();
+            checked.services[0].real_servers.remove(3);
+            let failed = Endpoint::new(Ipv4Addr::new(198, 51, 100, 14), 80);
+            let kept = picks(
+                &build_checked(&file, &checked, &macs, &neighbors, 2, None),
+                &clients,
+            );
+            let rebuilt = picks(&build(&checked, &macs, &neighbors, 2, None), &clients);
+            let (mut moved, mut moved_rebuilt, mut theirs) = (0, 0, 0);
+            for ((h, k), r) in healthy.iter().zip(&kept).zip(&rebuilt) {
+                let h = h.unwrap();
+                assert!(
+                    k.is_some_and(|k| k != failed),
+                    "{algo}: every flow has a server"
+                );
+                if h == failed {
+                    theirs += 1;
+                    continue;
+                }
+                moved += usize::from(*k != Some(h));
+                moved_rebuilt += usize::from(*r != Some(h));
+            }
+            println!(
+                "{algo}: one of 6 failed: {theirs} of its flows moved; of the other {} flows, \
+                 {moved} moved (rebuilt without it: {moved_rebuilt})",
+                clients.len() - theirs
+            );
+            assert!(theirs > 0);
+            assert_eq!(moved, 0, "{algo}: no other flow moves");
+            assert!(moved_rebuilt > 0, "{algo}: the test tells the two apart");
+        }
     }
 
     fn many(n: usize, weight: u32) -> Config {

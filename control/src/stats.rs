@@ -64,6 +64,8 @@ pub struct WorkerReport {
     pub connections_expired_nodest: u64,
     /// Packets the established fast path forwarded (the rest took the full path).
     pub fast_path: u64,
+    /// Connections created from a segment without SYN (`sloppy_tcp`).
+    pub connections_sloppy: u64,
     /// Packets this worker received for another worker's connection and handed to it, and
     /// packets other workers handed to it (several workers; see `dataplane::steer`).
     pub handed_out: u64,
@@ -193,6 +195,7 @@ pub fn gather(ports: &[PortView<'_>], cores: &[usize], workers: &[WorkerCounters
             connections_evicted: w.connections_evicted.get(),
             connections_expired_nodest: w.connections_expired_nodest.get(),
             fast_path: w.fast_path.get(),
+            connections_sloppy: w.connections_sloppy.get(),
             handed_out: w.handed_out.get(),
             handed_in: w.handed_in.get(),
             sync_sent: w.sync_sent.get(),
@@ -301,13 +304,14 @@ impl Report {
             let _ = writeln!(
                 out,
                 "worker {}: {} connections, {} expired, {} evicted (embryonic), {} ended by \
-                 expire_nodest_conn, {} bytes per connection; fast path {} packets; handed out \
-                 {}, handed in {}",
+                 expire_nodest_conn, {} created mid-flow (sloppy_tcp), {} bytes per connection; \
+                 fast path {} packets; handed out {}, handed in {}",
                 w.core,
                 w.connections,
                 w.connections_expired,
                 w.connections_evicted,
                 w.connections_expired_nodest,
+                w.connections_sloppy,
                 w.bytes_per_connection,
                 w.fast_path,
                 w.handed_out,

@@ -220,6 +220,9 @@ pub struct WorkerCounters {
     pub connections_expired_nodest: Counter,
     /// Packets the established fast path forwarded (the rest took the full path).
     pub fast_path: Counter,
+    /// Connections created from a segment without SYN (`sloppy_tcp`): flows another node of
+    /// an ECMP cluster had.
+    pub connections_sloppy: Counter,
     /// Packets this worker received and handed to the worker that owns them.
     pub handed_out: Counter,
     /// Packets other workers handed to this one (it owns them).
@@ -247,6 +250,7 @@ impl WorkerCounters {
             connections_evicted: Counter::default(),
             connections_expired_nodest: Counter::default(),
             fast_path: Counter::default(),
+            connections_sloppy: Counter::default(),
             handed_out: Counter::default(),
             handed_in: Counter::default(),
             bytes_per_connection: Counter::default(),

@@ -114,6 +114,8 @@ pub struct WorkerState {
     /// Connections ended because their real server left a service with
     /// `expire_nodest_conn`.
     nodest_expired: u64,
+    /// Connections created from a segment without SYN (`sloppy_tcp`).
+    sloppy_created: u64,
     /// Connection sync: what this worker has for the control thread to send to the backups
     /// (bounded: the worker loop drains it after every burst), and what did not fit.
     sync_out: Vec<SyncRecord>,
@@ -224,6 +226,7 @@ impl WorkerState {
             resets_window_ms: 0,
             resets_in_window: 0,
             nodest_expired: 0,
+            sloppy_created: 0,
             sync_out: Vec::with_capacity(SYNC_OUT),
             sync_out_lost: 0,
             hops: Vec::new(),
@@ -564,6 +567,11 @@ impl WorkerState {
     /// Packets the established fast path forwarded so far (the rest took the full path).
     pub fn fast_path_packets(&self) -> u64 {
         self.fast_packets
+    }
+
+    /// Connections created mid-flow (`sloppy_tcp`) so far.
+    pub fn sloppy_created(&self) -> u64 {
+        self.sloppy_created
     }
 
     /// Connections ended by `expire_nodest_conn` so far.
@@ -1241,8 +1249,14 @@ fn transport(
     // answered with a reset, as the director's kernel does behind IPVS, so that a client whose
     // connection rvs lost (a restart, an eviction) hears it at once. This worker owns the
     // flow (requests reach the worker that created their connection), so "no connection" is
-    // its to say.
-    if p.protocol == ipv4::PROTO_TCP && !is_lone_syn(p) {
+    // its to say. With `sloppy_tcp` (a hashing scheduler, DR or TUN), any segment but a reset
+    // creates the connection: in an ECMP cluster it is a flow the routers moved here from
+    // another node, and the scheduler gives it the server that node gave it.
+    let sloppy = p.protocol == ipv4::PROTO_TCP
+        && !is_lone_syn(p)
+        && service.sloppy_tcp
+        && p.tcp_flags & tcp::FLAG_RST == 0;
+    if p.protocol == ipv4::PROTO_TCP && !is_lone_syn(p) && !sloppy {
         if p.tcp_flags & tcp::FLAG_RST == 0
             && state.may_reset(snapshot.tcp_resets_per_second, now_ms)
             && forward::reset::answer_with_reset(frame, p, port.mac)
@@ -1308,6 +1322,7 @@ fn transport(
                 state.templates.control(template, timeout, now_ms);
             }
             state.update(id, &conn, Direction::Original, p.tcp_flags, now_ms);
+            state.sloppy_created += u64::from(sloppy);
             Ok(verdict)
         }
         Err(InsertError::Full) => Err(DropReason::TableFull),

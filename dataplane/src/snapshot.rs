@@ -104,10 +104,36 @@ pub struct Service {
     /// `mh`: the Maglev lookup table, built by the control thread and shared by the workers.
     /// [`Snapshot::add_service`] builds it from the current weights when it is `None`.
     pub maglev: Option<Arc<MaglevTable>>,
+    /// `sh` and `mh`: the servers their table is laid out over, with the weights it uses, in
+    /// canonical order ([`crate::sched::canonical`]). The control thread puts every configured
+    /// server here, also one that failed its checks and is not in `reals`: it keeps its place
+    /// in the table, and its flows alone go elsewhere. Empty: `reals` with their weights.
+    pub members: Vec<crate::sched::Member>,
+    /// IPVS's `sloppy_tcp` for this service: a TCP segment without SYN (and without RST) of
+    /// no connection creates one with the scheduler's answer.
+    pub sloppy_tcp: bool,
     /// IPVS's `expire_nodest_conn`, per service: a packet of a connection whose real server
     /// left the service ends that connection (the client's TCP segment is then answered with a
     /// reset, as one of no connection); without it, such connections drain.
     pub expire_nodest_conn: bool,
+}
+
+impl Service {
+    /// The members of its hashing table, canonical: [`Service::members`]'s field, or the real
+    /// servers with their weights when that is empty.
+    pub fn members(&self) -> Vec<crate::sched::Member> {
+        if self.members.is_empty() {
+            crate::sched::canonical(
+                &self
+                    .reals
+                    .iter()
+                    .map(|r| (r.addr, r.weight))
+                    .collect::<Vec<_>>(),
+            )
+        } else {
+            crate::sched::canonical(&self.members)
+        }
+    }
 }
 
 /// Whether `addr` lies in `network/prefix_len`.
@@ -244,7 +270,10 @@ impl Snapshot {
             None => self.vip_addrs.push((service.vip.addr, kind)),
         }
         if service.scheduler == SchedulerKind::Mh && service.maglev.is_none() {
-            service.maglev = Some(Arc::new(MaglevTable::for_reals(&service.reals)));
+            service.maglev = Some(Arc::new(MaglevTable::build(
+                &service.members(),
+                crate::sched::MH_TABLE_SIZE,
+            )));
         }
         let index = self.services.len() as u32;
         self.service_index

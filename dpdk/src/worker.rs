@@ -340,6 +340,7 @@ impl<'p> Worker<'p> {
         counters.connections.set(state.conns.len() as u64);
         counters.connections_evicted.set(state.conns.evictions());
         counters.fast_path.set(state.fast_path_packets());
+        counters.connections_sloppy.set(state.sloppy_created());
         counters
             .connections_expired_nodest
             .set(state.nodest_expired());

@@ -503,6 +503,8 @@ fn every_packet_on_the_wrong_queue_is_handed_over(pool: &Mempool) {
             },
             persistence: None,
             maglev: None,
+            members: Vec::new(),
+            sloppy_tcp: false,
             expire_nodest_conn: false,
         });
     }

@@ -248,6 +248,7 @@ fn stats_families(
 ///   `down` from it);
 /// - per worker: `rvs_connections`, `rvs_connections_expired_total`,
 ///   `rvs_connections_evicted_total`, `rvs_connections_expired_nodest_total`,
+///   `rvs_connections_sloppy_total`,
 ///   `rvs_fast_path_packets_total`, `rvs_handed_out_packets_total`,
 ///   `rvs_handed_in_packets_total` (hand-offs refused are `rvs_drops_total{reason="handoff_full"}`), `rvs_sync_worker_sent_total`,
 ///   `rvs_sync_worker_lost_total`, `rvs_sync_worker_installed_total`,
@@ -636,7 +637,7 @@ fn rvs_datapath(out: &mut Out, report: &Report) {
 
 fn rvs_workers(out: &mut Out, report: &Report) {
     type Get = fn(&crate::stats::WorkerReport) -> u64;
-    let per_worker: [(&'static str, Kind, &str, Get); 12] = [
+    let per_worker: [(&'static str, Kind, &str, Get); 13] = [
         (
             "rvs_connections",
             Kind::Gauge,
@@ -660,6 +661,12 @@ fn rvs_workers(out: &mut Out, report: &Report) {
             Kind::Counter,
             "Connections ended because their real server left a service with expire_nodest_conn.",
             |w| w.connections_expired_nodest,
+        ),
+        (
+            "rvs_connections_sloppy_total",
+            Kind::Counter,
+            "Connections created from a TCP segment without SYN (sloppy_tcp): flows another node had.",
+            |w| w.connections_sloppy,
         ),
         (
             "rvs_fast_path_packets_total",
@@ -1107,6 +1114,7 @@ mod tests {
                 connections_expired: 8,
                 connections_evicted: 0,
                 fast_path: 0,
+                connections_sloppy: 0,
                 connections_expired_nodest: 0,
                 handed_out: 11,
                 handed_in: 12,

@@ -76,6 +76,28 @@ pub struct Config {
     /// Connection sync with IPVS's protocol (keepalived's `lvs_sync_daemon`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lvs_sync_daemon: Option<vrrp::SyncDaemon>,
+    /// Announce by health, for an ECMP cluster: each VIP as a /32 on a port's kernel
+    /// interface while it may be served here, for a routing daemon (BIRD, FRR) to announce.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announce: Option<AnnounceConfig>,
+}
+
+/// `announce`: rvsd puts each VIP as a /32 address on `port`'s kernel interface while every
+/// service of the VIP has its quorum (and, when a VRRP instance holds the VIP, while it is
+/// MASTER), and takes it off otherwise. A withdrawal is at once; an announcement waits until
+/// the VIP has been fit to serve for `hold_down_ms` without a break (also at start), so a
+/// flapping service costs the routers one change per hold-down. At a clean stop the VIPs are
+/// taken off first and rvsd keeps forwarding for `withdraw_wait_ms`, while the routers move
+/// the traffic away. With `announce`, a VIP needs not be on a port's subnet: it is routed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnnounceConfig {
+    /// The port whose kernel interface carries the VIPs (it must have one: `kernel: true`).
+    pub port: String,
+    #[serde(default = "defaults::hold_down_ms")]
+    pub hold_down_ms: u64,
+    #[serde(default = "defaults::withdraw_wait_ms")]
+    pub withdraw_wait_ms: u64,
 }
 
 /// One virtual service. Field names follow keepalived where it has them.
@@ -158,6 +180,13 @@ pub struct ServiceConfig {
     /// ends the connection (a TCP client gets a reset) instead of draining it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub expire_nodest_conn: bool,
+    /// IPVS's `sloppy_tcp`, per service: a TCP segment without SYN of a flow this node has
+    /// never seen creates its connection with the scheduler's answer (instead of a reset), so
+    /// that a flow the routers' ECMP moves here from another node of a cluster goes on. Only
+    /// with a hashing scheduler (`mh`, `sh`: every node gives the same answer) and DR or TUN
+    /// (NAT and FULLNAT replies return to the node that rewrote them).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sloppy_tcp: bool,
     /// Host header of the service's HTTP_GET/SSL_GET checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub virtualhost: Option<String>,
@@ -416,6 +445,12 @@ impl Config {
 }
 
 mod defaults {
+    pub fn hold_down_ms() -> u64 {
+        3000
+    }
+    pub fn withdraw_wait_ms() -> u64 {
+        1000
+    }
     pub fn memory_mb() -> u32 {
         512
     }
@@ -699,6 +734,8 @@ pub fn restart_only_change(running: &Config, new: &LoadedConfig) -> Option<Confi
         vrrp_sync_groups,
         vrrp_scripts,
         lvs_sync_daemon,
+        // Live: a reload moves the addresses to the new port, with the new timings.
+        announce: _,
     } = running;
     let n = &new.config;
     let count = |k: &usize| match k {
@@ -953,6 +990,33 @@ pub fn validate(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), ConfigErro
             ));
         }
     }
+    if let Some(a) = &c.announce {
+        match c.ports.iter().find(|p| p.name == a.port) {
+            None => {
+                return Err(loaded.error_at(
+                    &[Field("announce"), Field("port")],
+                    format!("announce.port {:?} is not a port of this file", a.port),
+                ))
+            }
+            Some(p) if !p.kernel => {
+                return Err(loaded.error_at(
+                    &[Field("announce"), Field("port")],
+                    format!(
+                        "port {:?} has no kernel interface (kernel: false): the VIPs are \
+                         announced from it",
+                        a.port
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+        if a.hold_down_ms > 3_600_000 || a.withdraw_wait_ms > 60_000 {
+            return Err(loaded.error_at(
+                &[Field("announce")],
+                "hold_down_ms is at most 3600000 (an hour), withdraw_wait_ms at most 60000",
+            ));
+        }
+    }
     if c.stats_interval_ms < 100 {
         return Err(loaded.error_at(
             &[Field("stats_interval_ms")],
@@ -1185,7 +1249,7 @@ fn validate_network(loaded: &LoadedConfig) -> Result<(), ConfigError> {
                 ),
             ));
         }
-        if on_link(svc.vip).is_none() {
+        if on_link(svc.vip).is_none() && c.announce.is_none() {
             return Err(loaded.error_at(
                 &at("vip"),
                 format!(
@@ -1202,6 +1266,36 @@ fn validate_network(loaded: &LoadedConfig) -> Result<(), ConfigError> {
         }
         if let Some(edge) = subnet_edge(&c.ports, svc.vip) {
             return Err(loaded.error_at(&at("vip"), format!("VIP {} is {edge}", svc.vip)));
+        }
+        if svc.sloppy_tcp {
+            use dataplane::sched::SchedulerKind::{Mh, Sh};
+            if !matches!(svc.lb_algo.0, Mh | Sh) {
+                return Err(loaded.error_at(
+                    &at("sloppy_tcp"),
+                    format!(
+                        "sloppy_tcp needs a hashing scheduler (lb_algo \"mh\" or \"sh\"): with \
+                         \"{}\" another node would pick another real server for the flow",
+                        svc.lb_algo.name()
+                    ),
+                ));
+            }
+            if matches!(svc.lb_kind, LbKind::NAT | LbKind::FULLNAT) {
+                return Err(loaded.error_at(
+                    &at("sloppy_tcp"),
+                    format!(
+                        "sloppy_tcp works with DR and TUN only: {:?} replies return to the node \
+                         that rewrote the flow, which another node cannot take over; use a \
+                         failover pair (vrrp_instances with lvs_sync_daemon) instead",
+                        svc.lb_kind
+                    ),
+                ));
+            }
+            if svc.protocol != Protocol::TCP {
+                return Err(loaded.error_at(
+                    &at("sloppy_tcp"),
+                    "sloppy_tcp is for TCP services (a UDP datagram always creates its connection)",
+                ));
+            }
         }
         let fullnat = svc.lb_kind == LbKind::FULLNAT;
         if fullnat && svc.local_addresses.is_empty() {
@@ -2021,6 +2115,67 @@ mod tests {
         )
     }
 
+    /// sloppy_tcp: hashing schedulers, DR/TUN, TCP only; announce: a port with a kernel
+    /// interface, and then a VIP may be off every port's subnet.
+    #[test]
+    fn sloppy_tcp_and_announce() {
+        let dr = |fields: &str| with_service(fields, "").replace("lb_kind: NAT", "lb_kind: DR");
+        check(&dr("lb_algo: \"mh\", sloppy_tcp: true,")).unwrap();
+        check(&dr("lb_algo: \"sh\", sloppy_tcp: true,").replace("DR", "TUN")).unwrap();
+        for (source, want) in [
+            (
+                dr("lb_algo: \"rr\", sloppy_tcp: true,"),
+                "sloppy_tcp needs a hashing scheduler (lb_algo \"mh\" or \"sh\"): with \"rr\"",
+            ),
+            (
+                with_service("lb_algo: \"mh\", sloppy_tcp: true,", ""),
+                "sloppy_tcp works with DR and TUN only: NAT replies return to the node",
+            ),
+            (
+                dr("lb_algo: \"mh\", sloppy_tcp: true,").replace("TCP", "UDP"),
+                "sloppy_tcp is for TCP services",
+            ),
+        ] {
+            let err = check(&source).unwrap_err();
+            assert!(err.contains(want), "got {err:?}, want {want:?}");
+            assert!(err.starts_with("t.ron:"), "placed: {err}");
+        }
+        let routed = dr("lb_algo: \"mh\",").replace("198.51.100.100", "203.0.113.200");
+        let err = check(&routed).unwrap_err();
+        assert!(
+            err.contains("VIP 203.0.113.200 is on no port's subnet"),
+            "{err}"
+        );
+        let announced = routed.replace(
+            "    ],\n    services",
+            "    ],\n    announce: (port: \"client\"),\n    services",
+        );
+        let loaded = check(&announced).unwrap();
+        let a = loaded.config.announce.unwrap();
+        assert_eq!((a.hold_down_ms, a.withdraw_wait_ms), (3000, 1000));
+        for (from, want) in [
+            (
+                "port: \"client\"",
+                "announce.port \"nowhere\" is not a port of this file",
+            ),
+            (
+                "kernel: false",
+                "port \"client\" has no kernel interface (kernel: false)",
+            ),
+        ] {
+            let source = if from.starts_with("port") {
+                announced.replace(from, "port: \"nowhere\"")
+            } else {
+                announced.replace(
+                    "addresses: [\"198.51.100.1/24\"],",
+                    "addresses: [\"198.51.100.1/24\"], kernel: false,",
+                )
+            };
+            let err = check(&source).unwrap_err();
+            assert!(err.contains(want), "got {err:?}, want {want:?}");
+        }
+    }
+
     #[test]
     fn schedulers_flags_persistence_and_thresholds() {
         let ok = with_service(
@@ -2682,6 +2837,7 @@ mod tests {
                 inhibit_on_failure: false,
                 sorry_server: None,
                 expire_nodest_conn: false,
+                sloppy_tcp: false,
                 virtualhost: None,
             }],
             routes: vec![RouteConfig {
@@ -2712,6 +2868,11 @@ mod tests {
             lvs_sync_daemon: Some(
                 ron::from_str("(interface: \"servers\", vrrp_instance: \"VI_1\")").unwrap(),
             ),
+            announce: Some(AnnounceConfig {
+                port: "servers".into(),
+                hold_down_ms: 1,
+                withdraw_wait_ms: 2,
+            }),
         };
         type Take = fn(&mut Config, &Config);
         let restart_only: [(&str, Take); 27] = [
@@ -2779,8 +2940,9 @@ mod tests {
                 c.lvs_sync_daemon.clone_from(&d.lvs_sync_daemon)
             }),
         ];
-        let live: [Take; 8] = [
+        let live: [Take; 9] = [
             |c, d| c.services.clone_from(&d.services),
+            |c, d| c.announce.clone_from(&d.announce),
             |c, d| c.routes.clone_from(&d.routes),
             |c, d| c.neighbors.clone_from(&d.neighbors),
             |c, d| c.connections.tcp_timeout = d.connections.tcp_timeout,

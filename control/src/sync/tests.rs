@@ -57,6 +57,8 @@ fn snapshot(workers: usize) -> Snapshot {
             flags: Default::default(),
             persistence: None,
             maglev: None,
+            members: Vec::new(),
+            sloppy_tcp: false,
             expire_nodest_conn: false,
             reals: Vec::new(),
             local_addrs: Vec::new(),

@@ -93,6 +93,8 @@ pub(super) fn snapshot() -> Snapshot {
             flags: Default::default(),
             persistence: None,
             maglev: None,
+            members: Vec::new(),
+            sloppy_tcp: false,
             expire_nodest_conn: false,
             reals: reals(if mode == ForwardMode::Dr || mode == ForwardMode::Tun {
                 vport
@@ -2447,4 +2449,96 @@ fn real_server_totals_and_the_export() {
     assert!(export.dests.iter().all(|d| d.stats == Default::default()));
     assert_eq!(export.conns.unwrap().len(), 1, "-Z keeps the connections");
     assert_eq!(export.dests.iter().map(|d| d.load.active).sum::<u32>(), 1);
+}
+
+/// The DR and TUN services of [`snapshot`] with `mh` (the port in the hash) and, if asked,
+/// `sloppy_tcp`: what every node of an ECMP cluster runs.
+fn cluster_snapshot(sloppy: bool) -> Snapshot {
+    let mut s = snapshot();
+    for svc in s.services.iter_mut().filter(|s| !s.mode.sees_replies()) {
+        svc.scheduler = SchedulerKind::Mh;
+        svc.flags.port = true;
+        svc.sloppy_tcp = sloppy;
+        svc.maglev = Some(std::sync::Arc::new(crate::sched::MaglevTable::build(
+            &svc.members(),
+            251,
+        )));
+    }
+    s
+}
+
+/// `sloppy_tcp`: a flow that began on node A and that the routers move to node B (which has
+/// never seen it) goes on from B to the same real server, in the same bytes as from A, as an
+/// ESTABLISHED connection of B's (DR and TUN, 40 flows each); a FIN creates one too (CLOSE), a
+/// reset never. Without the option B resets the flow.
+#[test]
+fn sloppy_tcp_takes_over_a_flow_from_another_node() {
+    let snap = cluster_snapshot(true);
+    let (mut a, mut b) = (state(), state());
+    let mut servers = std::collections::HashSet::new();
+    for vport in [82u16, 83] {
+        for sport in 40000..40040u16 {
+            let mut syn = from_client(PROTO_TCP, sport, vport, SYN, b"");
+            assert!(matches!(
+                process(&mut syn, 0, &snap, &mut a, 0),
+                Verdict::Forward { created: true, .. }
+            ));
+            let mut on_a = from_client(PROTO_TCP, sport, vport, ACK, b"mid-flow");
+            let mut on_b = on_a.clone();
+            assert!(matches!(
+                process(&mut on_a, 0, &snap, &mut a, 10),
+                Verdict::Forward { created: false, .. }
+            ));
+            assert_eq!(
+                process(&mut on_b, 0, &snap, &mut b, 10),
+                Verdict::Forward {
+                    port: 1,
+                    created: true
+                },
+                "{vport}/{sport}"
+            );
+            assert_eq!(
+                on_a.bytes(),
+                on_b.bytes(),
+                "{vport}/{sport}: the same frame out"
+            );
+            servers.insert(on_b.bytes()[0..6].to_vec());
+            let key = FlowKey::new(PROTO_TCP, ep(CLIENT, sport), ep(VIP, vport));
+            let (id, _) = b.conns.lookup(&key).expect("B has the connection");
+            assert_eq!(b.conns.get(id).unwrap().state, TcpState::Established);
+            // And keeps it: the next segment is B's own.
+            let mut next = from_client(PROTO_TCP, sport, vport, ACK, b"more");
+            assert!(matches!(
+                process(&mut next, 0, &snap, &mut b, 20),
+                Verdict::Forward { created: false, .. }
+            ));
+        }
+    }
+    assert_eq!(b.sloppy_created(), 80);
+    assert_eq!(a.sloppy_created(), 0, "A saw the SYNs");
+    assert!(servers.len() >= 2, "mh-port spreads the flows");
+    let mut fin = from_client(PROTO_TCP, 50000, 82, tcp::FLAG_FIN | ACK, b"");
+    assert!(matches!(
+        process(&mut fin, 0, &snap, &mut b, 30),
+        Verdict::Forward { created: true, .. }
+    ));
+    let key = FlowKey::new(PROTO_TCP, ep(CLIENT, 50000), ep(VIP, 82));
+    let (id, _) = b.conns.lookup(&key).unwrap();
+    assert_eq!(b.conns.get(id).unwrap().state, TcpState::Close);
+    let mut rst = from_client(PROTO_TCP, 50001, 82, tcp::FLAG_RST | ACK, b"");
+    assert_eq!(
+        process(&mut rst, 0, &snap, &mut b, 30),
+        Verdict::Drop(DropReason::NoConnection)
+    );
+    assert_eq!(b.sloppy_created(), 81);
+    // Without the option: the flow is reset on B.
+    let mut plain = cluster_snapshot(false);
+    plain.tcp_resets_per_second = 10;
+    let mut c = state();
+    let mut ack = from_client(PROTO_TCP, 40000, 82, ACK, b"mid-flow");
+    assert_eq!(
+        process(&mut ack, 0, &plain, &mut c, 0),
+        Verdict::Reply(Answer::Reset)
+    );
+    assert_eq!((c.conns.len(), c.sloppy_created()), (0, 0));
 }

@@ -4,8 +4,14 @@
 //! nothing, or with `mh-fallback` the next available one in a probe sequence. IPVS
 //! counterpart: `ip_vs_mh.c` (Eisenbud et al., "Maglev", NSDI 2016).
 //!
-//! As IPVS, the table is filled with each server's last non-zero weight: quiescing a server
-//! (weight 0) leaves every other flow where it was. The size is 65521 (IPVS's
+//! The table is laid out over the service's members ([`crate::snapshot::Service::members`]) in
+//! canonical order (address, port) with fixed seeds, so every node of a cluster given the same
+//! configuration builds the same table, whatever the order of its list or of the edits that
+//! made it: a flow the routers move to another node finds the same server there. A member
+//! that failed its checks keeps its entries; its flows alone probe on to the next usable
+//! server (as if IPVS had rebuilt the table without it, but moving nobody else). Unlike IPVS,
+//! the table does not remember a quiesced server's last weight (that would depend on each
+//! node's history): a server configured at weight 0 has no entries. The size is 65521 (IPVS's
 //! `CONFIG_IP_VS_MH_TAB_INDEX` 16; its build default is 12, 4093 entries, which leaves 100
 //! servers 41 entries each, ±2.4% apart; 65521 leaves them ±0.15%).
 //!
@@ -15,7 +21,7 @@
 
 use std::sync::Arc;
 
-use super::{gcd, Candidates, SchedFlags, Scheduler};
+use super::{canonical, gcd, member_map, Candidates, Member, SchedFlags, Scheduler, GONE};
 use crate::flow::Endpoint;
 use crate::snapshot::RealServer;
 
@@ -52,18 +58,19 @@ pub struct Setup {
     pub turns: u32,
 }
 
-/// A filled lookup table: entry -> index of the server in the service's list.
+/// A filled lookup table: entry -> index of the member (canonical order).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaglevTable {
     lookup: Box<[u16]>,
-    /// What it was built from: (server, weight used).
-    servers: Vec<(Endpoint, u32)>,
+    /// What it was built from: (server, weight used), canonical.
+    servers: Vec<Member>,
 }
 
 impl MaglevTable {
-    /// The table for servers `(address, weight)` in list order, `weight` being each one's last
-    /// non-zero weight. Lists longer than 65535 servers are refused by configuration.
-    pub fn build(servers: &[(Endpoint, u32)], size: usize) -> Self {
+    /// The table for the members `(server, weight)`, put in canonical order first: the same
+    /// set gives the same table. Lists longer than 65535 servers are refused by configuration.
+    pub fn build(members: &[Member], size: usize) -> Self {
+        let servers = canonical(members);
         let g = servers.iter().map(|s| s.1).filter(|w| *w > 0).fold(0, gcd);
         let max = servers.iter().map(|s| s.1).max().unwrap_or(0);
         let setups: Vec<Setup> = match max.checked_div(g) {
@@ -87,26 +94,31 @@ impl MaglevTable {
         };
         MaglevTable {
             lookup: populate(size, &setups).into_boxed_slice(),
-            servers: servers.to_vec(),
+            servers,
         }
     }
 
     /// A table for `reals` with their current weights.
     pub fn for_reals(reals: &[RealServer]) -> Self {
-        let servers: Vec<(Endpoint, u32)> = reals.iter().map(|r| (r.addr, r.weight)).collect();
+        let servers: Vec<Member> = reals.iter().map(|r| (r.addr, r.weight)).collect();
         Self::build(&servers, MH_TABLE_SIZE)
     }
 
-    /// The (server, weight) list it was built from.
-    pub fn servers(&self) -> &[(Endpoint, u32)] {
+    /// The (server, weight) list it was built from, canonical.
+    pub fn servers(&self) -> &[Member] {
         &self.servers
+    }
+
+    /// The server a client's first choice is, ignoring availability (tests, cluster checks).
+    pub fn first_choice(&self, client: Endpoint) -> Option<Endpoint> {
+        self.entry(self.slot(client, 0)).map(|m| self.servers[m].0)
     }
 
     pub fn size(&self) -> usize {
         self.lookup.len()
     }
 
-    /// The server at entry `i`.
+    /// The member at entry `i`.
     #[inline]
     pub fn entry(&self, i: usize) -> Option<usize> {
         let d = self.lookup[i];
@@ -147,10 +159,13 @@ pub fn populate(size: usize, setups: &[Setup]) -> Vec<u16> {
     }
 }
 
-/// A worker's view: the shared table and the service's flags.
+/// A worker's view: the shared table, where its members are in the service's list, and the
+/// service's flags.
 #[derive(Debug, Clone)]
 pub struct Maglev {
     table: Arc<MaglevTable>,
+    /// Member -> index in the real servers (or GONE).
+    map: Box<[u16]>,
     flags: SchedFlags,
 }
 
@@ -159,8 +174,16 @@ impl Maglev {
         self.flags
     }
 
-    pub fn new(table: Arc<MaglevTable>, flags: SchedFlags) -> Self {
-        Maglev { table, flags }
+    pub fn new(table: Arc<MaglevTable>, reals: &[RealServer], flags: SchedFlags) -> Self {
+        let map = member_map(table.servers(), reals);
+        Maglev { table, map, flags }
+    }
+
+    /// The real server (index) of member `m`, if it is among them.
+    #[inline]
+    fn real(&self, m: usize, c: &Candidates<'_>) -> Option<usize> {
+        let r = usize::from(*self.map.get(m)?);
+        (self.map[m] != GONE && r < c.reals.len()).then_some(r)
     }
 }
 
@@ -169,19 +192,20 @@ impl Scheduler for Maglev {
     fn pick(&mut self, c: &Candidates<'_>) -> Option<usize> {
         let client = Endpoint::new(c.src.addr, if self.flags.port { c.src.port } else { 0 });
         let ihash = self.table.slot(client, 0);
-        let d = self.table.entry(ihash)?;
-        if d < c.reals.len() && c.usable(d) {
-            return Some(d);
-        }
-        if !self.flags.fallback {
-            return None;
+        let m = self.table.entry(ihash)?;
+        match self.real(m, c) {
+            Some(r) if c.usable(r) => return Some(r),
+            // Quiesced or overloaded: IPVS drops the flow unless mh-fallback.
+            Some(_) if !self.flags.fallback => return None,
+            // Failed its checks (not among the real servers): its flows always go on.
+            _ => {}
         }
         let size = self.table.size() as u64;
         for offset in 0..size {
             let roffset = (offset + ihash as u64) % size;
-            let d = self.table.entry(self.table.slot(client, roffset))?;
-            if d < c.reals.len() && c.usable(d) {
-                return Some(d);
+            let m = self.table.entry(self.table.slot(client, roffset))?;
+            if let Some(r) = self.real(m, c).filter(|&r| c.usable(r)) {
+                return Some(r);
             }
         }
         None
@@ -352,9 +376,10 @@ mod tests {
     fn quiesce_and_fallback() {
         let mut f = Fixture::new(&[1, 1, 1]);
         let table = Arc::new(MaglevTable::for_reals(&f.reals));
-        let mut plain = Maglev::new(table.clone(), SchedFlags::default());
+        let mut plain = Maglev::new(table.clone(), &f.reals, SchedFlags::default());
         let mut fb = Maglev::new(
             table,
+            &f.reals,
             SchedFlags {
                 port: false,
                 fallback: true,

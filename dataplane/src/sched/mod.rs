@@ -114,7 +114,9 @@ impl SchedulerKind {
             SchedulerKind::Wlc => SchedulerState::Wlc(WeightedLeastConn::new(worker)),
             SchedulerKind::Sed => SchedulerState::Sed(ShortestExpectedDelay::new(worker)),
             SchedulerKind::Nq => SchedulerState::Nq(NeverQueue::new(worker)),
-            SchedulerKind::Sh => SchedulerState::Sh(SourceHashing::new(reals, service.flags)),
+            SchedulerKind::Sh => {
+                SchedulerState::Sh(SourceHashing::new(&service.members(), reals, service.flags))
+            }
             SchedulerKind::Dh => SchedulerState::Dh(DestinationHashing::new(reals)),
             SchedulerKind::Lblc => SchedulerState::Lblc(LocalityLeastConn::new(reals, worker)),
             SchedulerKind::Lblcr => {
@@ -127,6 +129,7 @@ impl SchedulerKind {
                     .maglev
                     .clone()
                     .unwrap_or_else(|| Arc::new(MaglevTable::for_reals(reals))),
+                reals,
                 service.flags,
             )),
         }
@@ -231,10 +234,12 @@ impl SchedulerState {
     }
 
     /// A reload kept the service (same protocol, VIP, scheduler and flags) but changed its
-    /// real servers from `old`: adjust in place (Maglev takes the snapshot's new table).
+    /// real servers from `old`: adjust in place (Maglev takes the snapshot's new table; both
+    /// hashing schedulers lay their table over the service's members).
     pub fn reconfigure(&mut self, old: &[RealServer], service: &Service, worker: usize) {
         match self {
             SchedulerState::Mh(_) => *self = SchedulerKind::Mh.new_state(service, worker),
+            SchedulerState::Sh(_) => *self = SchedulerKind::Sh.new_state(service, worker),
             other => other.inner().update(old, &service.reals),
         }
     }
@@ -277,6 +282,40 @@ impl Scheduler for SchedulerState {
     fn update(&mut self, old: &[RealServer], new: &[RealServer]) {
         self.inner().update(old, new)
     }
+}
+
+/// A member of a hashing scheduler's (`sh`, `mh`) table: a real server and the weight its
+/// entries are laid out with.
+pub type Member = (Endpoint, u32);
+
+/// `members` in the canonical order every node shares: by address, then port (one entry per
+/// server, the first kept). A table laid out over it does not depend on the order of the
+/// configuration's list or of the edits that made it.
+pub fn canonical(members: &[Member]) -> Vec<Member> {
+    let mut out = members.to_vec();
+    out.sort_by_key(|(ep, _)| (u32::from(ep.addr), ep.port));
+    out.dedup_by_key(|(ep, _)| *ep);
+    out
+}
+
+/// Not among the service's real servers (failed its checks, or gone with a reload).
+pub(crate) const GONE: u16 = u16::MAX;
+
+/// Where each of the (canonical) `members` is in `reals`, [`GONE`] for those that are not.
+pub(crate) fn member_map(members: &[Member], reals: &[RealServer]) -> Box<[u16]> {
+    let mut map = vec![GONE; members.len()];
+    for (i, r) in reals.iter().enumerate() {
+        if let Ok(m) = members
+            .binary_search_by_key(&(u32::from(r.addr.addr), r.addr.port), |(ep, _)| {
+                (u32::from(ep.addr), ep.port)
+            })
+        {
+            if map[m] == GONE {
+                map[m] = i as u16;
+            }
+        }
+    }
+    map.into_boxed_slice()
 }
 
 /// Greatest common divisor (wrr's step, mh's weight scale), 0 for an empty fold.

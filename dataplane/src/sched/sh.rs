@@ -3,10 +3,13 @@
 //! An unavailable server (weight 0, overloaded) gets nothing, or with `sh-fallback` the next
 //! available one in a probe sequence. IPVS counterpart: `ip_vs_sh.c`.
 //!
-//! The table depends only on the server list, so every worker and every reload that leaves
-//! the list alone send a client to the same server.
+//! The table is laid out over the service's members in canonical order (address, port), so
+//! it depends only on the set of servers and their weights: every worker, every reload that
+//! leaves the set alone and every node of a cluster given the same configuration send a
+//! client to the same server. A member that failed its checks keeps its buckets; its clients
+//! alone probe on to the next usable server.
 
-use super::{Candidates, SchedFlags, Scheduler};
+use super::{canonical, member_map, Candidates, Member, SchedFlags, Scheduler, GONE};
 use crate::snapshot::RealServer;
 use std::net::Ipv4Addr;
 
@@ -23,7 +26,10 @@ pub(crate) fn hash_32(v: u32, bits: u32) -> u32 {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceHashing {
+    /// Bucket -> member (canonical order).
     buckets: Box<[u16; TAB_SIZE]>,
+    /// Member -> index in the real servers (or GONE).
+    map: Box<[u16]>,
     flags: SchedFlags,
 }
 
@@ -42,19 +48,22 @@ impl SourceHashing {
         self.flags
     }
 
-    pub fn new(reals: &[RealServer], flags: SchedFlags) -> Self {
+    /// The table over `members` (put in canonical order), for the service's `reals`.
+    pub fn new(members: &[Member], reals: &[RealServer], flags: SchedFlags) -> Self {
         let mut s = SourceHashing {
             buckets: Box::new([NONE; TAB_SIZE]),
+            map: Box::new([]),
             flags,
         };
-        s.reassign(reals);
+        s.reassign(&canonical(members), reals);
         s
     }
 
-    /// `ip_vs_sh_reassign`: bucket by bucket, the current server, which moves on after
+    /// `ip_vs_sh_reassign`: bucket by bucket, the current member, which moves on after
     /// `weight` buckets (after one if its weight is 0).
-    fn reassign(&mut self, reals: &[RealServer]) {
-        if reals.is_empty() {
+    fn reassign(&mut self, members: &[Member], reals: &[RealServer]) {
+        self.map = member_map(members, reals);
+        if members.is_empty() {
             self.buckets.fill(NONE);
             return;
         }
@@ -62,17 +71,32 @@ impl SourceHashing {
         for b in self.buckets.iter_mut() {
             *b = d as u16;
             count += 1;
-            if count >= reals[d].weight {
-                d = (d + 1) % reals.len();
+            if count >= members[d].1 {
+                d = (d + 1) % members.len();
                 count = 0;
             }
+        }
+    }
+
+    /// The real server (index) in bucket `b`: `Err(true)` when its member is not among the
+    /// real servers (failed), `Err(false)` when the bucket is empty.
+    #[inline]
+    fn real(&self, b: usize, c: &Candidates<'_>) -> Result<usize, bool> {
+        let m = self.buckets[b];
+        if m == NONE {
+            return Err(false);
+        }
+        match self.map.get(usize::from(m)) {
+            Some(&r) if r != GONE && usize::from(r) < c.reals.len() => Ok(usize::from(r)),
+            _ => Err(true),
         }
     }
 
     /// The table (tests).
     #[cfg(test)]
     pub(crate) fn bucket(&self, i: usize) -> Option<usize> {
-        (self.buckets[i] != NONE).then_some(self.buckets[i] as usize)
+        let m = *self.buckets.get(i)?;
+        (m != NONE).then(|| usize::from(self.map[usize::from(m)]))
     }
 }
 
@@ -82,31 +106,30 @@ impl Scheduler for SourceHashing {
         let addr = c.src.addr;
         let port = if self.flags.port { c.src.port } else { 0 };
         let ihash = hashkey(addr, port, 0);
-        let d = self.buckets[ihash];
-        if d == NONE || usize::from(d) >= c.reals.len() {
-            return None;
-        }
-        if c.usable(usize::from(d)) {
-            return Some(usize::from(d));
-        }
-        if !self.flags.fallback {
-            return None;
+        match self.real(ihash, c) {
+            Ok(r) if c.usable(r) => return Some(r),
+            // Quiesced or overloaded: IPVS drops the flow unless sh-fallback.
+            Ok(_) if !self.flags.fallback => return None,
+            Err(false) => return None,
+            // Failed its checks (not among the real servers): its clients always go on.
+            _ => {}
         }
         for offset in 0..TAB_SIZE as u32 {
             let roffset = (offset + ihash as u32) % TAB_SIZE as u32;
-            let d = self.buckets[hashkey(addr, port, roffset)];
-            if d == NONE || usize::from(d) >= c.reals.len() {
-                break;
-            }
-            if c.usable(usize::from(d)) {
-                return Some(usize::from(d));
+            match self.real(hashkey(addr, port, roffset), c) {
+                Err(false) => break,
+                Ok(r) if c.usable(r) => return Some(r),
+                _ => {}
             }
         }
         None
     }
 
+    /// Without the service's members at hand: the real servers with their weights (the
+    /// engine builds a new state from the service instead).
     fn update(&mut self, _old: &[RealServer], new: &[RealServer]) {
-        self.reassign(new);
+        let members: Vec<Member> = new.iter().map(|r| (r.addr, r.weight)).collect();
+        self.reassign(&canonical(&members), new);
     }
 }
 
@@ -115,6 +138,10 @@ mod tests {
     use super::*;
     use crate::flow::Endpoint;
     use crate::sched::testing::{reals, Fixture};
+
+    fn members(reals: &[RealServer]) -> Vec<Member> {
+        reals.iter().map(|r| (r.addr, r.weight)).collect()
+    }
 
     fn client(last: u8, port: u16) -> Endpoint {
         Endpoint::new([198, 51, 100, last].into(), port)
@@ -127,7 +154,7 @@ mod tests {
     #[test]
     fn ipvs_buckets_and_hash() {
         let mut f = Fixture::new(&[2, 1]);
-        let mut s = SourceHashing::new(&f.reals, SchedFlags::default());
+        let mut s = SourceHashing::new(&members(&f.reals), &f.reals, SchedFlags::default());
         assert_eq!(
             (0..6).map(|i| s.bucket(i).unwrap()).collect::<Vec<_>>(),
             vec![0, 0, 1, 0, 0, 1]
@@ -137,6 +164,7 @@ mod tests {
             assert_eq!(s.pick(&f.candidates()), Some(want), ".{last}");
         }
         let mut with_port = SourceHashing::new(
+            &members(&f.reals),
             &f.reals,
             SchedFlags {
                 port: true,
@@ -153,11 +181,12 @@ mod tests {
     #[test]
     fn unavailable_server_and_fallback() {
         let mut f = Fixture::new(&[2, 1]);
-        let s = SourceHashing::new(&f.reals, SchedFlags::default());
+        let s = SourceHashing::new(&members(&f.reals), &f.reals, SchedFlags::default());
         f.reals[1].weight = 0;
         f.src = client(11, 1);
         assert_eq!(s.clone().pick(&f.candidates()), None);
         let mut fb = SourceHashing::new(
+            &members(&reals(&[2, 1])),
             &reals(&[2, 1]),
             SchedFlags {
                 port: false,
@@ -172,7 +201,11 @@ mod tests {
     /// Weight 0 in the table itself: one bucket, then the next server.
     #[test]
     fn zero_weight_takes_one_bucket() {
-        let s = SourceHashing::new(&reals(&[0, 2]), SchedFlags::default());
+        let s = SourceHashing::new(
+            &members(&reals(&[0, 2])),
+            &reals(&[0, 2]),
+            SchedFlags::default(),
+        );
         assert_eq!(
             (0..6).map(|i| s.bucket(i).unwrap()).collect::<Vec<_>>(),
             vec![0, 1, 1, 0, 1, 1]
@@ -183,8 +216,8 @@ mod tests {
     #[test]
     fn stable_for_the_same_list() {
         let r = reals(&[3, 1, 2]);
-        let a = SourceHashing::new(&r, SchedFlags::default());
-        let mut b = SourceHashing::new(&reals(&[1]), SchedFlags::default());
+        let a = SourceHashing::new(&members(&r), &r, SchedFlags::default());
+        let mut b = SourceHashing::new(&members(&reals(&[1])), &reals(&[1]), SchedFlags::default());
         b.update(&reals(&[1]), &r);
         assert_eq!(a, b);
     }
