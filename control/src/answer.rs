@@ -521,6 +521,7 @@ mod tests {
             generation: 1,
             reloads: Default::default(),
             changed: false,
+            announcer: Default::default(),
         }
     }
 

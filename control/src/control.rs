@@ -14,6 +14,7 @@ use hashbrown::HashMap;
 use serde::Serialize;
 use tracing::{info, warn};
 
+use crate::announce::{Announcer, Change, Fitness};
 use crate::config::{self, Config};
 use crate::health::Health;
 use crate::neigh::Neighbors;
@@ -48,6 +49,8 @@ pub struct Core {
     pub reloads: Reloads,
     /// A snapshot is due (a neighbour learnt, a checker's verdict, a VRRP state change).
     pub changed: bool,
+    /// The VIPs announced on a kernel interface (`announce`).
+    pub announcer: Announcer,
 }
 
 fn unix_ms() -> u64 {
@@ -301,6 +304,108 @@ impl Core {
                 );
             } else {
                 sync.discard();
+            }
+        }
+    }
+
+    /// Whether each VIP may be served here: every service of it has its quorum, and the VRRP
+    /// instance that holds it (if one does) is MASTER.
+    pub fn fitness(&self) -> Vec<Fitness> {
+        let quorums: HashMap<_, bool> = self.health.quorums().into_iter().collect();
+        let mut vips: Vec<Fitness> = Vec::new();
+        for svc in &self.running.services {
+            let i = match vips.iter().position(|f| f.vip == svc.vip) {
+                Some(i) => i,
+                None => {
+                    vips.push(Fitness {
+                        vip: svc.vip,
+                        unfit: None,
+                    });
+                    vips.len() - 1
+                }
+            };
+            if vips[i].unfit.is_none()
+                && quorums.get(&(svc.protocol, svc.vip, svc.port)) == Some(&false)
+            {
+                vips[i].unfit = Some(format!(
+                    "service {:?} {}:{} lost its quorum",
+                    svc.protocol, svc.vip, svc.port
+                ));
+            }
+        }
+        for f in vips.iter_mut().filter(|f| f.unfit.is_none()) {
+            if let Some((name, false)) = self.vrrp.holder(f.vip) {
+                f.unfit = Some(format!("VRRP instance {name} is not MASTER"));
+            }
+        }
+        vips
+    }
+
+    /// The kernel interface `announce` names, and its hold-down.
+    fn announce_on(&self) -> Option<(String, std::time::Duration)> {
+        let a = self.running.announce.as_ref()?;
+        let port = self.running.ports.iter().find(|p| p.name == a.port)?;
+        Some((
+            port.kernel_interface_name(),
+            std::time::Duration::from_millis(a.hold_down_ms),
+        ))
+    }
+
+    /// Puts the VIPs fit to serve on the kernel interface `announce` names and takes the
+    /// others off (see [`crate::announce`]), logging each change and why.
+    pub fn announce(&mut self, now: Instant) {
+        let on = self.announce_on();
+        if on.is_none() && !self.announcer.any() {
+            return;
+        }
+        let fitness = self.fitness();
+        let changes =
+            self.announcer
+                .update(on.as_ref().map(|(i, h)| (i.as_str(), *h)), &fitness, now);
+        self.apply_announce(&changes, now);
+    }
+
+    /// When the next hold-down ends.
+    pub fn announce_deadline(&self) -> Option<Instant> {
+        let (_, hold_down) = self.announce_on()?;
+        self.announcer.deadline(hold_down)
+    }
+
+    /// A clean stop: every VIP off its interface (the routing daemon withdraws the routes).
+    /// Whether any was announced.
+    pub fn withdraw_all(&mut self, now: Instant) -> bool {
+        let any = self.announcer.any();
+        let changes = self.announcer.stop(now);
+        self.apply_announce(&changes, now);
+        any
+    }
+
+    fn apply_announce(&mut self, changes: &[Change], now: Instant) {
+        for change in changes {
+            let result = match change {
+                Change::Add { interface, vip } => crate::kernel::add_vip(interface, *vip),
+                Change::Remove { interface, vip, .. } => crate::kernel::remove_vip(interface, *vip),
+            };
+            match (result, change) {
+                (Ok(()), Change::Add { interface, vip }) => {
+                    info!("announce: VIP {vip}/32 on {interface} (its services fit to serve)");
+                    self.announcer.done(change);
+                }
+                (
+                    Ok(()),
+                    Change::Remove {
+                        interface,
+                        vip,
+                        why,
+                    },
+                ) => {
+                    warn!("announce: VIP {vip}/32 off {interface}: {why}");
+                    self.announcer.done(change);
+                }
+                (Err(e), _) => {
+                    warn!("announce: {e}");
+                    self.announcer.failed(change, now);
+                }
             }
         }
     }

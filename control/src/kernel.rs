@@ -159,6 +159,16 @@ pub fn routes_of(config: &Config, port: &str) -> Vec<(Ipv4Cidr, Ipv4Addr)> {
         .collect()
 }
 
+/// Puts `vip` as a /32 on interface `name` (announce by health).
+pub fn add_vip(name: &str, vip: Ipv4Addr) -> Result<(), String> {
+    ip(&["addr", "replace", &format!("{vip}/32"), "dev", name])
+}
+
+/// Takes `vip`/32 off interface `name`.
+pub fn remove_vip(name: &str, vip: Ipv4Addr) -> Result<(), String> {
+    ip(&["addr", "del", &format!("{vip}/32"), "dev", name])
+}
+
 fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
         .args(args)

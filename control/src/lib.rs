@@ -18,6 +18,7 @@
 //! - [`sync`]: connection sync to the backups, IPVS's protocol version 1.
 //! - [`vrrp`]: failover with VRRP v2/v3 as keepalived speaks it.
 
+pub mod announce;
 pub mod answer;
 pub mod api;
 pub mod check;

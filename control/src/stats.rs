@@ -24,6 +24,9 @@ pub struct Report {
     pub unix_ms: u64,
     /// Each VRRP instance's state (the caller fills it).
     pub vrrp: Vec<crate::vrrp::InstanceReport>,
+    /// The VIPs announce by health put on a kernel interface, or why not (`announce`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub announce: Vec<crate::announce::VipReport>,
     /// The VRRP path's counters, with VRRP configured.
     pub vrrp_counters: Option<crate::vrrp::Counters>,
     /// Connection sync's counters, with `lvs_sync_daemon` configured.
@@ -212,6 +215,7 @@ pub fn gather(ports: &[PortView<'_>], cores: &[usize], workers: &[WorkerCounters
         services: Vec::new(),
         health_checks: 0,
         vrrp: Vec::new(),
+        announce: Vec::new(),
         vrrp_counters: None,
         sync: None,
         unix_ms: std::time::SystemTime::now()
@@ -316,6 +320,18 @@ impl Report {
                 w.fast_path,
                 w.handed_out,
                 w.handed_in
+            );
+        }
+        for v in &self.announce {
+            let _ = writeln!(
+                out,
+                "announce: VIP {} {}",
+                v.vip,
+                match (&v.interface, &v.reason) {
+                    (Some(i), _) => format!("on {i}"),
+                    (None, Some(r)) => format!("not announced: {r}"),
+                    (None, None) => "not announced".to_owned(),
+                }
             );
         }
         for v in &self.vrrp {

@@ -259,6 +259,7 @@ fn stats_families(
 /// - VRRP: `rvs_vrrp_priority{iname}`, `rvs_vrrp_last_transition_timestamp_seconds{iname}`,
 ///   `rvs_vrrp_adverts_received_total`, `rvs_vrrp_adverts_sent_total`,
 ///   `rvs_vrrp_gratuitous_arps_sent_total`, `rvs_vrrp_adverts_refused_total{reason}`;
+/// - announce by health: `rvs_vip_announced{vip}`;
 /// - health checks: `rvs_health_checks_total`, per real server `rvs_real_server_up` and
 ///   `rvs_real_server_last_change_timestamp_seconds`, per service `rvs_service_quorum_up`,
 ///   `rvs_service_live_weight`, `rvs_service_sorry_server_active`;
@@ -282,6 +283,7 @@ pub fn render(state: &State, report: &Report, reloads: &Reloads) -> String {
     rvs_workers(&mut out, report);
     rvs_sync(&mut out, report);
     rvs_vrrp(&mut out, report);
+    rvs_announce(&mut out, report);
     rvs_health(&mut out, report);
     rvs_services(&mut out, state);
     rvs_reloads(&mut out, reloads);
@@ -769,6 +771,21 @@ fn rvs_sync(out: &mut Out, report: &Report) {
     );
 }
 
+/// Announce by health: 1 while the VIP is on its kernel interface (announced), else 0.
+fn rvs_announce(out: &mut Out, report: &Report) {
+    out.family(
+        "rvs_vip_announced",
+        Kind::Gauge,
+        "Whether the VIP is on its kernel interface for the routing daemon to announce (announce).",
+        report.announce.iter().map(|v| {
+            (
+                vec![("vip", v.vip.clone())],
+                u64::from(v.announced).to_string(),
+            )
+        }),
+    );
+}
+
 fn rvs_vrrp(out: &mut Out, report: &Report) {
     let iname = |n: &str| vec![("iname", n.to_owned())];
     out.family(
@@ -1063,6 +1080,7 @@ mod tests {
             health_checks: 0,
             unix_ms: 1_700_000_000_000,
             vrrp: Vec::new(),
+            announce: Vec::new(),
             vrrp_counters: None,
             sync: None,
         }
@@ -1142,6 +1160,12 @@ mod tests {
             }],
             health_checks: 42,
             unix_ms: 1_700_000_000_000,
+            announce: vec![crate::announce::VipReport {
+                vip: "203.0.113.100".to_owned(),
+                announced: true,
+                interface: Some("rvs-client".to_owned()),
+                reason: None,
+            }],
             vrrp: vec![crate::vrrp::InstanceReport {
                 name: "VI_1".to_owned(),
                 interface: "client".to_owned(),

@@ -492,6 +492,7 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
         generation: 1,
         reloads: Default::default(),
         changed: false,
+        announcer: Default::default(),
     };
     let mut first = core.build(None);
     first.steering = (workers > 1).then(|| Arc::new(steer::Steering::new(workers, rss_key, share)));
@@ -719,9 +720,17 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
             report.vrrp = core.vrrp.report();
             report.vrrp_counters = (!core.vrrp.is_empty()).then(|| core.vrrp.counters());
             report.sync = core.sync.as_ref().map(control::sync::Sync::counters);
+            report.announce = core.announcer.report();
             report
         };
+        // A clean stop with VIPs announced: they are withdrawn first and the data plane
+        // forwards until then, while the routers move the traffic to the other nodes.
+        let mut draining: Option<Instant> = None;
         let outcome = loop {
+            if draining.is_some_and(|until| Instant::now() >= until) {
+                info!("stopping");
+                break Ok(());
+            }
             if let Some((lcore, _)) = handles.iter().find(|(_, h)| h.is_finished()) {
                 break Err(format!("the worker on core {lcore} stopped unexpectedly"));
             }
@@ -738,9 +747,22 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
                 })
                 .min(CONTROL_POLL);
             match inbox.recv_timeout(wait) {
-                Ok(Event::Signal(SIGINT | SIGTERM)) => {
-                    info!("stopping");
+                Ok(Event::Signal(SIGINT | SIGTERM)) if draining.is_none() => {
                     let _ = control::notify::stopping("stopping");
+                    let wait = c.announce.as_ref().map_or(0, |a| a.withdraw_wait_ms);
+                    if core.withdraw_all(Instant::now()) && wait > 0 {
+                        info!(
+                            "stopping: VIPs withdrawn, forwarding {wait} ms more while the \
+                             routers move their traffic (a second signal stops at once)"
+                        );
+                        draining = Some(Instant::now() + Duration::from_millis(wait));
+                    } else {
+                        info!("stopping");
+                        break Ok(());
+                    }
+                }
+                Ok(Event::Signal(SIGINT | SIGTERM)) => {
+                    info!("stopping at once");
                     break Ok(());
                 }
                 Ok(Event::Signal(SIGUSR1)) => {
@@ -814,6 +836,9 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
             };
             core.tick(&links_now, Instant::now(), &mut out);
             send(&out, &pool, &from_control);
+            if draining.is_none() {
+                core.announce(Instant::now());
+            }
             let changed = core.take_changed();
             if changed {
                 let next = core.rebuild(&snapshots.load());

@@ -476,6 +476,15 @@ impl Vrrp {
         }
     }
 
+    /// The instance that holds `addr` (one of its virtual addresses), and whether it is
+    /// MASTER here.
+    pub fn holder(&self, addr: Ipv4Addr) -> Option<(&str, bool)> {
+        self.insts
+            .iter()
+            .find(|i| i.held.iter().any(|c| c.addr == addr))
+            .map(|i| (i.name.as_str(), i.m.state() == State::Master))
+    }
+
     /// Whether instance `name` is MASTER here.
     pub fn is_master(&self, name: &str) -> bool {
         self.insts
