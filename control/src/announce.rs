@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::config::Config;
+use crate::health::ServiceKey;
+
 /// An address to put on an interface or take off it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -39,6 +42,43 @@ pub struct Fitness {
     pub vip: Ipv4Addr,
     /// `None`: fit; `Some(reason)`: not.
     pub unfit: Option<String>,
+}
+
+/// Whether each VIP of `config` may be served here: every service of it has its quorum
+/// (`quorums`, from the health checks; a service not in it has), and the VRRP instance that
+/// holds it, if `holder` names one, is MASTER. In the configuration's order.
+pub fn fitness(
+    config: &Config,
+    quorums: &[(ServiceKey, bool)],
+    holder: impl Fn(Ipv4Addr) -> Option<(String, bool)>,
+) -> Vec<Fitness> {
+    let mut vips: Vec<Fitness> = Vec::new();
+    for svc in &config.services {
+        let i = match vips.iter().position(|f| f.vip == svc.vip) {
+            Some(i) => i,
+            None => {
+                vips.push(Fitness {
+                    vip: svc.vip,
+                    unfit: None,
+                });
+                vips.len() - 1
+            }
+        };
+        let key = (svc.protocol, svc.vip, svc.port);
+        let lost = quorums.iter().any(|(k, met)| *k == key && !met);
+        if vips[i].unfit.is_none() && lost {
+            vips[i].unfit = Some(format!(
+                "service {:?} {}:{} lost its quorum",
+                svc.protocol, svc.vip, svc.port
+            ));
+        }
+    }
+    for f in vips.iter_mut().filter(|f| f.unfit.is_none()) {
+        if let Some((name, false)) = holder(f.vip) {
+            f.unfit = Some(format!("VRRP instance {name} is not MASTER"));
+        }
+    }
+    vips
 }
 
 #[derive(Debug, Clone)]
@@ -312,6 +352,59 @@ mod tests {
         assert!(a
             .update(on, &fit(None), t0 + Duration::from_secs(9))
             .is_empty());
+    }
+
+    /// A VIP is unfit when any of its services lost its quorum, or when the VRRP instance
+    /// holding it is not MASTER; another VIP is not affected.
+    #[test]
+    fn fitness_by_quorum_and_vrrp() {
+        use crate::config::Protocol::{TCP, UDP};
+        let text = r#"(
+    workers: [0],
+    ports: [(name: "lan", device: "net_ring0", addresses: ["198.51.100.11/24"])],
+    announce: (port: "lan"),
+    services: [
+        (protocol: TCP, vip: "203.0.113.200", port: 80, lb_kind: DR, real_servers: [(address: "198.51.100.21")]),
+        (protocol: UDP, vip: "203.0.113.200", port: 53, lb_kind: DR, real_servers: [(address: "198.51.100.21")]),
+        (protocol: TCP, vip: "203.0.113.201", port: 80, lb_kind: DR, real_servers: [(address: "198.51.100.21")]),
+    ],
+)"#;
+        let c =
+            crate::config::parse_with_cores(std::path::Path::new("t.ron"), text.to_owned(), &[0])
+                .unwrap()
+                .config;
+        let v200: Ipv4Addr = "203.0.113.200".parse().unwrap();
+        let v201: Ipv4Addr = "203.0.113.201".parse().unwrap();
+        let all_met = [
+            ((TCP, v200, 80), true),
+            ((UDP, v200, 53), true),
+            ((TCP, v201, 80), true),
+        ];
+        let f = fitness(&c, &all_met, |_| None);
+        assert_eq!(
+            f.iter()
+                .map(|f| (f.vip, f.unfit.is_none()))
+                .collect::<Vec<_>>(),
+            [(v200, true), (v201, true)]
+        );
+        let mut udp_lost = all_met;
+        udp_lost[1].1 = false;
+        let f = fitness(&c, &udp_lost, |_| None);
+        assert_eq!(
+            f[0].unfit.as_deref(),
+            Some("service UDP 203.0.113.200:53 lost its quorum")
+        );
+        assert_eq!(f[1].unfit, None);
+        let f = fitness(&c, &all_met, |v| {
+            (v == v201).then(|| ("VI_1".to_owned(), false))
+        });
+        assert_eq!(f[0].unfit, None);
+        assert_eq!(
+            f[1].unfit.as_deref(),
+            Some("VRRP instance VI_1 is not MASTER")
+        );
+        let f = fitness(&c, &all_met, |_| Some(("VI_1".to_owned(), true)));
+        assert!(f.iter().all(|f| f.unfit.is_none()));
     }
 
     /// announce moved to another port: off the old interface, on the new one.

@@ -311,34 +311,11 @@ impl Core {
     /// Whether each VIP may be served here: every service of it has its quorum, and the VRRP
     /// instance that holds it (if one does) is MASTER.
     pub fn fitness(&self) -> Vec<Fitness> {
-        let quorums: HashMap<_, bool> = self.health.quorums().into_iter().collect();
-        let mut vips: Vec<Fitness> = Vec::new();
-        for svc in &self.running.services {
-            let i = match vips.iter().position(|f| f.vip == svc.vip) {
-                Some(i) => i,
-                None => {
-                    vips.push(Fitness {
-                        vip: svc.vip,
-                        unfit: None,
-                    });
-                    vips.len() - 1
-                }
-            };
-            if vips[i].unfit.is_none()
-                && quorums.get(&(svc.protocol, svc.vip, svc.port)) == Some(&false)
-            {
-                vips[i].unfit = Some(format!(
-                    "service {:?} {}:{} lost its quorum",
-                    svc.protocol, svc.vip, svc.port
-                ));
-            }
-        }
-        for f in vips.iter_mut().filter(|f| f.unfit.is_none()) {
-            if let Some((name, false)) = self.vrrp.holder(f.vip) {
-                f.unfit = Some(format!("VRRP instance {name} is not MASTER"));
-            }
-        }
-        vips
+        crate::announce::fitness(&self.running, &self.health.quorums(), |vip| {
+            self.vrrp
+                .holder(vip)
+                .map(|(name, master)| (name.to_owned(), master))
+        })
     }
 
     /// The kernel interface `announce` names, and its hold-down.
