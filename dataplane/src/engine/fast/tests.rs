@@ -206,6 +206,8 @@ fn run(steps: &[Step], burst: usize, capacity: usize, variant: usize) -> (u64, u
             svc.reals[0].upper_threshold = 3;
             svc.expire_nodest_conn = true;
         }
+        // sloppy_tcp (DR, TUN): mid-flow segments of no connection create one.
+        svc.sloppy_tcp = variant & 4 == 4 && !svc.mode.sees_replies();
     }
     snap.expire_nodest_conn = variant & 2 == 2;
     let mut pair = Pair {
