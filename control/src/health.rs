@@ -92,6 +92,8 @@ struct Service {
 #[derive(Default)]
 pub struct Health {
     checker: Option<(Checker, Receiver<Report>)>,
+    /// Checks completed by checkers that were stopped (the final count at exit keeps them).
+    checks_before: u64,
     probes: HashMap<Probe, ProbeState>,
     /// Which servers each probe decides.
     users: HashMap<Probe, Vec<(ServiceKey, ServerAddr)>>,
@@ -359,6 +361,7 @@ impl Health {
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => {
                         warn!("the health checker stopped: real servers keep their last state");
+                        self.checks_before = self.checks_done();
                         self.checker = None;
                         break;
                     }
@@ -672,7 +675,7 @@ impl Health {
 
     /// Checks the checker completed so far (retries included).
     pub fn checks_done(&self) -> u64 {
-        self.checker.as_ref().map_or(0, |(c, _)| c.completed())
+        self.checks_before + self.checker.as_ref().map_or(0, |(c, _)| c.completed())
     }
 
     /// Whether each service has its quorum (VRRP's `track_service`).
@@ -687,6 +690,7 @@ impl Health {
     /// each live server, quorum_down of each service with its quorum), and waits up to
     /// `wait` for every script to end.
     pub fn shutdown(&mut self, wait: Duration) {
+        self.checks_before = self.checks_done();
         self.checker = None;
         let mut scripts = Vec::new();
         for key in &self.order {

@@ -72,6 +72,14 @@ pub fn build_checked(
         }
     }
     let mut snapshot = Snapshot::with_ports(ports);
+    // With announce, a VIP off every subnet is routed here (checked at load: only then).
+    if config.announce.is_some() {
+        for svc in &config.services {
+            if on_link(svc.vip).is_none() && !snapshot.routed.contains(&svc.vip) {
+                snapshot.routed.push(svc.vip);
+            }
+        }
+    }
     snapshot.generation = generation;
     // The owner function is the run's, fixed at start: carried over from snapshot to snapshot.
     snapshot.steering = previous.and_then(|p| p.steering.clone());
@@ -289,6 +297,7 @@ fn same_service(a: &Service, b: &Service) -> bool {
     };
     (a.mode, a.scheduler, a.flags, &a.local_addrs, a.persistence)
         == (b.mode, b.scheduler, b.flags, &b.local_addrs, b.persistence)
+        && (a.sloppy_tcp, a.expire_nodest_conn) == (b.sloppy_tcp, b.expire_nodest_conn)
         && reals(a) == reals(b)
 }
 
@@ -312,6 +321,12 @@ fn describe(svc: &Service, tag: &str) -> String {
     }
     if let Some(p) = svc.persistence {
         sched += &format!(", persistent {} s per {} network", p.timeout_s, p.netmask);
+    }
+    if svc.sloppy_tcp {
+        sched += ", sloppy_tcp";
+    }
+    if svc.expire_nodest_conn {
+        sched += ", expire_nodest_conn";
     }
     let weights: Vec<String> = svc
         .reals

@@ -1232,7 +1232,7 @@ fn transport(
             return Ok(verdict);
         }
     }
-    if !port.owns(p.dst.addr) {
+    if !port.owns(p.dst.addr) && !snapshot.routed.contains(&p.dst.addr) {
         return Err(DropReason::NotForUs);
     }
     let Some((service_index, service)) = snapshot.service(p.protocol, p.dst) else {
@@ -1475,7 +1475,7 @@ fn icmp_packet(
             .map_err(|_| DropReason::Malformed)?;
         (m.msg_type(), m.code(), m.is_error())
     };
-    if msg_type == icmp::TYPE_ECHO_REQUEST && port.owns(dst) {
+    if msg_type == icmp::TYPE_ECHO_REQUEST && (port.owns(dst) || snapshot.routed.contains(&dst)) {
         if code != 0 {
             return Err(DropReason::UnsupportedProtocol);
         }

@@ -224,6 +224,10 @@ pub struct Snapshot {
     /// Addresses whose VRRP instance is not MASTER here: their traffic is dropped
     /// (`not_master`), and no port answers for them.
     pub standby: Vec<Ipv4Addr>,
+    /// VIPs on no port's subnet, routed to this appliance (`announce`: the routers send
+    /// their traffic to a port's own address): served on any port, never answered for in ARP
+    /// (nobody on a segment asks), answered for in ping.
+    pub routed: Vec<Ipv4Addr>,
     /// This appliance sends its connections to backups (its sync instance is MASTER): workers
     /// count the clients' packets and note connections by IPVS's rule.
     pub sync_master: bool,

@@ -2542,3 +2542,39 @@ fn sloppy_tcp_takes_over_a_flow_from_another_node() {
     );
     assert_eq!((c.conns.len(), c.sloppy_created()), (0, 0));
 }
+
+/// A VIP routed to the appliance (`announce`, on no port's subnet): its traffic is served and
+/// its ping answered though no port answers ARP for it; without being routed, `not_for_us`.
+#[test]
+fn a_routed_vip_is_served_without_arp() {
+    let mut snap = cluster_snapshot(true);
+    for port in &mut snap.ports {
+        port.ipv4.retain(|a| *a != Ipv4Addr::from(VIP));
+    }
+    let mut st = state();
+    let mut syn = from_client(PROTO_TCP, 40000, 82, SYN, b"");
+    assert_eq!(
+        process(&mut syn, 0, &snap, &mut st, 0),
+        Verdict::Drop(DropReason::NotForUs)
+    );
+    snap.routed.push(VIP.into());
+    let mut syn = from_client(PROTO_TCP, 40000, 82, SYN, b"");
+    assert!(matches!(
+        process(&mut syn, 0, &snap, &mut st, 0),
+        Verdict::Forward { created: true, .. }
+    ));
+    let mut ping = VecFrame::new(&icmp_frame(MAC0, CLIENT, VIP, icmp::TYPE_ECHO_REQUEST));
+    assert!(matches!(
+        process(&mut ping, 0, &snap, &mut st, 0),
+        Verdict::Reply(_)
+    ));
+    let mut arp = VecFrame::new(&crate::engine::arp_request(
+        CLIENT_MAC,
+        CLIENT.into(),
+        VIP.into(),
+    ));
+    assert!(!matches!(
+        process(&mut arp, 0, &snap, &mut st, 0),
+        Verdict::Reply(_)
+    ));
+}
