@@ -495,8 +495,14 @@ impl WorkerState {
                 .filter(|o| o.sched.kind() == s.scheduler && same_flags(o, s));
             let sched = match kept {
                 Some(mut o) => {
+                    // The hashing schedulers' tables follow the members (a failed server is
+                    // one though no longer a real server): rebuilt each snapshot (Maglev's is
+                    // the snapshot's own; sh's is 256 buckets).
                     if !same_servers(&o.reals, &s.reals)
-                        || o.sched.kind() == crate::sched::SchedulerKind::Mh
+                        || matches!(
+                            o.sched.kind(),
+                            crate::sched::SchedulerKind::Mh | crate::sched::SchedulerKind::Sh
+                        )
                     {
                         o.sched.reconfigure(&o.reals, s, worker);
                     }
