@@ -24,7 +24,7 @@ PACKAGES=(
     libdpdk-dev dpdk dpdk-dev pkg-config clang libclang-dev gcc
     libsystemd-dev
     iproute2 iputils-ping arping ethtool python3 curl procps kmod
-    keepalived
+    keepalived bird2
 )
 # promtool and Python's prometheus_client, for the metrics format test
 # (control/tests/metrics_format.rs). Installed without their Recommends (prometheus's
