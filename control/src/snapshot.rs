@@ -369,9 +369,13 @@ mod tests {
 )"#,
             reals.join(", ")
         );
+        parse(&source)
+    }
+
+    fn parse(source: &str) -> Config {
         ron::Options::default()
             .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
-            .from_str(&source)
+            .from_str(source)
             .unwrap()
     }
 
@@ -415,10 +419,7 @@ mod tests {
 )"#,
             reals.join(", ")
         );
-        ron::Options::default()
-            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
-            .from_str(&source)
-            .unwrap()
+        parse(&source)
     }
 
     /// The clients of the tests: a fixed xorshift sequence of addresses and ports.
@@ -643,10 +644,7 @@ mod tests {
 )"#,
             services.join(", ")
         );
-        ron::Options::default()
-            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
-            .from_str(&source)
-            .unwrap()
+        parse(&source)
     }
 
     /// A reload of a thousand services logs a summary, not a line each; a small change names
