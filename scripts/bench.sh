@@ -146,10 +146,11 @@ try_gen() {
 # FWD or start_rvsd MODE). Debian's DPDK 22.11 memif driver, which testpmd and rvsd (linked
 # statically) share, sometimes crashes when a peer connects with several queues (gdb on
 # testpmd's cores: in librte_net_memif, in the forwarding lcore, before any packet; about one
-# start in three with two queue pairs here): a run whose device died is tried again with a
-# fresh one, up to DUT_TRIES times in all, and each death is said. A generator failure
-# against a live device is final.
-DUT_TRIES=3
+# start in three with two queue pairs here, one in two in some clean-clone runs, where three
+# tries in a row all failed once): a run whose device died is tried again with a fresh one,
+# up to DUT_TRIES times in all, and each death is said. A generator failure against a live
+# device is final.
+DUT_TRIES=10
 fresh_dut() {
     local start=$1 arg=$2 name=$3 try status
     shift 3

@@ -119,8 +119,8 @@ pub struct Service {
 }
 
 impl Service {
-    /// The members of its hashing table, canonical: [`Service::members`]'s field, or the real
-    /// servers with their weights when that is empty.
+    /// The members of its hashing table, canonical: the `members` field, or the real servers
+    /// with their weights when that is empty.
     pub fn members(&self) -> Vec<crate::sched::Member> {
         if self.members.is_empty() {
             crate::sched::canonical(

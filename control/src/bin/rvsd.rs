@@ -742,6 +742,9 @@ fn run(loaded: &LoadedConfig, cores: &[usize]) -> Result<(), Failure> {
             let wait = core
                 .vrrp
                 .deadline()
+                .into_iter()
+                .chain(core.announce_deadline())
+                .min()
                 .map_or(CONTROL_POLL, |at| {
                     at.saturating_duration_since(Instant::now())
                 })

@@ -109,11 +109,6 @@ impl MaglevTable {
         &self.servers
     }
 
-    /// The server a client's first choice is, ignoring availability (tests, cluster checks).
-    pub fn first_choice(&self, client: Endpoint) -> Option<Endpoint> {
-        self.entry(self.slot(client, 0)).map(|m| self.servers[m].0)
-    }
-
     pub fn size(&self) -> usize {
         self.lookup.len()
     }
